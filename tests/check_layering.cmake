@@ -1,0 +1,11 @@
+# Fails when a pure layer includes an I/O or TLS header.
+foreach(dir protocol config)
+  file(GLOB files ${ROOT}/${dir}/*.h ${ROOT}/${dir}/*.cpp)
+  foreach(f IN LISTS files)
+    file(STRINGS ${f} hits REGEX "#include[ \t]*[<\"](uv\\.h|openssl/|sys/socket\\.h|netinet/|proxy/)")
+    if(hits)
+      message(FATAL_ERROR "${f} breaks the layering rule: ${hits}")
+    endif()
+  endforeach()
+endforeach()
+message(STATUS "protocol/ and config/ include no I/O or TLS headers")
