@@ -1,0 +1,162 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/duration.h"
+
+namespace popbridge::config {
+
+// The configuration is one TOML file; config/popbridge.example.toml documents every key with
+// its default. Loading never throws: every problem becomes a ConfigError with file, line,
+// column and key path, and all of them are reported at once.
+//
+// Paths (certificate, private_key, ca_file, upstream_password_file) that are relative are
+// resolved against the directory of the config file by loadConfigFile(), so a config directory
+// can be mounted anywhere. loadConfigString() leaves them as written.
+//
+// Environment overrides
+// ---------------------
+// Applied after the file and validated exactly like the file's values; an error in one names
+// the variable instead of a file position. An empty value is a value (e.g.
+// POPBRIDGE_UPSTREAM_CA_FILE= selects the system CA bundle).
+//
+//   POPBRIDGE_UPSTREAM_HOST          upstream.host
+//   POPBRIDGE_UPSTREAM_PORT          upstream.port          (1-65535)
+//   POPBRIDGE_UPSTREAM_TLS           upstream.tls           (implicit | starttls | none)
+//   POPBRIDGE_UPSTREAM_CA_FILE       upstream.ca_file
+//   POPBRIDGE_UPSTREAM_SERVER_NAME   upstream.server_name
+//   POPBRIDGE_LOG_LEVEL              server.log_level       (error | warn | info | debug)
+//   POPBRIDGE_LOG_FORMAT             server.log_format      (text | json)
+//   POPBRIDGE_MAILBOX_FOLDER         mailbox.folder         (accounts that set folder keep theirs)
+//   POPBRIDGE_MAILBOX_ON_DELETE      mailbox.on_delete      (accounts that set on_delete keep
+//   theirs)
+
+enum class LogLevel { Error, Warn, Info, Debug };
+enum class LogFormat { Text, Json };
+enum class ListenerTls { None, StartTls, Implicit };
+enum class UpstreamTls { Implicit, StartTls, None };
+enum class DeletePolicy { Flag, Expunge, Move, Seen, Keep };
+enum class TlsVersion { V1_0, V1_1, V1_2, V1_3 };
+enum class UpstreamAuth { Auto, Login, Plain };  // auto: AUTHENTICATE PLAIN when advertised
+
+struct ServerConfig {
+  unsigned workers = 1;  // 0 = one per CPU core
+  // RFC 1939 asks for an autologout timer of at least 10 minutes; shorter is allowed (devices
+  // that poll and quit do not care) but warned about; below 1s is an error.
+  Duration idleTimeout = std::chrono::minutes(10);
+  unsigned maxConnections = 10000;
+  unsigned maxConnectionsPerIp = 50;  // 0 = no per-address limit
+  LogLevel logLevel = LogLevel::Info;
+  LogFormat logFormat = LogFormat::Text;
+  unsigned maxBadCommands = 10;  // then the client is disconnected
+  Duration authFailureDelay = std::chrono::seconds(2);
+  Duration shutdownTimeout = std::chrono::seconds(10);  // graceful drain on SIGTERM
+  std::size_t bufferSize = 64 * 1024;                   // per-direction read buffer
+  std::size_t writeHighWatermark = 256 * 1024;          // low watermark = half
+};
+
+struct ListenerConfig {
+  std::string address;  // as written, e.g. "0.0.0.0:110", "[::]:995"
+  std::string host;     // the literal IP, without brackets
+  std::uint16_t port = 0;
+  ListenerTls tls = ListenerTls::StartTls;
+  std::string certificate;
+  std::string privateKey;
+  TlsVersion minTlsVersion = TlsVersion::V1_2;
+  bool allowPlaintextAuth = false;  // USER/PASS and AUTH before TLS
+  Duration handshakeTimeout = std::chrono::seconds(30);
+};
+
+struct UpstreamConfig {
+  std::string host;  // a DNS name or a literal IP (IPv6 without brackets)
+  // Defaults to 993 for tls = "implicit" and to 143 otherwise when the file does not set it.
+  std::uint16_t port = 993;
+  UpstreamTls tls = UpstreamTls::Implicit;
+  std::string caFile;  // empty: the system CA bundle
+  bool verifyCertificate = true;
+  std::string serverName;  // SNI and certificate name; empty: host
+  Duration connectTimeout = std::chrono::seconds(10);
+  Duration commandTimeout = std::chrono::seconds(60);
+  UpstreamAuth auth = UpstreamAuth::Auto;
+  TlsVersion minTlsVersion = TlsVersion::V1_2;
+
+  const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
+};
+
+struct MailboxConfig {
+  std::string folder = "INBOX";
+  DeletePolicy onDelete = DeletePolicy::Flag;
+  std::string moveTo = "Trash";  // used by onDelete == Move
+  bool markSeenOnRetr = false;
+  std::string uidlFormat = "%08Xu%08Xv";  // already checked by protocol::UidlFormat::parse
+  std::uint32_t maxMessages = 0;          // 0 = all; N = only the newest N
+};
+
+struct AccountConfig {
+  std::string user;
+  std::string passwordHash;  // argon2 encoded string, checked by checkPasswordHash()
+  std::string upstreamUser;
+  std::string upstreamPasswordFile;
+  // Read from upstreamPasswordFile at load, trailing CR/LF stripped. Never print or log it.
+  std::string upstreamPassword;
+  MailboxConfig mailbox;  // [mailbox] with this account's overrides applied
+};
+
+struct Config {
+  ServerConfig server;
+  std::vector<ListenerConfig> listeners;
+  UpstreamConfig upstream;
+  MailboxConfig mailbox;
+  std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
+
+  // Exact, case-sensitive match; nullptr when there is no such account.
+  const AccountConfig* findAccount(std::string_view user) const;
+};
+
+struct ConfigError {
+  std::string file;        // the config file, or the environment variable for an override
+  std::uint32_t line = 0;  // 1-based; 0 when the problem has no position (e.g. a missing table)
+  std::uint32_t column = 0;
+  std::string keyPath;  // e.g. "listener[0].tls"; empty for TOML syntax errors
+  std::string message;
+
+  // "file:12:5: listener[0].tls: expected one of none, starttls, implicit, got \"tsl\""
+  std::string toString() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;  // set only when there are no errors
+  std::vector<ConfigError> errors;
+  // Valid but unsafe or surprising settings, formatted like errors ("file:3:1: key: text").
+  std::vector<std::string> warnings;
+
+  bool ok() const { return config.has_value() && errors.empty(); }
+};
+
+// Injected so that tests stay pure; main passes the real environ.
+using Environment = std::map<std::string, std::string>;
+
+// Reads at most 1 MiB from `path`; a file that cannot be read is a single error.
+LoadResult loadConfigFile(const std::string& path, const Environment& env);
+LoadResult loadConfigString(std::string_view toml, std::string_view sourceName,
+                            const Environment& env);
+
+// Human summary for --check-config. Shows paths and names, never passwords or hashes.
+std::string summarize(const Config& config);
+
+std::string_view toString(LogLevel value);
+std::string_view toString(LogFormat value);
+std::string_view toString(ListenerTls value);
+std::string_view toString(UpstreamTls value);
+std::string_view toString(DeletePolicy value);
+std::string_view toString(TlsVersion value);  // "1.0" .. "1.3"
+std::string_view toString(UpstreamAuth value);
+
+}  // namespace popbridge::config

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace popbridge::protocol {
+
+// A command ready to send. Every segment except the last ends with a synchronizing literal
+// header "{n}\r\n" (or, for AUTHENTICATE without SASL-IR, with the command line itself): the
+// sender must wait for a "+" continuation before sending the next segment. segments[0] starts
+// with the tag; the last segment ends with CRLF.
+struct ImapCommand {
+  std::string tag;
+  std::vector<std::string> segments;
+  // Set when the segments carry a password or SASL credentials. Such a command must never be
+  // logged verbatim; log `tag` and the verb instead.
+  bool sensitive = false;
+};
+
+// Builds IMAP4rev1 / IMAP4rev2 client commands (RFC 3501, RFC 9051). Arguments that are strings
+// on the wire (user, password, mailbox, ID fields) are encoded as atom, quoted string or literal,
+// whichever is the simplest that can carry them. Arguments documented as "verbatim" (sets, search
+// criteria, fetch items, store operations) are protocol syntax chosen by the caller and are
+// copied as they are; they must not contain CR or LF.
+class ImapCommandBuilder {
+ public:
+  explicit ImapCommandBuilder(std::string tagPrefix = "P");
+
+  // RFC 7888: literals become "{n+}\r\n" and are sent inline, so every command is one segment.
+  void setLiteralPlus(bool on) { literalPlus_ = on; }
+  // RFC 4959: the initial SASL response goes on the AUTHENTICATE line.
+  void setSaslIr(bool on) { saslIr_ = on; }
+
+  ImapCommand capability();
+  ImapCommand starttls();
+  ImapCommand noop();
+  ImapCommand logout();
+  ImapCommand login(std::string_view user, std::string_view password);
+  // SASL PLAIN (RFC 4616) with an empty authorization identity. With SASL-IR one segment
+  // "tag AUTHENTICATE PLAIN <b64>\r\n"; without it two segments, "tag AUTHENTICATE PLAIN\r\n"
+  // and "<b64>\r\n", the second to be sent after the server's "+".
+  ImapCommand authenticatePlain(std::string_view user, std::string_view password);
+  // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7.
+  ImapCommand select(std::string_view mailboxUtf8, bool readOnly = false);
+  ImapCommand uidSearch(std::string_view criteria);                       // criteria verbatim
+  ImapCommand fetch(std::string_view seqSet, std::string_view items);     // both verbatim
+  ImapCommand uidFetch(std::string_view uidSet, std::string_view items);  // both verbatim
+  // op e.g. "+FLAGS.SILENT", flagList e.g. "(\\Deleted)"; all verbatim.
+  ImapCommand uidStore(std::string_view uidSet, std::string_view op, std::string_view flagList);
+  ImapCommand uidExpunge(std::string_view uidSet);
+  ImapCommand uidMove(std::string_view uidSet, std::string_view mailboxUtf8);
+  ImapCommand uidCopy(std::string_view uidSet, std::string_view mailboxUtf8);
+  // RFC 2971; no fields -> "ID NIL".
+  ImapCommand id(std::span<const std::pair<std::string, std::string>> fields);
+
+ private:
+  std::string nextTag();
+  std::string tagPrefix_;
+  std::uint64_t tagCounter_ = 1;
+  bool literalPlus_ = false;
+  bool saslIr_ = false;
+};
+
+// Sorted, de-duplicated, compressed UID set: {9, 1, 3, 2, 10, 7, 3} -> "1:3,7,9:10". Empty -> "".
+std::string formatUidSet(std::span<const std::uint32_t> uids);
+
+// RFC 3501 5.1.3 modified UTF-7: printable ASCII except '&' stays as is, '&' becomes "&-", any
+// other character becomes "&<modified base64 of UTF-16BE>-". Invalid UTF-8 sequences are
+// encoded as U+FFFD, so the result is always a valid name (callers should validate UTF-8 earlier
+// to report such names; see isValidUtf8).
+std::string encodeMailboxName(std::string_view utf8);
+
+bool isValidUtf8(std::string_view text);
+
+// No IMAP string form (RFC 3501 literals exclude NUL) and no SASL PLAIN message can carry a NUL
+// byte. The builder sends such a string anyway, and the server refuses it; callers that want a
+// local error check this first.
+inline bool isImapSendable(std::string_view text) {
+  return text.find('\0') == std::string_view::npos;
+}
+
+}  // namespace popbridge::protocol

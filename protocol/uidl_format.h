@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace popbridge::protocol {
+
+// Turns an IMAP (UID, UIDVALIDITY) pair into a POP3 UIDL string, using a Dovecot-compatible
+// template so that users moving from a Dovecot POP3 server keep their UIDLs (and their clients
+// do not download everything again). Dovecot's default is "%08Xu%08Xv": 8 hex digits of the UID
+// followed by 8 of the UIDVALIDITY, 16 characters in all. Dovecot's %X writes lower-case hex
+// (its var_expand uses "%llx"), and so does ours: an integration test compares our UIDLs with
+// Dovecot's own POP3 server on the same mailbox.
+//
+// Template syntax:
+//   any byte 0x21..0x7E except '%'   copied as is
+//   %%                               a literal '%'
+//   %[0][width][X|x|d](u|v)          u = UID, v = UIDVALIDITY; X or x lower-case hex,
+//                                    d or nothing decimal; 0 pads with zeros to width
+// A width without the 0 flag would pad with spaces, which RFC 1939 forbids, so it is an error.
+//
+// parse() proves once that every possible output is 1..70 characters of 0x21..0x7E (RFC 1939
+// section 7), so format() never has to check.
+class UidlFormat {
+ public:
+  static constexpr std::size_t kMaxLength = 70;
+  static constexpr std::string_view kDovecotDefault = "%08Xu%08Xv";
+
+  // Returns nullopt and a one-line reason in `error` when the template is not usable. The
+  // template must contain %u: a UIDL without the UID would not be unique.
+  static std::optional<UidlFormat> parse(std::string_view spec, std::string& error);
+
+  std::string format(std::uint32_t uid, std::uint32_t uidValidity) const;
+  // Appends without an intermediate string: UIDL listings run over 100,000 messages.
+  void appendTo(std::string& out, std::uint32_t uid, std::uint32_t uidValidity) const;
+
+  // The longest output any (uid, uidValidity) pair can produce; at most kMaxLength.
+  std::size_t maxLength() const { return maxLength_; }
+  // True when the template contains %v. Without it, UIDLs can repeat after a UIDVALIDITY change.
+  bool usesUidValidity() const { return usesUidValidity_; }
+  const std::string& spec() const { return spec_; }
+
+ private:
+  enum class Field : std::uint8_t { Literal, Uid, UidValidity };
+  enum class Radix : std::uint8_t { Decimal, Hex };
+  struct Piece {
+    Field field = Field::Literal;
+    Radix radix = Radix::Decimal;
+    std::uint8_t width = 0;  // zero padding; only ever with the 0 flag
+    std::uint8_t literalOffset = 0;
+    std::uint8_t literalLength = 0;
+  };
+
+  UidlFormat() = default;
+
+  std::string spec_;
+  std::string literals_;  // all literal text, referenced by Piece offsets
+  std::vector<Piece> pieces_;
+  std::size_t maxLength_ = 0;
+  bool usesUidValidity_ = false;
+};
+
+}  // namespace popbridge::protocol

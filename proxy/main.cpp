@@ -1,0 +1,131 @@
+// popbridge: a POP3 front end for IMAP mailboxes.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "config/config.h"
+#include "config/password.h"
+#include "proxy/boringssl_check.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+extern char** environ;
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: popbridge --config FILE        run the proxy\n"
+    "       popbridge --check-config FILE  validate FILE, print a summary; exit 0 when valid\n"
+    "       popbridge hash-password        read a password on stdin, print its argon2id hash\n"
+    "       popbridge --version\n"
+    "       popbridge --help\n"
+    "\n"
+    "Environment overrides (POPBRIDGE_UPSTREAM_HOST and others) are listed in the README.\n";
+
+popbridge::config::Environment readEnvironment() {
+  popbridge::config::Environment env;
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string_view item(*entry);
+    if (item.rfind("POPBRIDGE_", 0) != 0) continue;
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+  }
+  return env;
+}
+
+popbridge::proxy::LogLevel toLogLevel(popbridge::config::LogLevel level) {
+  using popbridge::config::LogLevel;
+  switch (level) {
+    case LogLevel::Error:
+      return popbridge::proxy::LogLevel::Error;
+    case LogLevel::Warn:
+      return popbridge::proxy::LogLevel::Warn;
+    case LogLevel::Info:
+      return popbridge::proxy::LogLevel::Info;
+    case LogLevel::Debug:
+      return popbridge::proxy::LogLevel::Debug;
+  }
+  return popbridge::proxy::LogLevel::Info;
+}
+
+// Loads and reports; returns the config only when it is valid.
+std::optional<popbridge::config::Config> load(const std::string& path) {
+  auto result = popbridge::config::loadConfigFile(path, readEnvironment());
+  for (const auto& error : result.errors) std::cerr << "error: " << error.toString() << "\n";
+  for (const auto& warning : result.warnings) std::cerr << "warning: " << warning << "\n";
+  if (!result.ok()) {
+    std::cerr << path << ": " << result.errors.size() << " error(s)\n";
+    return std::nullopt;
+  }
+  return std::move(result.config);
+}
+
+int hashPassword() {
+  std::string password;
+  if (isatty(STDIN_FILENO)) std::cerr << "Password: " << std::flush;
+  if (!std::getline(std::cin, password)) {
+    std::cerr << "error: no password on stdin\n";
+    return 2;
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.empty()) {
+    std::cerr << "error: empty password\n";
+    return 2;
+  }
+  std::cout << popbridge::config::hashPassword(password) << "\n";
+  std::fill(password.begin(), password.end(), '\0');
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string configPath;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "--version") {
+      std::cout << "popbridge " POPBRIDGE_VERSION " (" << popbridge::proxy::tlsLibraryVersion()
+                << ")\n";
+      return 0;
+    }
+    if (arg == "hash-password" && argc == 2) return hashPassword();
+    if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
+      check = arg == "--check-config";
+      configPath = argv[++i];
+      continue;
+    }
+    if (arg.rfind("--config=", 0) == 0 || arg.rfind("--check-config=", 0) == 0) {
+      check = arg.rfind("--check-config=", 0) == 0;
+      configPath = std::string(arg.substr(arg.find('=') + 1));
+      continue;
+    }
+    std::cerr << "popbridge: unknown or incomplete argument '" << arg << "'\n\n" << kUsage;
+    return 2;
+  }
+  if (configPath.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  auto config = load(configPath);
+  if (!config) return 1;
+  if (check) {
+    std::cout << popbridge::config::summarize(*config);
+    std::cout << configPath << ": OK\n";
+    return 0;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  popbridge::proxy::initLogging(toLogLevel(config->server.logLevel),
+                                config->server.logFormat == popbridge::config::LogFormat::Json);
+  return popbridge::proxy::runServer(*config);
+}

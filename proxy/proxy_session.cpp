@@ -1,0 +1,473 @@
+#include "proxy/proxy_session.h"
+
+#include <cstring>
+
+#include "config/password.h"
+
+namespace popbridge::proxy {
+namespace {
+
+protocol::DeletePolicy toPolicy(config::DeletePolicy policy) {
+  switch (policy) {
+    case config::DeletePolicy::Flag:
+      return protocol::DeletePolicy::Flag;
+    case config::DeletePolicy::Expunge:
+      return protocol::DeletePolicy::Expunge;
+    case config::DeletePolicy::Move:
+      return protocol::DeletePolicy::Move;
+    case config::DeletePolicy::Seen:
+      return protocol::DeletePolicy::Seen;
+    case config::DeletePolicy::Keep:
+      return protocol::DeletePolicy::Keep;
+  }
+  return protocol::DeletePolicy::Flag;
+}
+
+protocol::UpstreamLogin toLogin(config::UpstreamAuth auth) {
+  switch (auth) {
+    case config::UpstreamAuth::Auto:
+      return protocol::UpstreamLogin::Auto;
+    case config::UpstreamAuth::Login:
+      return protocol::UpstreamLogin::Login;
+    case config::UpstreamAuth::Plain:
+      return protocol::UpstreamLogin::Plain;
+  }
+  return protocol::UpstreamLogin::Auto;
+}
+
+protocol::SessionOptions makeOptions(const config::Config& config,
+                                     const config::ListenerConfig& listener) {
+  protocol::SessionOptions options;
+  options.tlsActive = listener.tls == config::ListenerTls::Implicit;
+  options.stlsAvailable = listener.tls == config::ListenerTls::StartTls;
+  options.allowPlaintextAuth = listener.allowPlaintextAuth;
+  options.upstreamStartTls = config.upstream.tls == config::UpstreamTls::StartTls;
+  options.upstreamLogin = toLogin(config.upstream.auth);
+  options.maxBadCommands = config.server.maxBadCommands;
+  options.mailbox = toMailboxOptions(config.mailbox);
+  return options;
+}
+
+LogLevel toLevel(protocol::LogSeverity severity) {
+  switch (severity) {
+    case protocol::LogSeverity::Error:
+      return LogLevel::Error;
+    case protocol::LogSeverity::Warn:
+      return LogLevel::Warn;
+    case protocol::LogSeverity::Info:
+      return LogLevel::Info;
+    case protocol::LogSeverity::Debug:
+      return LogLevel::Debug;
+  }
+  return LogLevel::Info;
+}
+
+}  // namespace
+
+protocol::MailboxOptions toMailboxOptions(const config::MailboxConfig& mailbox) {
+  protocol::MailboxOptions options;
+  options.folder = mailbox.folder;
+  options.onDelete = toPolicy(mailbox.onDelete);
+  options.moveTo = mailbox.moveTo;
+  options.markSeenOnRetr = mailbox.markSeenOnRetr;
+  std::string error;
+  // The loader already validated the template; the default stays on a miss.
+  if (auto uidl = protocol::UidlFormat::parse(mailbox.uidlFormat, error)) options.uidl = *uidl;
+  options.maxMessages = mailbox.maxMessages;
+  return options;
+}
+
+// A password check on libuv's thread pool: argon2 takes tens of milliseconds
+// of CPU, which must not stall every other session on the loop.
+struct ProxySession::VerifyJob {
+  uv_work_t request{};
+  std::weak_ptr<bool> alive;
+  ProxySession* session = nullptr;
+  const config::AccountConfig* account = nullptr;
+  std::string password;
+  bool ok = false;
+};
+
+ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime& listener,
+                           std::uint64_t id, UvHandle<uv_tcp_t> client,
+                           std::function<void(ProxySession&)> onDone)
+    : env_(env),
+      listener_(listener),
+      id_(id),
+      onDone_(std::move(onDone)),
+      started_(std::chrono::steady_clock::now()),
+      session_(makeOptions(*env.config, *listener.config), *this),
+      idleTimer_(env.loop),
+      commandTimer_(env.loop),
+      delayTimer_(env.loop) {
+  const auto& server = env_.config->server;
+  Stream::Options options;
+  options.readBufferSize = server.bufferSize;
+  options.highWatermark = server.writeHighWatermark;
+  options.handshakeTimeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(listener_.config->handshakeTimeout);
+  Stream::Callbacks callbacks;
+  callbacks.onData = [this](std::string_view data) { onClientData(data); };
+  callbacks.onDrain = [this] { onClientDrain(); };
+  callbacks.onTlsReady = [this] { onClientTlsReady(); };
+  callbacks.onClose = [this](std::string_view reason) { onClientClosed(reason); };
+  client_ = std::make_unique<Stream>(env_.loop, std::move(client), options, std::move(callbacks));
+  clientAddress_ = client_->peerAddress();
+}
+
+ProxySession::~ProxySession() {
+  *alive_ = false;
+}
+
+std::string ProxySession::clientIp() const {
+  // "[::1]:5000" -> "::1", "1.2.3.4:5000" -> "1.2.3.4"
+  std::string_view address = clientAddress_;
+  if (!address.empty() && address.front() == '[') {
+    return std::string(address.substr(1, address.find(']') - 1));
+  }
+  return std::string(address.substr(0, address.rfind(':')));
+}
+
+void ProxySession::start() {
+  logAt(LogLevel::Info, "session start on " + listener_.config->address +
+                            " (tls=" + std::string(config::toString(listener_.config->tls)) + ")");
+  touchIdle();
+  if (listener_.config->tls == config::ListenerTls::Implicit) {
+    client_->startTlsServer(listener_.tls->get());
+  } else {
+    greeted_ = true;
+    session_.start();
+  }
+  if (client_) client_->startReading();
+}
+
+void ProxySession::shutdown() {
+  if (done_) return;
+  session_.abort("server shutting down");
+}
+
+// --- client side -------------------------------------------------------------
+
+void ProxySession::onClientData(std::string_view data) {
+  touchIdle();
+  if (session_.closed()) return;
+  if (clientInput_.empty() && session_.readyForCommand() && !client_->aboveHighWatermark()) {
+    auto alive = alive_;
+    std::size_t consumed = session_.feedClient(data);
+    if (!*alive || done_) return;
+    data.remove_prefix(consumed);
+  }
+  if (!data.empty() && !session_.closed()) {
+    // Kept only while the session is busy; reads stay paused meanwhile, so
+    // this holds at most one read's worth.
+    clientInput_.append(data);
+  }
+  pumpClient();
+}
+
+void ProxySession::pumpClient() {
+  if (done_ || !client_) return;
+  auto alive = alive_;
+  std::size_t offset = 0;
+  while (offset < clientInput_.size() && session_.readyForCommand() &&
+         !client_->aboveHighWatermark()) {
+    std::size_t consumed = session_.feedClient(std::string_view(clientInput_).substr(offset));
+    if (!*alive || done_) return;
+    if (consumed == 0) break;
+    offset += consumed;
+  }
+  clientInput_.erase(0, offset);
+  if (session_.closed()) return;
+  bool wantPause = !clientInput_.empty() || client_->aboveHighWatermark();
+  if (wantPause && !clientPaused_) {
+    client_->pauseReading();
+    clientPaused_ = true;
+  } else if (!wantPause && clientPaused_) {
+    clientPaused_ = false;
+    client_->resumeReading();
+  }
+  updateTimers();
+}
+
+void ProxySession::onClientDrain() {
+  touchIdle();
+  if (upstream_ && upstreamPaused_) {
+    upstreamPaused_ = false;
+    upstream_->resumeReading();
+  }
+  pumpClient();
+}
+
+void ProxySession::onClientTlsReady() {
+  logAt(LogLevel::Debug,
+        "client TLS established: " + client_->tlsVersion() + " " + client_->tlsCipher());
+  if (!greeted_) {
+    greeted_ = true;
+    session_.start();
+  } else {
+    session_.onClientTlsReady();
+  }
+  pumpClient();
+}
+
+void ProxySession::onClientClosed(std::string_view reason) {
+  if (endReason_.empty()) endReason_ = reason;
+  auto alive = alive_;
+  session_.onClientClosed(reason);
+  if (!*alive) return;
+  markDone();
+}
+
+void ProxySession::sendToClient(std::string_view bytes) {
+  if (client_) client_->write(bytes);
+}
+
+void ProxySession::startClientTls() {
+  // "+OK Begin TLS" is already queued; Stream sends it in the clear first.
+  clientInput_.clear();
+  client_->startTlsServer(listener_.tls->get());
+}
+
+void ProxySession::closeClient(std::string_view reason) {
+  if (endReason_.empty()) endReason_ = reason;
+  if (client_) client_->closeAfterFlush(reason);
+}
+
+void ProxySession::startAuthDelay() {
+  delayTimer_.start(
+      std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.authFailureDelay),
+      [this] {
+        auto alive = alive_;
+        session_.onDelayElapsed();
+        if (*alive) pumpClient();
+      });
+}
+
+// --- credentials ---------------------------------------------------------------
+
+void ProxySession::resolveCredentials(std::string_view user, std::string_view password) {
+  const config::Config& config = *env_.config;
+  if (config.accounts.empty()) {
+    protocol::UpstreamCredentials credentials;
+    credentials.user = std::string(user);
+    credentials.password = std::string(password);
+    session_.onCredentials(std::move(credentials));
+    return;
+  }
+  const config::AccountConfig* account = config.findAccount(user);
+  auto job = std::make_unique<VerifyJob>();
+  job->alive = alive_;
+  job->session = this;
+  job->account = account;
+  job->password = std::string(password);
+  job->request.data = job.get();
+  int rc = uv_queue_work(
+      env_.loop, &job->request,
+      [](uv_work_t* request) {
+        auto* work = static_cast<VerifyJob*>(request->data);
+        // Unknown users get a hash check too, so timing does not reveal which names exist.
+        static const std::string kDummy = config::hashPassword("popbridge-dummy");
+        work->ok = config::verifyPassword(work->account ? work->account->passwordHash : kDummy,
+                                          work->password) &&
+                   work->account != nullptr;
+        std::fill(work->password.begin(), work->password.end(), '\0');
+      },
+      [](uv_work_t* request, int status) {
+        std::unique_ptr<VerifyJob> work(static_cast<VerifyJob*>(request->data));
+        auto alive = work->alive.lock();
+        if (!alive || !*alive) return;
+        ProxySession& self = *work->session;
+        if (status != 0 || !work->ok) {
+          self.session_.onCredentials(std::nullopt);
+        } else {
+          protocol::UpstreamCredentials credentials;
+          credentials.user = work->account->upstreamUser;
+          credentials.password = work->account->upstreamPassword;
+          credentials.mailbox = toMailboxOptions(work->account->mailbox);
+          self.session_.onCredentials(std::move(credentials));
+        }
+        if (*alive) self.pumpClient();
+      });
+  if (rc != 0) {
+    session_.onCredentials(std::nullopt);
+    return;
+  }
+  job.release();  // owned by the after-work callback now
+}
+
+// --- upstream side -------------------------------------------------------------
+
+void ProxySession::connectUpstream() {
+  const auto& upstream = env_.config->upstream;
+  connector_ = std::make_unique<Connector>(env_.loop);
+  logAt(LogLevel::Debug,
+        "connecting to upstream " + upstream.host + ":" + std::to_string(upstream.port));
+  connector_->connect(
+      upstream.host, upstream.port,
+      std::chrono::duration_cast<std::chrono::milliseconds>(upstream.connectTimeout),
+      [this](UvHandle<uv_tcp_t> tcp, std::string error) {
+        onConnected(std::move(tcp), std::move(error));
+      });
+}
+
+void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
+  auto alive = alive_;
+  if (!error.empty()) {
+    session_.onUpstreamFailed(error);
+    if (*alive) pumpClient();
+    return;
+  }
+  const auto& config = *env_.config;
+  Stream::Options options;
+  options.readBufferSize = config.server.bufferSize;
+  options.highWatermark = config.server.writeHighWatermark;
+  options.handshakeTimeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.upstream.connectTimeout);
+  std::uint64_t generation = ++upstreamGeneration_;
+  Stream::Callbacks callbacks;
+  callbacks.onData = [this](std::string_view data) { onUpstreamData(data); };
+  callbacks.onDrain = [] {};
+  callbacks.onTlsReady = [this] { onUpstreamTlsReady(); };
+  callbacks.onClose = [this, generation](std::string_view reason) {
+    onUpstreamClosed(reason, generation);
+  };
+  upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options, std::move(callbacks));
+  upstreamPaused_ = false;
+  if (config.upstream.tls == config::UpstreamTls::Implicit) {
+    upstream_->startTlsClient(env_.upstreamTls->get(), config.upstream.effectiveServerName(),
+                              env_.upstreamTls->verify());
+  } else {
+    session_.onUpstreamConnected();
+  }
+  if (!*alive || !upstream_) return;
+  upstream_->startReading();
+  updateTimers();
+}
+
+void ProxySession::onUpstreamTlsReady() {
+  logAt(LogLevel::Debug,
+        "upstream TLS established: " + upstream_->tlsVersion() + " " + upstream_->tlsCipher());
+  auto alive = alive_;
+  // One callback serves implicit TLS and STARTTLS; the session ignores the
+  // notification that does not match what it is waiting for.
+  session_.onUpstreamConnected();
+  if (!*alive) return;
+  session_.onUpstreamTlsReady();
+  if (!*alive) return;
+  pumpClient();
+}
+
+void ProxySession::onUpstreamData(std::string_view data) {
+  touchIdle();
+  auto alive = alive_;
+  session_.feedUpstream(data);
+  if (!*alive || done_) return;
+  if (upstream_ && client_ && client_->aboveHighWatermark() && !upstreamPaused_) {
+    // A slow client stops reads from the upstream; onClientDrain resumes them.
+    upstreamPaused_ = true;
+    upstream_->pauseReading();
+  }
+  pumpClient();
+}
+
+void ProxySession::onUpstreamClosed(std::string_view reason, std::uint64_t generation) {
+  if (generation != upstreamGeneration_) {
+    // A retired connection finished flushing its LOGOUT; Stream allows being
+    // destroyed from inside its own onClose.
+    std::erase_if(retiredUpstreams_, [&](const auto& entry) { return entry.first == generation; });
+    return;
+  }
+  auto alive = alive_;
+  upstream_.reset();
+  session_.onUpstreamClosed(reason);
+  if (*alive) pumpClient();
+}
+
+void ProxySession::sendToUpstream(std::string_view bytes) {
+  if (upstream_) upstream_->write(bytes);
+}
+
+void ProxySession::startUpstreamTls() {
+  const auto& upstream = env_.config->upstream;
+  upstream_->startTlsClient(env_.upstreamTls->get(), upstream.effectiveServerName(),
+                            env_.upstreamTls->verify());
+}
+
+void ProxySession::closeUpstream() {
+  connector_.reset();
+  commandTimer_.stop();
+  if (!upstream_) return;
+  // Its onClose no longer speaks for the session once the generation moves on.
+  std::uint64_t generation = upstreamGeneration_++;
+  Stream& stream = *upstream_;
+  retiredUpstreams_.emplace_back(generation, std::move(upstream_));
+  stream.closeAfterFlush("session over");
+}
+
+// --- timers --------------------------------------------------------------------
+
+void ProxySession::touchIdle() {
+  if (done_) return;
+  idleTimer_.start(
+      std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.idleTimeout),
+      [this] {
+        logAt(LogLevel::Info, "idle timeout");
+        session_.onIdleTimeout();
+      });
+}
+
+void ProxySession::updateTimers() {
+  if (done_) return;
+  // The command timer measures upstream silence, not client slowness: it
+  // does not run while upstream reads are paused for backpressure.
+  bool waiting = session_.awaitingUpstream() && !upstreamPaused_;
+  if (!waiting) {
+    commandTimer_.stop();
+    return;
+  }
+  commandTimer_.start(
+      std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->upstream.commandTimeout),
+      [this] {
+        logAt(LogLevel::Warn, "upstream command timed out");
+        auto alive = alive_;
+        session_.onUpstreamTimeout();
+        if (*alive) pumpClient();
+      });
+}
+
+// --- end -----------------------------------------------------------------------
+
+void ProxySession::markDone() {
+  if (done_) return;
+  done_ = true;
+  idleTimer_.stop();
+  commandTimer_.stop();
+  delayTimer_.stop();
+  connector_.reset();
+  const auto& stats = session_.stats();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started_)
+                .count();
+  std::string reason = session_.endReason().empty() ? endReason_ : session_.endReason();
+  logAt(LogLevel::Info, "session end: messages=" + std::to_string(stats.messages) +
+                            " retrieved=" + std::to_string(stats.retrieved) +
+                            " deleted=" + std::to_string(stats.deleted) +
+                            " bytes=" + std::to_string(stats.bodyBytes) +
+                            " duration_ms=" + std::to_string(ms) + " reason=\"" + reason + "\"");
+  if (onDone_) onDone_(*this);
+}
+
+void ProxySession::log(protocol::LogSeverity severity, std::string_view message) {
+  logAt(toLevel(severity), message);
+}
+
+void ProxySession::logAt(LogLevel level, std::string_view message) {
+  if (!logEnabled(level)) return;
+  LogContext context;
+  context.session = id_;
+  context.client = clientAddress_;
+  context.user = session_.stats().user;
+  logLine(level, context, message);
+}
+
+}  // namespace popbridge::proxy

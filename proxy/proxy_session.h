@@ -1,0 +1,111 @@
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "protocol/pop3_session.h"
+#include "proxy/connector.h"
+#include "proxy/log.h"
+#include "proxy/stream.h"
+#include "proxy/tls_context.h"
+#include "proxy/uv_handle.h"
+
+namespace popbridge::proxy {
+
+// What one listener offers its sessions.
+struct ListenerRuntime {
+  const config::ListenerConfig* config = nullptr;
+  const TlsServerContext* tls = nullptr;  // null for tls = "none"
+};
+
+// Everything a session needs from the process, shared by all its sessions.
+struct SessionEnvironment {
+  uv_loop_t* loop = nullptr;
+  const config::Config* config = nullptr;
+  const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
+};
+
+protocol::MailboxOptions toMailboxOptions(const config::MailboxConfig& mailbox);
+
+// Glue between two Streams and one protocol::Pop3Session: turns the
+// session's actions into I/O and I/O events into session inputs. Owns both
+// connections; tells its owner through `onDone` when it is finished, after
+// which the owner destroys it (never from inside one of its callbacks).
+class ProxySession : public protocol::SessionSink {
+ public:
+  ProxySession(const SessionEnvironment& env, const ListenerRuntime& listener, std::uint64_t id,
+               UvHandle<uv_tcp_t> client, std::function<void(ProxySession&)> onDone);
+  ~ProxySession() override;
+
+  void start();
+  // SIGTERM: end now, applying no pending DELE.
+  void shutdown();
+  std::uint64_t id() const { return id_; }
+  bool done() const { return done_; }
+  const std::string& clientAddress() const { return clientAddress_; }
+  std::string clientIp() const;
+
+  // SessionSink.
+  void sendToClient(std::string_view bytes) override;
+  void sendToUpstream(std::string_view bytes) override;
+  void resolveCredentials(std::string_view user, std::string_view password) override;
+  void connectUpstream() override;
+  void startUpstreamTls() override;
+  void startClientTls() override;
+  void startAuthDelay() override;
+  void closeUpstream() override;
+  void closeClient(std::string_view reason) override;
+  void log(protocol::LogSeverity severity, std::string_view message) override;
+
+ private:
+  struct VerifyJob;
+
+  void onClientData(std::string_view data);
+  void onClientDrain();
+  void onClientTlsReady();
+  void onClientClosed(std::string_view reason);
+  void onUpstreamData(std::string_view data);
+  void onUpstreamTlsReady();
+  void onUpstreamClosed(std::string_view reason, std::uint64_t generation);
+  void onConnected(UvHandle<uv_tcp_t> tcp, std::string error);
+  void pumpClient();
+  void updateTimers();
+  void touchIdle();
+  void logAt(LogLevel level, std::string_view message);
+  void markDone();
+
+  SessionEnvironment env_;
+  ListenerRuntime listener_;
+  std::uint64_t id_;
+  std::function<void(ProxySession&)> onDone_;
+  std::string clientAddress_;
+  std::chrono::steady_clock::time_point started_;
+
+  protocol::Pop3Session session_;
+  std::unique_ptr<Stream> client_;
+  std::unique_ptr<Stream> upstream_;
+  std::uint64_t upstreamGeneration_ = 0;
+  std::vector<std::pair<std::uint64_t, std::unique_ptr<Stream>>>
+      retiredUpstreams_;  // flushing LOGOUT
+  std::unique_ptr<Connector> connector_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  std::string clientInput_;  // received but not yet parsed: the session was busy
+  bool clientPaused_ = false;
+  bool upstreamPaused_ = false;
+  bool greeted_ = false;
+  bool done_ = false;
+  std::string endReason_;
+
+  Timer idleTimer_;
+  Timer commandTimer_;
+  Timer delayTimer_;
+};
+
+}  // namespace popbridge::proxy

@@ -1,0 +1,345 @@
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "proxy/log.h"
+
+namespace popbridge::proxy {
+
+ConnectionLimits::Verdict ConnectionLimits::acquire(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  if (maxTotal_ != 0 && total_ >= maxTotal_) return Verdict::TooManyTotal;
+  unsigned& count = perIp_[ip];
+  if (maxPerIp_ != 0 && count >= maxPerIp_) {
+    if (count == 0) perIp_.erase(ip);
+    return Verdict::TooManyFromIp;
+  }
+  ++count;
+  ++total_;
+  return Verdict::Accepted;
+}
+
+void ConnectionLimits::release(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  if (total_ > 0) --total_;
+  auto it = perIp_.find(ip);
+  if (it == perIp_.end()) return;
+  if (--it->second == 0) perIp_.erase(it);
+}
+
+unsigned ConnectionLimits::total() const {
+  std::lock_guard lock(mutex_);
+  return total_;
+}
+
+TlsMinVersion toTlsMinVersion(config::TlsVersion version) {
+  switch (version) {
+    case config::TlsVersion::V1_0:
+      return TlsMinVersion::V1_0;
+    case config::TlsVersion::V1_1:
+      return TlsMinVersion::V1_1;
+    case config::TlsVersion::V1_2:
+      return TlsMinVersion::V1_2;
+    case config::TlsVersion::V1_3:
+      return TlsMinVersion::V1_3;
+  }
+  return TlsMinVersion::V1_2;
+}
+
+std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error) {
+  auto contexts = std::make_unique<TlsContexts>();
+  for (const auto& listener : config.listeners) {
+    if (listener.tls == config::ListenerTls::None) {
+      contexts->listeners.push_back(nullptr);
+      continue;
+    }
+    auto context = TlsServerContext::create(listener.certificate, listener.privateKey,
+                                            toTlsMinVersion(listener.minTlsVersion), error);
+    if (!context) {
+      error = "listener " + listener.address + ": " + error;
+      return nullptr;
+    }
+    contexts->listeners.push_back(std::move(context));
+  }
+  if (config.upstream.tls != config::UpstreamTls::None) {
+    contexts->upstream =
+        TlsClientContext::create(config.upstream.caFile, config.upstream.verifyCertificate,
+                                 toTlsMinVersion(config.upstream.minTlsVersion), error);
+    if (!contexts->upstream) {
+      error = "upstream: " + error;
+      return nullptr;
+    }
+  }
+  return contexts;
+}
+
+namespace {
+
+std::string peerIp(uv_tcp_t* tcp) {
+  sockaddr_storage storage{};
+  int length = sizeof storage;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return "?";
+  char text[INET6_ADDRSTRLEN] = {};
+  if (storage.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&storage), text, sizeof text);
+  } else {
+    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&storage), text, sizeof text);
+  }
+  return text;
+}
+
+}  // namespace
+
+Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
+               std::atomic<std::uint64_t>& nextSessionId, unsigned index)
+    : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
+  uv_loop_init(&loop_);
+  env_.loop = &loop_;
+  env_.config = &config_;
+  env_.upstreamTls = tls_.upstream.get();
+  wake_ = UvHandle<uv_async_t>::allocate();
+  uv_async_init(&loop_, wake_.get(), [](uv_async_t* handle) noexcept {
+    auto* self = static_cast<Worker*>(handle->data);
+    if (self && self->shutdownRequested_) self->beginShutdown();
+  });
+  wake_->data = this;
+  reapTimer_ = std::make_unique<Timer>(&loop_);
+}
+
+Worker::~Worker() {
+  sessions_.clear();
+  listeners_.clear();
+  wake_.reset();
+  sigint_.reset();
+  sigterm_.reset();
+  reapTimer_.reset();
+  shutdownTimer_.reset();
+  // Let every close callback run so the loop can be closed without leaks.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+bool Worker::bindListeners(bool reusePort, std::string& error) {
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    const auto& lc = config_.listeners[i];
+    sockaddr_storage address{};
+    bool v6 = lc.host.find(':') != std::string::npos;
+    int rc = v6 ? uv_ip6_addr(lc.host.c_str(), lc.port, reinterpret_cast<sockaddr_in6*>(&address))
+                : uv_ip4_addr(lc.host.c_str(), lc.port, reinterpret_cast<sockaddr_in*>(&address));
+    if (rc != 0) {
+      error = "listener " + lc.address + ": bad address";
+      return false;
+    }
+    // Our own socket, so SO_REUSEPORT can be set before bind (libuv 1.44 has no flag for it).
+    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      error = "listener " + lc.address + ": socket: " + std::strerror(errno);
+      return false;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reusePort) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    // "[::]" and "0.0.0.0" may both be configured; keep the v6 socket v6-only.
+    if (v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t length = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
+      error = "listener " + lc.address + ": cannot bind: " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    auto listener = std::make_unique<Listener>();
+    listener->worker = this;
+    listener->runtime.config = &lc;
+    listener->runtime.tls = tls_.listeners[i].get();
+    listener->tcp = UvHandle<uv_tcp_t>::allocate();
+    uv_tcp_init(&loop_, listener->tcp.get());
+    if ((rc = uv_tcp_open(listener->tcp.get(), fd)) != 0) {
+      ::close(fd);
+      error = "listener " + lc.address + ": " + uv_strerror(rc);
+      return false;
+    }
+    listener->tcp->data = listener.get();
+    if ((rc = uv_listen(listener->tcp.stream(), 511, &Worker::onConnection)) != 0) {
+      error = "listener " + lc.address + ": cannot listen: " + uv_strerror(rc);
+      return false;
+    }
+    if (index_ == 0) {
+      logLine(LogLevel::Info, "listening on " + lc.address +
+                                  " (tls=" + std::string(config::toString(lc.tls)) + ")");
+    }
+    listeners_.push_back(std::move(listener));
+  }
+  return true;
+}
+
+void Worker::onConnection(uv_stream_t* server, int status) noexcept {
+  auto* listener = static_cast<Listener*>(server->data);
+  if (listener == nullptr) return;
+  if (status < 0) {
+    logLine(LogLevel::Warn, std::string("accept failed: ") + uv_strerror(status));
+    return;
+  }
+  listener->worker->accept(*listener);
+}
+
+void Worker::accept(Listener& listener) {
+  auto tcp = UvHandle<uv_tcp_t>::allocate();
+  uv_tcp_init(&loop_, tcp.get());
+  if (uv_accept(listener.tcp.stream(), tcp.stream()) != 0) return;
+  if (shuttingDown_) return;
+  std::string ip = peerIp(tcp.get());
+  switch (limits_.acquire(ip)) {
+    case ConnectionLimits::Verdict::TooManyTotal:
+      return reject(std::move(tcp), listener, "too many connections");
+    case ConnectionLimits::Verdict::TooManyFromIp:
+      return reject(std::move(tcp), listener, "too many connections from " + ip);
+    case ConnectionLimits::Verdict::Accepted:
+      break;
+  }
+  std::uint64_t id = nextSessionId_.fetch_add(1);
+  auto session = std::make_unique<ProxySession>(env_, listener.runtime, id, std::move(tcp),
+                                                [this](ProxySession& done) { sessionDone(done); });
+  ProxySession* raw = session.get();
+  sessions_.emplace(id, std::move(session));
+  sessionIps_.emplace(id, std::move(ip));
+  raw->start();
+}
+
+void Worker::reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why) {
+  logLine(LogLevel::Warn,
+          "refusing connection on " + listener.runtime.config->address + ": " + std::string(why));
+  if (listener.runtime.config->tls != config::ListenerTls::Implicit) {
+    // A fresh socket's send buffer is empty, so a try-write is enough here.
+    static constexpr char kBusy[] = "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(kBusy), sizeof kBusy - 1);
+    uv_try_write(tcp.stream(), &buf, 1);
+  }
+  // UvHandle closes the socket.
+}
+
+void Worker::sessionDone(ProxySession& session) {
+  finished_.push_back(session.id());
+  // Never destroy a session from inside its own callback.
+  if (!reapTimer_->active()) reapTimer_->start(std::chrono::milliseconds(0), [this] { reap(); });
+}
+
+void Worker::reap() {
+  auto finished = std::move(finished_);
+  finished_.clear();
+  for (std::uint64_t id : finished) {
+    sessions_.erase(id);
+    auto it = sessionIps_.find(id);
+    if (it != sessionIps_.end()) {
+      limits_.release(it->second);
+      sessionIps_.erase(it);
+    }
+  }
+  if (shuttingDown_ && sessions_.empty()) finishShutdown();
+}
+
+void Worker::handleSignals(std::vector<Worker*> all) {
+  signalTargets_ = std::move(all);
+  auto handler = [](uv_signal_t* handle, int signum) noexcept {
+    auto* self = static_cast<Worker*>(handle->data);
+    if (self == nullptr) return;
+    logLine(LogLevel::Info, std::string("received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
+                                "; shutting down without applying pending deletions");
+    for (Worker* worker : self->signalTargets_) worker->requestShutdown();
+  };
+  sigint_ = UvHandle<uv_signal_t>::allocate();
+  uv_signal_init(&loop_, sigint_.get());
+  sigint_->data = this;
+  uv_signal_start(sigint_.get(), handler, SIGINT);
+  sigterm_ = UvHandle<uv_signal_t>::allocate();
+  uv_signal_init(&loop_, sigterm_.get());
+  sigterm_->data = this;
+  uv_signal_start(sigterm_.get(), handler, SIGTERM);
+}
+
+void Worker::requestShutdown() {
+  shutdownRequested_ = true;
+  uv_async_send(wake_.get());
+}
+
+void Worker::beginShutdown() {
+  if (shuttingDown_) return;
+  shuttingDown_ = true;
+  listeners_.clear();
+  sigint_.reset();
+  sigterm_.reset();
+  std::vector<ProxySession*> live;
+  for (auto& [id, session] : sessions_) live.push_back(session.get());
+  for (ProxySession* session : live) session->shutdown();
+  if (sessions_.empty()) return finishShutdown();
+  shutdownTimer_ = std::make_unique<Timer>(&loop_);
+  shutdownTimer_->start(
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.server.shutdownTimeout),
+      [this] {
+        logLine(LogLevel::Warn, "shutdown timeout: closing " + std::to_string(sessions_.size()) +
+                                    " remaining sessions");
+        for (auto& [id, ip] : sessionIps_) limits_.release(ip);
+        sessionIps_.clear();
+        sessions_.clear();
+        finishShutdown();
+      });
+}
+
+void Worker::finishShutdown() {
+  // Closing the last handles lets uv_run return.
+  wake_.reset();
+  reapTimer_.reset();
+  shutdownTimer_.reset();
+}
+
+void Worker::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+int runServer(const config::Config& config) {
+  std::string error;
+  auto tls = buildTlsContexts(config, error);
+  if (!tls) {
+    logLine(LogLevel::Error, error);
+    return 1;
+  }
+  if (!config.upstream.verifyCertificate && config.upstream.tls != config::UpstreamTls::None) {
+    logLine(LogLevel::Warn,
+            "upstream certificate verification is OFF (verify_certificate = false)");
+  }
+  unsigned workers = config.server.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
+  std::atomic<std::uint64_t> nextId{1};
+  std::vector<std::unique_ptr<Worker>> pool;
+  for (unsigned i = 0; i < workers; ++i) {
+    pool.push_back(std::make_unique<Worker>(config, *tls, limits, nextId, i));
+    if (!pool.back()->bindListeners(workers > 1, error)) {
+      logLine(LogLevel::Error, error);
+      return 1;
+    }
+  }
+  std::vector<Worker*> all;
+  for (auto& worker : pool) all.push_back(worker.get());
+  pool.front()->handleSignals(all);
+  logLine(LogLevel::Info, "popbridge " POPBRIDGE_VERSION " started with " +
+                              std::to_string(workers) + " worker(s); upstream " +
+                              config.upstream.host + ":" + std::to_string(config.upstream.port) +
+                              " (tls=" + std::string(config::toString(config.upstream.tls)) + ")");
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < pool.size(); ++i) {
+    threads.emplace_back([worker = pool[i].get()] { worker->run(); });
+  }
+  pool.front()->run();
+  for (auto& thread : threads) thread.join();
+  logLine(LogLevel::Info, "popbridge stopped");
+  return 0;
+}
+
+}  // namespace popbridge::proxy

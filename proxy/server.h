@@ -1,0 +1,105 @@
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/proxy_session.h"
+#include "proxy/tls_context.h"
+#include "proxy/uv_handle.h"
+
+namespace popbridge::proxy {
+
+// Connection counts shared by all workers.
+class ConnectionLimits {
+ public:
+  ConnectionLimits(unsigned maxTotal, unsigned maxPerIp)
+      : maxTotal_(maxTotal), maxPerIp_(maxPerIp) {}
+  enum class Verdict { Accepted, TooManyTotal, TooManyFromIp };
+  Verdict acquire(const std::string& ip);
+  void release(const std::string& ip);
+  unsigned total() const;
+
+ private:
+  mutable std::mutex mutex_;
+  unsigned maxTotal_;
+  unsigned maxPerIp_;
+  unsigned total_ = 0;
+  std::map<std::string, unsigned> perIp_;
+};
+
+// TLS contexts built once from the configuration and shared read-only.
+struct TlsContexts {
+  std::vector<std::unique_ptr<TlsServerContext>> listeners;  // parallel to config.listeners
+  std::unique_ptr<TlsClientContext> upstream;
+};
+
+TlsMinVersion toTlsMinVersion(config::TlsVersion version);
+// Null and an error when a certificate, key or CA file cannot be used.
+std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error);
+
+// One event loop with its own listening sockets (SO_REUSEPORT when there are
+// several workers) and the sessions it accepted.
+class Worker {
+ public:
+  Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
+         std::atomic<std::uint64_t>& nextSessionId, unsigned index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  bool bindListeners(bool reusePort, std::string& error);
+  // Catch SIGINT/SIGTERM on this loop and shut `all` down.
+  void handleSignals(std::vector<Worker*> all);
+  void run();
+  // Thread-safe: stop accepting, end sessions without applying DELE, then let run() return.
+  void requestShutdown();
+  std::size_t sessionCount() const { return sessions_.size(); }
+  uv_loop_t* loop() { return &loop_; }
+
+ private:
+  struct Listener {
+    Worker* worker = nullptr;
+    ListenerRuntime runtime;
+    UvHandle<uv_tcp_t> tcp;
+  };
+  static void onConnection(uv_stream_t* server, int status) noexcept;
+  void accept(Listener& listener);
+  void reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why);
+  void sessionDone(ProxySession& session);
+  void reap();
+  void beginShutdown();
+  void finishShutdown();
+
+  const config::Config& config_;
+  const TlsContexts& tls_;
+  ConnectionLimits& limits_;
+  std::atomic<std::uint64_t>& nextSessionId_;
+  unsigned index_;
+  uv_loop_t loop_{};
+  SessionEnvironment env_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
+  std::map<std::uint64_t, std::string> sessionIps_;
+  std::vector<std::uint64_t> finished_;
+  UvHandle<uv_async_t> wake_;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_signal_t> sigterm_;
+  std::vector<Worker*> signalTargets_;
+  std::unique_ptr<Timer> reapTimer_;
+  std::unique_ptr<Timer> shutdownTimer_;
+  std::atomic<bool> shutdownRequested_{false};
+  bool shuttingDown_ = false;
+};
+
+// Runs the proxy until SIGINT/SIGTERM; returns the process exit code.
+int runServer(const config::Config& config);
+
+}  // namespace popbridge::proxy

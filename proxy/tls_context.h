@@ -1,0 +1,70 @@
+#pragma once
+
+// clang-format off
+#include "proxy/boringssl_check.h"  // first: stops the build on OpenSSL 3 headers
+// clang-format on
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace popbridge::proxy {
+
+// The lowest protocol version a context accepts. The highest is always TLS 1.3.
+enum class TlsMinVersion { V1_0, V1_1, V1_2, V1_3 };
+
+// Default trust store when no CA file is configured. BoringSSL's compiled-in
+// default (/etc/ssl/cert.pem) does not exist on Debian.
+inline constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+
+// Context for accepting TLS (implicit TLS listeners and STLS).
+class TlsServerContext {
+ public:
+  // Loads a PEM certificate chain (leaf first) and its PEM private key. On
+  // failure returns nullptr and sets `error` to a reason naming the file.
+  static std::unique_ptr<TlsServerContext> create(const std::string& certFile,
+                                                  const std::string& keyFile,
+                                                  TlsMinVersion minVersion, std::string& error);
+  SSL_CTX* get() const { return ctx_.get(); }
+
+ private:
+  struct Key {};
+
+ public:
+  TlsServerContext(Key, bssl::UniquePtr<SSL_CTX> ctx) : ctx_(std::move(ctx)) {}
+
+ private:
+  bssl::UniquePtr<SSL_CTX> ctx_;
+};
+
+// Context for connecting to the upstream with TLS.
+class TlsClientContext {
+ public:
+  // caFile empty -> kSystemCaBundle. verify=false disables certificate checks
+  // entirely (the caller logs the warning); an explicitly given caFile is still
+  // loaded then, so that a broken path is reported rather than ignored.
+  static std::unique_ptr<TlsClientContext> create(const std::string& caFile, bool verify,
+                                                  TlsMinVersion minVersion, std::string& error);
+  SSL_CTX* get() const { return ctx_.get(); }
+  bool verify() const { return verify_; }
+
+ private:
+  struct Key {};
+
+ public:
+  TlsClientContext(Key, bssl::UniquePtr<SSL_CTX> ctx, bool verify)
+      : ctx_(std::move(ctx)), verify_(verify) {}
+
+ private:
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  bool verify_;
+};
+
+// Empties this thread's BoringSSL error queue into one readable line:
+// "<context>: <reason>; <reason>". `sslError` (an SSL_get_error() value, 0 for
+// none) explains failures that leave no queue entry, such as a syscall or EOF.
+std::string drainTlsErrors(std::string_view context, int sslError = 0);
+
+}  // namespace popbridge::proxy
