@@ -60,16 +60,32 @@ bool isIpLiteral(const std::string& name) {
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
+// One socket-read buffer and one plaintext buffer per thread, that is per
+// event loop, shared by all its Streams: bytes are handed to onData
+// synchronously and never kept, and libuv callbacks do not nest. Per-Stream
+// buffers would cost two 64 KiB blocks per session even when it is idle.
+std::shared_ptr<char[]> threadBuffer(int which, std::size_t size) {
+  thread_local std::shared_ptr<char[]> buffers[2];
+  thread_local std::size_t sizes[2] = {0, 0};
+  if (!buffers[which] || sizes[which] < size) {
+    buffers[which] = std::make_shared<char[]>(size);
+    sizes[which] = size;
+  }
+  return buffers[which];
+}
+
 }  // namespace
 
 struct Stream::Shared {
   explicit Shared(std::size_t readBufferSize)
-      : readBuffer(std::make_unique<char[]>(readBufferSize)), readBufferSize(readBufferSize) {}
+      : readBuffer(threadBuffer(0, readBufferSize)), readBufferSize(readBufferSize) {}
   bool alive = true;
-  std::unique_ptr<char[]> readBuffer;
+  // Held by reference count so a callback that destroys the Stream cannot free
+  // the bytes it is looking at.
+  std::shared_ptr<char[]> readBuffer;
   std::size_t readBufferSize;
-  // Plaintext out of SSL_read; allocated when TLS starts.
-  std::unique_ptr<char[]> plainBuffer;
+  // Plaintext out of SSL_read; taken when TLS starts.
+  std::shared_ptr<char[]> plainBuffer;
 };
 
 // Requests that libuv may complete after the Stream is gone (their callbacks run
@@ -85,8 +101,7 @@ struct Stream::PendingIo {
 };
 
 Stream::Stream(uv_loop_t* loop, UvHandle<uv_tcp_t> tcp, Options options, Callbacks callbacks)
-    : loop_(loop),
-      options_(options),
+    : options_(options),
       callbacks_(std::move(callbacks)),
       shared_(std::make_shared<Shared>(std::max<std::size_t>(options.readBufferSize, 1024))),
       io_(std::make_unique<PendingIo>()),
@@ -404,8 +419,7 @@ void Stream::startTls(SSL_CTX* ctx) {
   SSL_set_bio(ssl_.get(), in, out);
   encIn_ = in;
   encOut_ = out;
-  if (!shared_->plainBuffer)
-    shared_->plainBuffer = std::make_unique<char[]>(shared_->readBufferSize);
+  if (!shared_->plainBuffer) shared_->plainBuffer = threadBuffer(1, shared_->readBufferSize);
   tls_ = TlsState::Handshaking;
   if (options_.handshakeTimeout.count() > 0) {
     handshakeTimer_.start(options_.handshakeTimeout, [this] { finish("TLS handshake timed out"); });

@@ -167,7 +167,6 @@ class Stream {
   void finish(std::string_view reason);
   void emitClose();
 
-  uv_loop_t* loop_;
   Options options_;
   Callbacks callbacks_;
   // Liveness token and the read buffers, shared with every callback frame so

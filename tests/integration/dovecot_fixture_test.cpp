@@ -272,7 +272,7 @@ TEST_F(DovecotFixtureTest, TenThousandMessagesSeedInSecondsWithUidsInOrder) {
   const double selectSeconds = secondsSince(start);
   std::cout << "[ info ] seeding 10000 messages: " << seedSeconds
             << " s; first SELECT (indexing): " << selectSeconds << " s\n";
-  EXPECT_LT(seedSeconds, 5.0);
+  EXPECT_LT(seedSeconds, 10.0);  // ~0.5 s on tmpfs, a few seconds on a busy disk
   EXPECT_LT(selectSeconds, 10.0);
 
   EXPECT_EQ(info.exists, 10000u);

@@ -511,9 +511,21 @@ TEST_F(StreamTest, ReadBufferIsReusedAcrossReads) {
       buffers.push_back(data.data());
     }
   };
+  std::vector<const char*> clientBuffers;
+  client.stream->startReading();
+  client.onData = [&](Peer&, std::string_view data) {
+    if (std::find(clientBuffers.begin(), clientBuffers.end(), data.data()) == clientBuffers.end()) {
+      clientBuffers.push_back(data.data());
+    }
+  };
   client.stream->write(std::string_view(pattern(256 * 1024)));
-  ASSERT_TRUE(runUntil([&] { return server.received.size() == 256 * 1024; }));
-  EXPECT_EQ(buffers.size(), 1u) << "one read buffer per Stream";
+  server.stream->write(std::string_view(pattern(64 * 1024)));
+  ASSERT_TRUE(runUntil([&] {
+    return server.received.size() == 256 * 1024 && client.received.size() == 64 * 1024;
+  }));
+  EXPECT_EQ(buffers.size(), 1u) << "one read buffer, reused across reads";
+  // Idle sessions cost no read buffer: every Stream of a loop reads into the same one.
+  EXPECT_EQ(clientBuffers, buffers);
 }
 
 // --------------------------------------------------------------- Connector

@@ -21,11 +21,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -60,7 +58,7 @@ std::vector<std::uint16_t> freeLoopbackPorts(std::size_t count) {
         getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
       const std::string error = errnoText("cannot reserve a loopback port");
       if (fd >= 0) close(fd);
-      for (const int open : fds) close(open);
+      for (const int reserved : fds) close(reserved);
       throw std::runtime_error(error);
     }
     fds.push_back(fd);
@@ -292,8 +290,9 @@ DovecotFixture::~DovecotFixture() {
   }
   std::error_code error;
   fs::remove_all(dir_, error);
-  if (error)
+  if (error) {
     std::cerr << "DovecotFixture: cannot remove " << dir_ << ": " << error.message() << "\n";
+  }
 }
 
 std::uint16_t DovecotFixture::pop3Port() const {
@@ -403,7 +402,6 @@ void DovecotFixture::writeConfig() const {
        // Dovecot waits 2 s before every failed login by default; tests of bad credentials need the
        // reply, not the wait.
        << "auth_failure_delay = 0\n"
-
        << "ssl = yes\n"
        << "ssl_cert = <" << pki_.serverCert << "\n"
        << "ssl_key = <" << pki_.serverKey << "\n"
@@ -464,8 +462,9 @@ void DovecotFixture::writeConfig() const {
   }
   conf << "service anvil {\n";
   if (!options_.authPenalty) {
-    // The auth process (never root) cannot connect to a mode-0 socket, and Dovecot disables the
-    // penalty when it cannot reach anvil: the documented way to switch it off.
+    // The auth process (user dovecot, or the current user) cannot connect to a mode-0 socket,
+    // and then runs without the penalty: Dovecot's documented switch. login_trusted_networks,
+    // which its documentation says exempts an address, did not in 2.3.19.
     conf << "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n";
   }
   if (geteuid() != 0) conf << "  chroot =\n";

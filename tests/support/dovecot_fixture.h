@@ -17,7 +17,9 @@
 // system Dovecot on 143/993 does not matter). Users live in passwd-files (<dir>/users.d/<name>)
 // with PLAIN passwords; mail is Maildir under <dir>/home/<user>/Maildir. TLS uses a test PKI made
 // for the instance (pki().caCert verifies it for the name "localhost" and 127.0.0.1). Failed
-// logins are answered at once (auth_failure_delay = 0, and see Options::authPenalty).
+// logins are answered within half a second (auth_failure_delay = 0, see Options::authPenalty).
+// Run as root, mail belongs to nobody:nogroup (Dovecot refuses uid 0); run as another user, every
+// Dovecot process runs as that user.
 //
 // Sharing one instance in a test binary:
 //   DovecotFixture& dovecot = DovecotFixture::shared();
@@ -43,9 +45,9 @@ struct DovecotOptions {
       {"alice", "alice-Secret-1"}, {"bob", "bob-Secret-2"}, {"carol", "carol-Secret-3"}};
   bool enablePop3 = true;   // Dovecot's own POP3 (for comparisons), plain + pop3s
   std::string extraConfig;  // appended verbatim to dovecot.conf (later settings win)
-  // Dovecot's auth penalty delays every login from an address with recent failures by 2, 4, 8,
-  // then 15 s (all tests come from 127.0.0.1, and login_trusted_networks no longer exempts an
-  // address in 2.3). Off by default so a test of bad credentials does not slow later logins.
+  // Dovecot's auth penalty delays every login from an address with recent failures, growing up
+  // to 15 s (4 s seen after one failure). All tests come from 127.0.0.1, and
+  // login_trusted_networks did not exempt it in 2.3.19, so it is off unless a test wants it.
   bool authPenalty = false;
 };
 
@@ -56,7 +58,8 @@ class DovecotFixture {
   // Starts Dovecot and waits until the IMAP port greets. Throws std::runtime_error with the log
   // tail when it cannot start.
   explicit DovecotFixture(Options options = {});
-  // Stops Dovecot (SIGTERM, wait, then SIGKILL of its process group) and removes the directory.
+  // Stops Dovecot (SIGTERM to its process group, up to 5 s, then SIGKILL) and removes the
+  // directory.
   ~DovecotFixture();
   DovecotFixture(const DovecotFixture&) = delete;
   DovecotFixture& operator=(const DovecotFixture&) = delete;

@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <regex>
@@ -559,8 +561,9 @@ std::vector<ImapTestClient::Response> ImapTestClient::run(std::string_view comma
     responses.push_back(readResponse(expecting));
     const std::string& first = responses.back().segments.front();
     if (first.rfind(tag + " ", 0) != 0) continue;
-    const std::string status = first.substr(tag.size() + 1, 3);
-    if (status == "OK " || (allowNo && status == "NO ")) return responses;
+    const std::string status =
+        first.substr(tag.size() + 1, first.find(' ', tag.size() + 1) - (tag.size() + 1));
+    if (status == "OK" || (allowNo && status == "NO")) return responses;
     throw std::runtime_error("IMAP " + std::string(description) + " failed: " + first);
   }
 }
