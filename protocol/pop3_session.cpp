@@ -68,7 +68,7 @@ bool Pop3Session::readyForCommand() const {
 
 std::size_t Pop3Session::feedClient(std::string_view data) {
   std::size_t total = 0;
-  while (total < data.size() && readyForCommand()) {
+  while (total < data.size() && readyForCommand() && !sink_.clientCongested()) {
     std::size_t consumed = 0;
     Pop3Parser::Result result = parser_.parse(data.substr(total), consumed);
     total += consumed;

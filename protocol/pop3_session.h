@@ -86,6 +86,10 @@ class SessionSink {
   // The session is over: flush what was sent to the client, then close it.
   virtual void closeClient(std::string_view reason) = 0;
   virtual void log(LogSeverity severity, std::string_view message) = 0;
+  // True while the client's unsent output is above its high watermark. The
+  // session then takes no further commands, so pipelined LISTs cannot pile up
+  // output without bound; the caller feeds the rest once the client drains.
+  virtual bool clientCongested() const { return false; }
 };
 
 struct SessionStats {
@@ -135,6 +139,9 @@ class Pop3Session {
   bool awaitingUpstream() const {
     return op_ != Op::None && op_ != Op::AuthDelay && op_ != Op::ClientTls && op_ != Op::Resolving;
   }
+  // True until the upstream greeting arrived: that wait belongs to connecting
+  // (connect_timeout), not to a command.
+  bool awaitingGreeting() const { return op_ == Op::Connecting || op_ == Op::Greeting; }
   // True while a message body is being streamed to the client.
   bool streamingBody() const { return bodyStarted_ && !bodyDone_; }
   const SessionStats& stats() const { return stats_; }

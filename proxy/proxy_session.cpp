@@ -149,7 +149,10 @@ void ProxySession::shutdown() {
 // --- client side -------------------------------------------------------------
 
 void ProxySession::onClientData(std::string_view data) {
-  touchIdle();
+  // The idle timer counts commands, not bytes: a client trickling a line that
+  // never ends (slowloris) must not hold its connection forever. Every line,
+  // good or bad, ends at an LF, and bad ones count towards max_bad_commands.
+  if (data.find('\n') != std::string_view::npos) touchIdle();
   if (session_.closed()) return;
   if (clientInput_.empty() && session_.readyForCommand() && !client_->aboveHighWatermark()) {
     auto alive = alive_;
@@ -425,14 +428,14 @@ void ProxySession::updateTimers() {
     commandTimer_.stop();
     return;
   }
-  commandTimer_.start(
-      std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->upstream.commandTimeout),
-      [this] {
-        logAt(LogLevel::Warn, "upstream command timed out");
-        auto alive = alive_;
-        session_.onUpstreamTimeout();
-        if (*alive) pumpClient();
-      });
+  const auto& upstream = env_.config->upstream;
+  auto timeout = session_.awaitingGreeting() ? upstream.connectTimeout : upstream.commandTimeout;
+  commandTimer_.start(std::chrono::duration_cast<std::chrono::milliseconds>(timeout), [this] {
+    logAt(LogLevel::Warn, "upstream command timed out");
+    auto alive = alive_;
+    session_.onUpstreamTimeout();
+    if (*alive) pumpClient();
+  });
 }
 
 // --- end -----------------------------------------------------------------------

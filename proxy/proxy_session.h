@@ -62,6 +62,7 @@ class ProxySession : public protocol::SessionSink {
   void closeUpstream() override;
   void closeClient(std::string_view reason) override;
   void log(protocol::LogSeverity severity, std::string_view message) override;
+  bool clientCongested() const override { return client_ && client_->aboveHighWatermark(); }
 
  private:
   struct VerifyJob;

@@ -51,6 +51,7 @@ class RecordingSink : public SessionSink {
   void log(LogSeverity severity, std::string_view message) override {
     logs += std::string(message) + "\n";
   }
+  bool clientCongested() const override { return congested; }
 
   // The client bytes since the last call.
   std::string takeClient() {
@@ -77,6 +78,7 @@ class RecordingSink : public SessionSink {
   int resolveCalls = 0, connects = 0, upstreamTls = 0, clientTls = 0, delays = 0;
   int upstreamCloses = 0;
   bool clientClosed = false;
+  bool congested = false;
   std::string closeReason;
   std::string logs;
 };
@@ -295,6 +297,17 @@ TEST_F(SessionTest, PipelinedCommandsWaitForTheUpstream) {
   EXPECT_EQ(session_->feedClient(std::string_view(input).substr(consumed)),
             input.size() - consumed);
   EXPECT_EQ(sink_.takeClient().substr(0, 6), "+OK 3 ");
+}
+
+TEST_F(SessionTest, CongestedClientStopsCommandProcessing) {
+  login();
+  sink_.congested = true;
+  std::string input = "LIST\r\nSTAT\r\n";
+  EXPECT_EQ(session_->feedClient(input), 0u);
+  EXPECT_EQ(sink_.takeClient(), "");
+  sink_.congested = false;
+  EXPECT_EQ(session_->feedClient(input), input.size());
+  EXPECT_EQ(sink_.takeClient().rfind("+OK Scan listing follows", 0), 0u);
 }
 
 TEST_F(SessionTest, TopZeroFetchesOnlyTheHeader) {

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 namespace popbridge::test {
 namespace {
@@ -61,6 +62,20 @@ CommandResult runCommand(const std::vector<std::string>& argv, const CommandOpti
   std::vector<char*> args;
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> envStrings;
+  for (char** entry = environ; *entry; ++entry) {
+    const std::string_view text(*entry);
+    const std::string_view name = text.substr(0, text.find('='));
+    auto named = [&](const std::string& other) { return other == name; };
+    const bool overridden = std::any_of(options.unsetEnv.begin(), options.unsetEnv.end(), named) ||
+                            std::any_of(options.env.begin(), options.env.end(),
+                                        [&](const auto& pair) { return named(pair.first); });
+    if (!overridden) envStrings.emplace_back(text);
+  }
+  for (const auto& [name, value] : options.env) envStrings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : envStrings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
 
   const pid_t pid = fork();
@@ -77,10 +92,8 @@ CommandResult runCommand(const std::vector<std::string>& argv, const CommandOpti
     if (devNull >= 0) dup2(devNull, STDIN_FILENO);
     dup2(pipeFds[1], STDOUT_FILENO);
     dup2(pipeFds[1], STDERR_FILENO);
-    for (const auto& name : options.unsetEnv) unsetenv(name.c_str());
-    for (const auto& [name, value] : options.env) setenv(name.c_str(), value.c_str(), 1);
     if (!options.workDir.empty() && chdir(options.workDir.c_str()) != 0) _exit(126);
-    execvp(args[0], args.data());
+    execvpe(args[0], args.data(), envp.data());
     const char message[] = "exec failed\n";
     [[maybe_unused]] ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);
