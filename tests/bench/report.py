@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Aggregates the raw lines of tests/bench/run.sh into the markdown report and chart data.
+
+Raw line: "<workload> <endpoint> <rep> key=value ..." (pop3load's result line, plus pb_* keys
+for popbridge's memory and CPU on endpoint A). Across repetitions every figure is the median
+of the per-repetition figures; failures are summed; popbridge's peak RSS is the maximum.
+"""
+import argparse
+import statistics
+import sys
+
+ENDPOINTS = ["A", "B", "C"]
+NAMES = {"A": "A popbridge", "B": "B Dovecot imapc", "C": "C Dovecot POP3"}
+TITLES = {
+    "W1": "W1 poll",
+    "W2": "W2 download",
+    "W3": "W3 big message",
+    "W4": "W4 concurrency",
+    "W5": "W5 TLS",
+}
+
+
+def parse(path):
+    runs = {}
+    with open(path) as raw:
+        for line in raw:
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            fields = {}
+            for item in parts[3:]:
+                key, _, value = item.partition("=")
+                try:
+                    fields[key] = float(value)
+                except ValueError:
+                    fields[key] = value
+            runs.setdefault((parts[0], parts[1]), []).append(fields)
+    return runs
+
+
+def median(runs, key):
+    values = [r[key] for r in runs if isinstance(r.get(key), float)]
+    return statistics.median(values) if values else None
+
+
+def total(runs, key):
+    return sum(r.get(key, 0.0) for r in runs if isinstance(r.get(key, 0.0), float))
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--markdown")
+    parser.add_argument("--chart-data")
+    parser.add_argument("--date", default="")
+    parser.add_argument("--nproc", default="")
+    parser.add_argument("--cpu", default="")
+    parser.add_argument("--command", default="")
+    parser.add_argument("--reps", default="")
+    parser.add_argument("--workers", default="1")
+    parser.add_argument("--elapsed", default="")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--w4-sessions", type=int, default=500)
+    parser.add_argument("--dovecot", default="")
+    parser.add_argument("--load", default="")
+    parser.add_argument("--revision", default="")
+    args = parser.parse_args()
+
+    runs = parse(args.raw)
+    workloads = [w for w in TITLES if any((w, e) in runs for e in ENDPOINTS)]
+
+    def get(workload, endpoint):
+        return runs.get((workload, endpoint), [])
+
+    failures = {}
+    for (workload, endpoint), items in runs.items():
+        # A size mismatch also fails its session, so it is already in "failed".
+        failed = total(items, "failed") + total(items, "harness_error")
+        failures[(workload, endpoint)] = int(failed)
+
+    # Rows: (workload, figure, values per endpoint, better: "lower" | "higher" | None)
+    rows = []
+    chart = []  # (title, A's advantage over B, over C): > 1 means popbridge is better
+    figures = {}
+    for w in workloads:
+        if w == "W1":
+            med = {e: median(get(w, e), "median_ms") for e in ENDPOINTS}
+            p95 = {e: median(get(w, e), "p95_ms") for e in ENDPOINTS}
+            rows.append((w, "median session time (ms)", med, "lower"))
+            rows.append((w, "p95 session time (ms)", p95, "lower"))
+            chart.append((TITLES[w], ratio(med["B"], med["A"]), ratio(med["C"], med["A"])))
+            figures[w] = med
+        else:
+            key = "sessions_per_s" if w == "W4" else "mb_per_s"
+            label = "sessions per second" if w == "W4" else "download MB/s"
+            if w == "W5":
+                label = "download MB/s, implicit TLS"
+            values = {e: median(get(w, e), key) for e in ENDPOINTS}
+            rows.append((w, label, values, "higher"))
+            chart.append((TITLES[w], ratio(values["A"], values["B"]),
+                          ratio(values["A"], values["C"])))
+            figures[w] = values
+        rows.append((w, "failed sessions (all reps)",
+                     {e: float(failures.get((w, e), 0)) if get(w, e) else None
+                      for e in ENDPOINTS}, None))
+        a_runs = get(w, "A")
+        hwm = max((r["pb_hwm_kb"] for r in a_runs if isinstance(r.get("pb_hwm_kb"), float)),
+                  default=None)
+        if w in ("W3", "W4") and hwm is not None:
+            rows.append((w, "popbridge peak RSS (MB)", {"A": hwm / 1024}, None))
+            figures[w + "_hwm_kb"] = hwm
+        if w == "W4" and a_runs:
+            base = median(a_runs, "pb_base_kb")
+            per = [(r["pb_hwm_kb"] - r["pb_base_kb"]) / max(r.get("sessions", 1.0), 1.0)
+                   for r in a_runs if isinstance(r.get("pb_hwm_kb"), float)]
+            cpu = [r["pb_cpu_s"] / max(r.get("ok", 0.0), 1.0) for r in a_runs
+                   if isinstance(r.get("pb_cpu_s"), float)]
+            per_kb = statistics.median(per) if per else None
+            cpu_ms = statistics.median(cpu) * 1000 if cpu else None
+            rows.append((w, "popbridge RSS base before the run (MB)",
+                         {"A": base / 1024 if base else None}, None))
+            rows.append((w, "popbridge RSS growth per session (KB)", {"A": per_kb}, None))
+            rows.append((w, "popbridge CPU ms per session", {"A": cpu_ms}, None))
+            figures["W4_per_kb"] = per_kb
+            figures["W4_cpu_ms"] = cpu_ms
+
+    out = []
+    out.append("# popbridge benchmark results\n")
+    out.append(f"- **Date:** {args.date}")
+    out.append(f"- **Machine:** `nproc` = {args.nproc}, CPU: {args.cpu}")
+    if args.load:
+        out.append(f"- **Load average** (1/5/15 min) at the start and the end: {args.load}."
+                   " Other work on the machine shows up in the figures.")
+    out.append(f"- **Command:** `{args.command}`")
+    out.append(f"- **Repetitions:** {args.reps} per endpoint, in the order A B C A B C ...;"
+               " each figure is the median over the repetitions")
+    out.append(f"- **popbridge:** Release build of `{args.revision}`,"
+               f" `workers = {args.workers}`; peers: Dovecot {args.dovecot}")
+    if args.elapsed:
+        out.append(f"- **Run time:** {args.elapsed} s")
+    if args.note:
+        out.append(f"- **Note:** {args.note}")
+    out.append("")
+    out.append("A = popbridge in front of Dovecot IMAP, B = Dovecot POP3 with the imapc "
+               "backend in front of the same IMAP server, C = Dovecot's own POP3 on the "
+               "Maildir. MB = 10^6 bytes of message data (after un-dot-stuffing).\n")
+    out.append("Ratios are A divided by B (or C). For times lower is better, so a ratio "
+               "below 1 means popbridge is faster; for MB/s and sessions/s a ratio above 1 "
+               "means popbridge is faster. The last column says which way is better.\n")
+    out.append("| Workload | Figure | " + " | ".join(NAMES[e] for e in ENDPOINTS) +
+               " | A/B | A/C | Better |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|")
+    for w, label, values, better in rows:
+        digits = 2 if label.startswith("popbridge CPU") else 1
+        cells = ["–" if values.get(e) is None
+                 else str(int(values[e])) if label.startswith("failed")
+                 else fmt(values[e], digits) for e in ENDPOINTS]
+        if better:
+            ab = ratio(values.get("A"), values.get("B"))
+            ac = ratio(values.get("A"), values.get("C"))
+            r = [f"{x:.2f}" if x is not None else "n/a" for x in (ab, ac)]
+            direction = "lower" if better == "lower" else "higher"
+        else:
+            r = ["", ""]
+            direction = ""
+        out.append(f"| {TITLES[w]} | {label} | " + " | ".join(cells) +
+                   f" | {r[0]} | {r[1]} | {direction} |")
+
+    # Targets of issue 5.
+    targets = []
+
+    def target(name, ok, detail):
+        if ok is None:
+            targets.append(f"- **{name}:** not measured ({detail})")
+        else:
+            targets.append(f"- **{name}:** {'met' if ok else 'MISSED'} ({detail})")
+
+    def check(value, op):
+        return None if value is None else op(value)
+
+    if "W1" in figures:
+        f = figures["W1"]
+        rb, rc = ratio(f["A"], f["B"]), ratio(f["A"], f["C"])
+        target("W1 A ≤ 0.5 × B session time", check(rb, lambda x: x <= 0.5),
+               f"A/B = {fmt(rb, 2)}, median {fmt(f['A'])} ms vs {fmt(f['B'])} ms")
+        target("W1 A ≤ 1.3 × C session time", check(rc, lambda x: x <= 1.3),
+               f"A/C = {fmt(rc, 2)}, median {fmt(f['A'])} ms vs {fmt(f['C'])} ms")
+    if "W2" in figures:
+        f = figures["W2"]
+        rb, rc = ratio(f["A"], f["B"]), ratio(f["A"], f["C"])
+        target("W2 A ≥ 1.5 × B MB/s", check(rb, lambda x: x >= 1.5),
+               f"A/B = {fmt(rb, 2)}, {fmt(f['A'])} vs {fmt(f['B'])} MB/s")
+        target("W2 A ≥ 0.8 × C MB/s", check(rc, lambda x: x >= 0.8),
+               f"A/C = {fmt(rc, 2)}, {fmt(f['A'])} vs {fmt(f['C'])} MB/s")
+    if "W3" in figures:
+        f = figures["W3"]
+        rc = ratio(f["A"], f["C"])
+        target("W3 A ≥ 0.9 × C MB/s", check(rc, lambda x: x >= 0.9),
+               f"A/C = {fmt(rc, 2)}, {fmt(f['A'])} vs {fmt(f['C'])} MB/s")
+        hwm = figures.get("W3_hwm_kb")
+        target("W3 popbridge peak RSS < 32 MB", check(hwm, lambda x: x < 32 * 1024),
+               f"{fmt(hwm / 1024 if hwm else None)} MB for a 50 MB message")
+    if "W4" in figures:
+        f = figures["W4"]
+        failed = sum(failures.get(("W4", e), 0) for e in ENDPOINTS)
+        failed_a = failures.get(("W4", "A"), 0)
+        target("W4 zero failures", failed_a == 0 if get("W4", "A") else None,
+               f"A: {failed_a}; all endpoints: {failed}")
+        rb = ratio(f["A"], f["B"])
+        target("W4 A ≥ 2 × B sessions/s", check(rb, lambda x: x >= 2),
+               f"A/B = {fmt(rb, 2)}, {fmt(f['A'])} vs {fmt(f['B'])} sessions/s")
+        per = figures.get("W4_per_kb")
+        target("W4 popbridge peak RSS ≤ 64 KB per session + base", check(per, lambda x: x <= 64),
+               f"{fmt(per)} KB per session over a base of "
+               f"{fmt(median(get('W4', 'A'), 'pb_base_kb') / 1024 if get('W4', 'A') else None)}"
+               f" MB, {args.w4_sessions} concurrent sessions")
+    if "W5" in figures and "W2" in figures:
+        a2, a5 = figures["W2"]["A"], figures["W5"]["A"]
+        # Same bytes in both, so the time ratio is the inverse of the MB/s ratio.
+        cost = ratio(a2, a5)
+        target("W5 TLS costs A ≤ 1.5 × its W2 time", check(cost, lambda x: x <= 1.5),
+               f"W5 time / W2 time = {fmt(cost, 2)}: {fmt(a5)} MB/s with TLS, {fmt(a2)} without")
+    if targets:
+        out.append("\n## Issue 5 targets\n")
+        out.extend(targets)
+
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if args.markdown:
+        with open(args.markdown, "w") as md:
+            md.write(text)
+            md.write("\n![A's advantage per workload](ratios.svg)\n")
+    if args.chart_data:
+        with open(args.chart_data, "w") as data:
+            data.write("# workload\tA_vs_B\tA_vs_C (>1: popbridge better)\n")
+            for title, b, c in chart:
+                data.write(f"\"{title}\"\t{b if b is not None else 0:.4f}\t"
+                           f"{c if c is not None else 0:.4f}\n")
+
+    harness_broken = any(v > 0 for v in failures.values())
+    if harness_broken:
+        sys.stderr.write("report: some sessions failed or RETR sizes did not match LIST\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# popbridge benchmark harness: popbridge (A) against Dovecot's POP3-over-IMAP proxy (B, imapc) and
+# Dovecot's own POP3 (C), all on loopback over the same mail. See tests/bench/README.md.
+#
+#   bash tests/bench/run.sh            full run, 3 repetitions, writes RESULTS.md and ratios.svg
+#   bash tests/bench/run.sh --quick    1 repetition, same outputs
+#   bash tests/bench/run.sh --smoke    W1 on 100 messages, 1 repetition, no outputs (ctest)
+#
+# Options: --build-dir DIR (default build-bench), --no-build, --reps N, --workloads "W1 W3",
+#          --out FILE (markdown, default tests/bench/RESULTS.md), --keep (keep the work dir).
+# Environment: POPBRIDGE_BENCH_WORKERS (popbridge [server] workers, default 1),
+#              POPBRIDGE_BENCH_TMPDIR (work dir parent; default /dev/shm if roomy, else /tmp).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_DIR="$ROOT/tests/bench"
+BUILD="$ROOT/build-bench"
+DO_BUILD=1
+REPS=3
+MODE=full
+WORKLOADS="W1 W2 W3 W4 W5"
+OUT="$BENCH_DIR/RESULTS.md"
+KEEP=0
+COMMAND_LINE="bash tests/bench/run.sh${*:+ $*}"
+
+while (($#)); do
+  case "$1" in
+    --quick) REPS=1; MODE=quick ;;
+    --smoke) REPS=1; MODE=smoke; WORKLOADS="W1"; DO_BUILD=0 ;;
+    --build-dir) BUILD=$(cd "$2" && pwd); shift ;;
+    --no-build) DO_BUILD=0 ;;
+    --reps) REPS=$2; shift ;;
+    --workloads) WORKLOADS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if ! [[ $REPS =~ ^[1-9][0-9]*$ ]]; then
+  echo "run.sh: --reps needs a positive number" >&2
+  exit 2
+fi
+for w in $WORKLOADS; do
+  case $w in W1|W2|W3|W4|W5) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+done
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Sizes of the workloads.
+W1_COUNT=10000; W1_SIZE=2048; W1_SESSIONS=40
+W2_COUNT=200;   W2_SIZE=51200; W2_SESSIONS=5
+W3_SIZE=$((50 * 1024 * 1024)); W3_SESSIONS=3
+W4_USERS=500;   W4_COUNT=20; W4_SIZE=20480
+if [[ $MODE == smoke ]]; then W1_COUNT=100; W1_SESSIONS=5; fi
+PASSWORD="bench-Secret-1"
+WORKERS=${POPBRIDGE_BENCH_WORKERS:-1}
+
+# ---------------------------------------------------------------------------------------------
+# Build (Release). GCC 12 reports a false -Wrestrict inside libstdc++ at -O3, hence the flag.
+if ((DO_BUILD)); then
+  if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+    log "configuring $BUILD (Release)"
+    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      "-DCMAKE_CXX_FLAGS=-Wno-error=restrict" >/dev/null
+  fi
+  log "building popbridge and pop3load in $BUILD"
+  cmake --build "$BUILD" --target popbridge pop3load -j2 >/dev/null ||
+    die "build failed: cmake --build $BUILD --target popbridge pop3load"
+fi
+POPBRIDGE="$BUILD/proxy/popbridge"
+POP3LOAD="$BUILD/tests/bench/pop3load"
+[[ -x $POPBRIDGE ]] || die "$POPBRIDGE missing (build it or drop --no-build)"
+[[ -x $POP3LOAD ]] || die "$POP3LOAD missing (build it or drop --no-build)"
+DOVECOT=$(command -v dovecot || true)
+[[ -z $DOVECOT && -x /usr/sbin/dovecot ]] && DOVECOT=/usr/sbin/dovecot
+[[ -n $DOVECOT ]] || die "dovecot not found: apt-get install dovecot-imapd dovecot-pop3d"
+command -v openssl >/dev/null || die "openssl CLI not found"
+if [[ $MODE != smoke ]]; then
+  command -v python3 >/dev/null || die "python3 not found (tests/bench/report.py makes the tables)"
+fi
+
+if [[ $MODE != smoke ]] && ! command -v gnuplot >/dev/null; then
+  log "installing gnuplot-nox for the chart"
+  if [[ $(id -u) == 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1; } ||
+      log "WARNING: could not install gnuplot-nox; the chart will be skipped"
+  else
+    sudo -n apt-get install -y -q gnuplot-nox >/dev/null 2>&1 ||
+      log "WARNING: gnuplot missing and cannot install it without root; chart skipped"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# File descriptors: W4 needs about 2 per session in popbridge and 1 in pop3load, and Dovecot
+# raises nothing itself. Try to raise the soft limit; shrink W4 if the hard one is too low.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+W4_CONCURRENCY=$W4_USERS
+W4_NOTE=""
+if [[ $FD_LIMIT != unlimited ]] && ((FD_LIMIT < 2 * W4_USERS + 200)); then
+  W4_CONCURRENCY=$(((FD_LIMIT - 200) / 2))
+  ((W4_CONCURRENCY >= 10)) || die "ulimit -n is $FD_LIMIT: too low for W4"
+  W4_NOTE="W4 ran $W4_CONCURRENCY concurrent sessions instead of $W4_USERS: ulimit -n is $FD_LIMIT."
+  log "NOTE: $W4_NOTE"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Work directory and cleanup of everything started here (by pid / process group only).
+if [[ -n ${POPBRIDGE_BENCH_TMPDIR:-} ]]; then
+  TMP_PARENT=$POPBRIDGE_BENCH_TMPDIR
+elif [[ -w /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR==2{print $4}') > 2 * 1024 * 1024)); then
+  TMP_PARENT=/dev/shm # ~300 MB of Maildir files; tmpfs keeps seeding and reading off the disk
+else
+  TMP_PARENT=/tmp
+fi
+WORK=$(mktemp -d "$TMP_PARENT/popbridge-bench-XXXXXX")
+chmod 755 "$WORK"
+DOVECOT_UP_PID=""
+DOVECOT_B_PID=""
+POPBRIDGE_PID=""
+LOAD_PID=""
+
+stop_group() { # pid: SIGTERM the process group it leads, then SIGKILL what is left
+  local pid=$1 i
+  [[ -n $pid ]] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+stop_popbridge() {
+  [[ -n $POPBRIDGE_PID ]] || return 0
+  stop_group "$POPBRIDGE_PID"
+  POPBRIDGE_PID=""
+}
+cleanup() {
+  local status=$?
+  # A second signal must not cut the cleanup short.
+  trap - EXIT
+  trap '' INT TERM
+  if [[ -n $LOAD_PID ]]; then
+    kill -TERM "$LOAD_PID" 2>/dev/null || true
+    wait "$LOAD_PID" 2>/dev/null || true
+  fi
+  stop_popbridge
+  stop_group "$DOVECOT_B_PID"
+  stop_group "$DOVECOT_UP_PID"
+  # Keep the logs of a failed run; an interrupted one (130, 143) leaves nothing behind.
+  if ((KEEP)) || { ((status != 0)) && ((status != 130 && status != 143)); }; then
+    log "work directory kept for inspection: $WORK"
+    if ((status != 0)) && ((KEEP == 0)); then
+      # Logs only: the mail is large and rebuilt by every run.
+      rm -rf "${WORK:?}/home" "${WORK:?}/bhome" 2>/dev/null || true
+    fi
+  else
+    rm -rf "${WORK:?}"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_port() { # port what pid
+  local port=$1 what=$2 pid=$3 i
+  for i in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  log "$what did not listen on port $port within 15 s"
+  return 1
+}
+
+read -r IMAP_PORT IMAPS_PORT POP3_C_PORT POP3S_C_PORT POP3_B_PORT POP3S_B_PORT POP3_A_PORT \
+  POP3S_A_PORT <<<"$("$POP3LOAD" ports 8)"
+
+# ---------------------------------------------------------------------------------------------
+# Test PKI: a CA and a server certificate for localhost / 127.0.0.1.
+log "work directory $WORK"
+mkdir -p "$WORK/pki"
+(
+  cd "$WORK/pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=popbridge bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+    -extfile ext.cnf -out server.pem 2>/dev/null
+  chmod 644 ./*.pem ./*.key
+) || die "cannot create the test certificates with openssl"
+CA="$WORK/pki/ca.pem"
+
+# ---------------------------------------------------------------------------------------------
+# Users and mail. Dovecot will not deliver mail as root: root runs use nobody/nogroup.
+if [[ $(id -u) == 0 ]]; then
+  MAIL_USER=nobody; MAIL_GROUP=nogroup
+else
+  MAIL_USER=$(id -un); MAIL_GROUP=$(id -gn)
+fi
+MAIL_UID=$(id -u "$MAIL_USER"); MAIL_GID=$(getent group "$MAIL_GROUP" | cut -d: -f3)
+mkdir -p "$WORK/home" "$WORK/bhome" "$WORK/up" "$WORK/b"
+chown "$MAIL_UID:$MAIL_GID" "$WORK/home" "$WORK/bhome"
+
+W4_USER_LIST=()
+for ((i = 0; i < W4_USERS; i++)); do W4_USER_LIST+=("w4u$i"); done
+{
+  for u in w1 w2 w3 "${W4_USER_LIST[@]}"; do echo "$u:{PLAIN}$PASSWORD::::::"; done
+} >"$WORK/users"
+chmod 644 "$WORK/users"
+
+seed() { # user count size
+  local dir="$WORK/home/$1"
+  mkdir -p "$dir"
+  chown "$MAIL_UID:$MAIL_GID" "$dir"
+  "$POP3LOAD" seed --maildir "$dir/Maildir" --count "$2" --size "$3" --uid "$MAIL_UID" \
+    --gid "$MAIL_GID"
+}
+log "seeding Maildirs"
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+wants W1 && seed w1 "$W1_COUNT" "$W1_SIZE"
+{ wants W2 || wants W5; } && seed w2 "$W2_COUNT" "$W2_SIZE"
+wants W3 && seed w3 1 "$W3_SIZE"
+if wants W4; then
+  for u in "${W4_USER_LIST[@]}"; do seed "$u" "$W4_COUNT" "$W4_SIZE"; done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Dovecot configuration shared by both instances. Limits: W4 opens 500 POP3 sessions at once,
+# and A and B each hold one upstream IMAP session per POP3 session.
+common_conf() { # dir
+  local d=$1
+  cat <<EOF
+instance_name = $(basename "$d")-$$
+listen = 127.0.0.1
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+info_log_path = $d/dovecot.log
+log_timestamp = "%Y-%m-%d %H:%M:%S "
+auth_mechanisms = plain login
+disable_plaintext_auth = no
+auth_failure_delay = 0
+ssl = yes
+ssl_cert = <$WORK/pki/server.pem
+ssl_key = <$WORK/pki/server.key
+ssl_dh = </usr/share/dovecot/dh.pem
+ssl_client_ca_file = $CA
+mail_uid = $MAIL_USER
+mail_gid = $MAIL_GROUP
+first_valid_uid = 1
+first_valid_gid = 1
+mail_fsync = never
+mail_max_userip_connections = 10000
+default_process_limit = 2000
+default_client_limit = 10000
+default_vsz_limit = 1G
+protocol imap {
+  mail_max_userip_connections = 10000
+}
+protocol pop3 {
+  mail_max_userip_connections = 10000
+}
+service auth {
+  client_limit = 10000
+}
+service anvil {
+  # The auth process cannot reach a mode-0 socket and then runs without the login penalty,
+  # which would otherwise slow every login from 127.0.0.1 after a failure.
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+  client_limit = 10000
+}
+EOF
+  if [[ $(id -u) != 0 ]]; then
+    printf 'default_internal_user = %s\ndefault_internal_group = %s\ndefault_login_user = %s\n' \
+      "$MAIL_USER" "$MAIL_GROUP" "$MAIL_USER"
+  fi
+}
+login_service() { # service plain-name plain-port tls-name tls-port
+  cat <<EOF
+service $1 {
+  inet_listener $2 {
+    address = 127.0.0.1
+    port = $3
+  }
+  inet_listener $4 {
+    address = 127.0.0.1
+    port = $5
+    ssl = yes
+  }
+  # High-performance login mode: a few long-lived login processes serve all connections.
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 2000
+}
+EOF
+  [[ $(id -u) != 0 ]] && printf 'service %s {\n  chroot =\n}\n' "$1"
+  return 0
+}
+
+# The upstream (and C): IMAP for A and B, POP3 straight on the Maildirs for C.
+{
+  common_conf "$WORK/up"
+  cat <<EOF
+protocols = imap pop3
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $WORK/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $WORK/users
+  default_fields = home=$WORK/home/%u
+}
+service imap {
+  process_limit = 2000
+}
+service pop3 {
+  process_limit = 2000
+}
+EOF
+  login_service imap-login imap "$IMAP_PORT" imaps "$IMAPS_PORT"
+  login_service pop3-login pop3 "$POP3_C_PORT" pop3s "$POP3S_C_PORT"
+} >"$WORK/up/dovecot.conf"
+
+# B: Dovecot POP3 with the imapc backend. $1 = "plain" or "tls" (upstream over imaps).
+write_b_conf() {
+  local passdb_args="host=127.0.0.1 port=$IMAP_PORT" imapc_port=$IMAP_PORT imapc_ssl=no
+  if [[ $1 == tls ]]; then
+    passdb_args="host=127.0.0.1 port=$IMAPS_PORT ssl=imaps ssl_ca_file=$CA"
+    imapc_port=$IMAPS_PORT
+    imapc_ssl=imaps
+  fi
+  {
+    common_conf "$WORK/b"
+    cat <<EOF
+protocols = pop3
+mail_location = imapc:~/imapc
+imapc_host = 127.0.0.1
+imapc_port = $imapc_port
+imapc_ssl = $imapc_ssl
+imapc_ssl_verify = yes
+imapc_features = rfc822.size fetch-headers modseq
+pop3_no_flag_updates = yes
+passdb {
+  driver = imap
+  args = $passdb_args
+  default_fields = userdb_imapc_user=%u userdb_imapc_password=%w userdb_home=$WORK/bhome/%u
+}
+userdb {
+  driver = prefetch
+}
+service pop3 {
+  process_limit = 2000
+}
+EOF
+    login_service pop3-login pop3 "$POP3_B_PORT" pop3s "$POP3S_B_PORT"
+  } >"$WORK/b/dovecot.conf"
+}
+
+start_dovecot() { # dir what -> prints pid
+  local dir=$1
+  mkdir -p "$dir/run" "$dir/state"
+  setsid "$DOVECOT" -F -c "$dir/dovecot.conf" </dev/null >>"$dir/dovecot.stderr" 2>&1 &
+  echo $!
+}
+
+# popbridge: $1 = plain | tls (upstream over imaps). Restarted before every A run, so that
+# VmHWM is that run's peak and the CPU counters start from zero.
+write_popbridge_conf() {
+  local upstream_port=$IMAP_PORT upstream_tls=none
+  if [[ $1 == tls ]]; then upstream_port=$IMAPS_PORT; upstream_tls=implicit; fi
+  cat >"$WORK/popbridge-$1.toml" <<EOF
+[server]
+workers = $WORKERS
+log_level = "warn"
+max_connections = 10000
+max_connections_per_ip = 0
+auth_failure_delay = "0s"
+
+[[listener]]
+address = "127.0.0.1:$POP3_A_PORT"
+tls = "none"
+allow_plaintext_auth = true
+
+[[listener]]
+address = "127.0.0.1:$POP3S_A_PORT"
+tls = "implicit"
+certificate = "$WORK/pki/server.pem"
+private_key = "$WORK/pki/server.key"
+
+[upstream]
+host = "127.0.0.1"
+port = $upstream_port
+tls = "$upstream_tls"
+ca_file = "$CA"
+server_name = "localhost"
+
+[mailbox]
+on_delete = "keep"
+EOF
+}
+start_popbridge() { # plain | tls
+  stop_popbridge
+  setsid "$POPBRIDGE" --config "$WORK/popbridge-$1.toml" </dev/null >>"$WORK/popbridge.log" 2>&1 &
+  POPBRIDGE_PID=$!
+  wait_port "$POP3_A_PORT" popbridge "$POPBRIDGE_PID" ||
+    die "popbridge did not start; log: $(tail -5 "$WORK/popbridge.log")"
+}
+popbridge_hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$POPBRIDGE_PID/status"; }
+popbridge_cpu_ticks() { # utime + stime (fields 14 and 15, counted after the ")" of the name)
+  sed 's/^.*) //' "/proc/$POPBRIDGE_PID/stat" | awk '{print $12 + $13}'
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+log "starting the upstream Dovecot (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, C: POP3 $POP3_C_PORT)"
+DOVECOT_UP_PID=$(start_dovecot "$WORK/up")
+wait_port "$IMAP_PORT" "upstream Dovecot" "$DOVECOT_UP_PID" ||
+  die "upstream Dovecot did not start: $(tail -5 "$WORK"/up/dovecot.{log,stderr} 2>/dev/null)"
+wait_port "$POP3_C_PORT" "Dovecot POP3 (C)" "$DOVECOT_UP_PID" || die "Dovecot POP3 did not start"
+
+B_CONF=""
+start_b() { # plain | tls
+  [[ $B_CONF == "$1" ]] && return 0
+  stop_group "$DOVECOT_B_PID"
+  # imapc's local cache belongs to one upstream; both variants see the same mail.
+  write_b_conf "$1"
+  DOVECOT_B_PID=$(start_dovecot "$WORK/b")
+  wait_port "$POP3_B_PORT" "Dovecot imapc (B)" "$DOVECOT_B_PID" ||
+    die "Dovecot imapc did not start: $(tail -5 "$WORK"/b/dovecot.{log,stderr} 2>/dev/null)"
+  B_CONF=$1
+}
+write_popbridge_conf plain
+write_popbridge_conf tls
+
+# ---------------------------------------------------------------------------------------------
+# Runs. Each line of $RAW: workload endpoint rep key=value... (pop3load's figures plus
+# popbridge's peak RSS and CPU for A).
+RAW="$WORK/raw.txt"
+: >"$RAW"
+FAILED_RUNS=0
+
+# run_one workload endpoint rep measured(0|1) -- pop3load arguments
+run_one() {
+  local workload=$1 endpoint=$2 rep=$3 measured=$4
+  shift 5
+  local tls_args=() port base_kb=0 cpu0=0 extra="" out status=0
+  case $workload in W5) tls_args=(--tls --ca "$CA") ;; esac
+  case $endpoint in
+    A)
+      if [[ $workload == W5 ]]; then start_popbridge tls; port=$POP3S_A_PORT; else
+        start_popbridge plain; port=$POP3_A_PORT; fi
+      base_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$POPBRIDGE_PID/status")
+      cpu0=$(popbridge_cpu_ticks)
+      ;;
+    B)
+      if [[ $workload == W5 ]]; then start_b tls; port=$POP3S_B_PORT; else
+        start_b plain; port=$POP3_B_PORT; fi
+      ;;
+    C) if [[ $workload == W5 ]]; then port=$POP3S_C_PORT; else port=$POP3_C_PORT; fi ;;
+  esac
+  # In the background and waited for, so that SIGTERM/SIGINT reach the trap at once.
+  "$POP3LOAD" run --port "$port" "${tls_args[@]}" --password "$PASSWORD" \
+    --label "$workload-$endpoint-$rep" "$@" >"$WORK/pop3load.out" 2>"$WORK/pop3load.err" &
+  LOAD_PID=$!
+  wait "$LOAD_PID" || status=$?
+  LOAD_PID=""
+  out=$(cat "$WORK/pop3load.out")
+  if [[ -s $WORK/pop3load.err ]]; then
+    head -5 "$WORK/pop3load.err" | sed 's/^/    /' >&2
+  fi
+  if [[ $out != result* ]]; then
+    log "pop3load gave no result for $workload $endpoint (exit $status)"
+    out="result failed=1 harness_error=1"
+  fi
+  if [[ $endpoint == A ]]; then
+    local cpu1 hwm
+    if kill -0 "$POPBRIDGE_PID" 2>/dev/null; then
+      hwm=$(popbridge_hwm_kb)
+      cpu1=$(popbridge_cpu_ticks)
+      extra="pb_base_kb=$base_kb pb_hwm_kb=$hwm pb_cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" \
+        -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b - a) / t}')"
+    else
+      extra="pb_died=1"
+      log "popbridge died during $workload: $(tail -5 "$WORK/popbridge.log")"
+    fi
+  fi
+  ((status == 0)) || FAILED_RUNS=$((FAILED_RUNS + 1))
+  if ((measured)); then
+    echo "$workload $endpoint $rep ${out#result } $extra" >>"$RAW"
+    log "$workload $endpoint rep $rep: ${out#result } $extra"
+  fi
+  return 0
+}
+
+workload_args() { # workload -> pop3load arguments for one measured run
+  case $1 in
+    W1) echo "--user w1 --workload poll --sessions $W1_SESSIONS --expect-messages $W1_COUNT" ;;
+    W2 | W5) echo "--user w2 --workload retr --sessions $W2_SESSIONS --expect-messages $W2_COUNT" ;;
+    W3) echo "--user w3 --workload retr --sessions $W3_SESSIONS --expect-messages 1" ;;
+    W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --sessions $W4_CONCURRENCY" \
+      "--concurrency $W4_CONCURRENCY --expect-messages $W4_COUNT" ;;
+  esac
+}
+warmup_args() { # one pass that builds Dovecot's indexes (upstream and imapc caches), unmeasured
+  case $1 in
+    W1) echo "--user w1 --workload poll --sessions 1" ;;
+    W2 | W5) echo "--user w2 --workload retr --sessions 1 --retr-max 1" ;;
+    W3) echo "--user w3 --workload poll --sessions 1" ;;
+    W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --retr-max 1" \
+      "--sessions $W4_CONCURRENCY --concurrency 50" ;;
+  esac
+}
+
+START_TIME=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+SECONDS=0
+for workload in $WORKLOADS; do
+  log "== $workload: warm-up"
+  for endpoint in A B C; do
+    # shellcheck disable=SC2046 # word splitting of the argument list is intended
+    run_one "$workload" "$endpoint" 0 0 -- $(warmup_args "$workload")
+  done
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for endpoint in A B C; do
+      # shellcheck disable=SC2046
+      run_one "$workload" "$endpoint" "$rep" 1 -- $(workload_args "$workload")
+    done
+  done
+done
+stop_popbridge
+ELAPSED=$SECONDS
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+if [[ $MODE == smoke ]]; then
+  # No python3 here: CI images may lack it. Any failed session or size mismatch fails the test.
+  cat "$RAW"
+  if ((FAILED_RUNS > 0)) || awk '{for (i = 4; i <= NF; i++) {split($i, kv, "=");
+      if ((kv[1] == "failed" || kv[1] == "size_mismatch" || kv[1] == "harness_error" ||
+           kv[1] == "pb_died") && kv[2] + 0 > 0) bad = 1}} END {exit !bad}' "$RAW"; then
+    log "smoke test FAILED: a session failed or a RETR size did not match LIST"
+    exit 1
+  fi
+  log "smoke test passed (timings are not checked)"
+  exit 0
+fi
+
+CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=unknown
+DATA="$WORK/ratios.dat"
+python3 "$BENCH_DIR/report.py" --raw "$RAW" --markdown "$OUT" --chart-data "$DATA" \
+  --date "$START_TIME" --nproc "$(nproc)" --cpu "$CPU_MODEL" --command "$COMMAND_LINE" \
+  --reps "$REPS" --workers "$WORKERS" --elapsed "$ELAPSED" --note "$W4_NOTE" \
+  --w4-sessions "$W4_CONCURRENCY" --dovecot "$("$DOVECOT" --version)" \
+  --load "$LOAD_START, then $LOAD_END" \
+  --revision "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+if command -v gnuplot >/dev/null; then
+  CHART="$(dirname "$OUT")/ratios.svg"
+  gnuplot -e "datafile='$DATA'; outfile='$CHART'" "$BENCH_DIR/ratios.gp" &&
+    log "chart written to $CHART"
+else
+  log "gnuplot not available: chart not drawn"
+fi
+log "results written to ${OUT#"$ROOT/"} ($ELAPSED s)"
+((FAILED_RUNS == 0)) || { log "$FAILED_RUNS pop3load runs had failed sessions"; exit 1; }
