@@ -269,10 +269,11 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
       [](uv_work_t* request) {
         auto* work = static_cast<VerifyJob*>(request->data);
         // Unknown users get a hash check too, so timing does not reveal which names exist.
-        static const std::string kDummy = config::hashPassword("popbridge-dummy");
-        work->ok = config::verifyPassword(work->account ? work->account->passwordHash : kDummy,
-                                          work->password) &&
-                   work->account != nullptr;
+        work->ok =
+            config::verifyPassword(work->account ? std::string_view(work->account->passwordHash)
+                                                 : config::dummyPasswordHash(),
+                                   work->password) &&
+            work->account != nullptr;
         std::fill(work->password.begin(), work->password.end(), '\0');
       },
       [](uv_work_t* request, int status) {

@@ -1,9 +1,12 @@
 #include "tests/support/popbridge_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,13 +29,28 @@ std::string readFile(const std::string& path) {
   return buffer.str();
 }
 
-bool portOpen(std::uint16_t port) {
-  try {
-    TestConnection connection(port, 200);
-    return true;
-  } catch (const std::exception&) {
-    return false;
+// A bare connect, so IPv6 listeners can be probed too.
+bool portOpen(const std::string& host, std::uint16_t port) {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  if (host.find(':') != std::string::npos) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr);
+    length = sizeof *in6;
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    inet_pton(AF_INET, host.c_str(), &in4->sin_addr);
+    length = sizeof *in4;
   }
+  int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool open = ::connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0;
+  ::close(fd);
+  return open;
 }
 
 }  // namespace
@@ -57,7 +75,9 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
   for (const Listener& listener : options.listeners) {
     std::uint16_t port = listener.port ? listener.port : freeLoopbackPort();
     ports_.push_back(port);
-    toml << "[[listener]]\naddress = \"127.0.0.1:" << port << "\"\ntls = \"" << listener.tls
+    std::string host =
+        listener.host.find(':') != std::string::npos ? "[" + listener.host + "]" : listener.host;
+    toml << "[[listener]]\naddress = \"" << host << ":" << port << "\"\ntls = \"" << listener.tls
          << "\"\nallow_plaintext_auth = " << (listener.allowPlaintextAuth ? "true" : "false")
          << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n";
     if (listener.tls != "none") {
@@ -92,8 +112,9 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  for (std::uint16_t port : ports_) {
-    while (!portOpen(port)) {
+  for (std::size_t i = 0; i < ports_.size(); ++i) {
+    std::uint16_t port = ports_[i];
+    while (!portOpen(options.listeners[i].host, port)) {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;

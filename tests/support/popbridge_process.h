@@ -16,7 +16,8 @@ namespace popbridge::test {
 class PopbridgeProcess {
  public:
   struct Listener {
-    std::string tls = "none";  // none | starttls | implicit
+    std::string host = "127.0.0.1";  // "::1" for an IPv6 listener
+    std::string tls = "none";        // none | starttls | implicit
     bool allowPlaintextAuth = true;
     std::string minTlsVersion = "1.2";
     std::uint16_t port = 0;  // 0: a free one

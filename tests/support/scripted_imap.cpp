@@ -260,7 +260,17 @@ void ScriptedImapPeer::markClosed(Connection& connection) {
 }
 
 void ScriptedImapPeer::serve(std::shared_ptr<Connection> connection) {
-  Connection& c = *connection;
+  // A command the peer cannot parse must fail the test through the transcript, not terminate
+  // the process from this thread.
+  try {
+    converse(*connection);
+  } catch (const std::exception& error) {
+    record(std::string("<scripted peer could not handle a command: ") + error.what() + ">");
+  }
+  markClosed(*connection);
+}
+
+void ScriptedImapPeer::converse(Connection& c) {
   const auto& messages = script_.messages;
   auto caps = script_.capabilities;
 
@@ -435,7 +445,6 @@ void ScriptedImapPeer::serve(std::shared_ptr<Connection> connection) {
       open = c.send(tag + " BAD Command not supported by the scripted peer.\r\n");
     }
   }
-  markClosed(c);
 }
 
 std::vector<std::string> ScriptedImapPeer::commands() const {
@@ -490,6 +499,60 @@ void ScriptedImapPeer::push(std::string_view bytes) {
     }
   }
   for (auto& connection : open) connection->send(bytes);
+}
+
+const char* toString(ScriptedImapPeer::Step step) {
+  using Step = ScriptedImapPeer::Step;
+  switch (step) {
+    case Step::Greeting:
+      return "Greeting";
+    case Step::Capability:
+      return "Capability";
+    case Step::Login:
+      return "Login";
+    case Step::Select:
+      return "Select";
+    case Step::Snapshot:
+      return "Snapshot";
+    case Step::Body:
+      return "Body";
+    case Step::Store:
+      return "Store";
+    case Step::Expunge:
+      return "Expunge";
+    case Step::Move:
+      return "Move";
+    case Step::Copy:
+      return "Copy";
+    case Step::Logout:
+      return "Logout";
+  }
+  return "?";
+}
+
+const char* toString(ScriptedImapPeer::Reaction::Kind kind) {
+  using Kind = ScriptedImapPeer::Reaction::Kind;
+  switch (kind) {
+    case Kind::Normal:
+      return "Normal";
+    case Kind::Reply:
+      return "Reply";
+    case Kind::Stall:
+      return "Stall";
+    case Kind::Close:
+      return "Close";
+    case Kind::CloseMidLiteral:
+      return "CloseMidLiteral";
+    case Kind::ByeMidLiteral:
+      return "ByeMidLiteral";
+    case Kind::StallMidLiteral:
+      return "StallMidLiteral";
+    case Kind::WrongMessage:
+      return "WrongMessage";
+    case Kind::Vanished:
+      return "Vanished";
+  }
+  return "?";
 }
 
 }  // namespace popbridge::test

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <set>
 #include <string>
 #include <string_view>
@@ -116,6 +117,7 @@ class ScriptedImapPeer {
 
   void acceptLoop();
   void serve(std::shared_ptr<Connection> connection);
+  void converse(Connection& connection);
   void record(std::string command);
   void markClosed(Connection& connection);
   const Reaction& reactionFor(Step step) const;
@@ -135,5 +137,15 @@ class ScriptedImapPeer {
   int accepted_ = 0;
   int closed_ = 0;
 };
+
+const char* toString(ScriptedImapPeer::Step step);
+const char* toString(ScriptedImapPeer::Reaction::Kind kind);
+// For gtest's parameter printing.
+inline void PrintTo(ScriptedImapPeer::Step step, std::ostream* os) {
+  *os << toString(step);
+}
+inline void PrintTo(ScriptedImapPeer::Reaction::Kind kind, std::ostream* os) {
+  *os << toString(kind);
+}
 
 }  // namespace popbridge::test
