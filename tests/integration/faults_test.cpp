@@ -502,7 +502,7 @@ TEST_F(FaultsTest, UpstreamRefusingConnectionsGivesSysTempAtOnce) {
   double elapsed = secondsSince(start);
   EXPECT_TRUE(startsWith(reply, "-ERR [SYS/TEMP]")) << reply;
   std::printf("[ figures ] upstream refusing: -ERR after %.3f s\n", elapsed);
-  EXPECT_LT(elapsed, 1.0);
+  EXPECT_LT(elapsed, 2.0);  // well inside the 3 s connect_timeout: a refusal is not waited out
   // Outages are not password guesses: no failed-login delay, no disconnect.
   EXPECT_NO_THROW(pop.multiLine("CAPA"));
 }
