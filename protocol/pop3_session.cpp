@@ -1,7 +1,7 @@
 #include "protocol/pop3_session.h"
 
 #include <algorithm>
-#include <cstring>
+#include <cctype>
 #include <numeric>
 
 #include "protocol/base64.h"
@@ -367,7 +367,6 @@ void Pop3Session::resetUpstream() {
   capsKnown_ = false;
   upstreamTlsDone_ = false;
   discardUpstreamInput_ = false;
-  upstreamBye_ = false;
   imapParser_.reset();
   exists_ = 0;
   uids_.clear();
@@ -793,8 +792,9 @@ void Pop3Session::onImapEvent(const ImapEvent& event) {
       return;
     case ImapEvent::Kind::Status:
       if (event.status == ImapStatus::Bye) {
-        upstreamBye_ = true;
-        if (op_ != Op::Logout) upstreamBroken("upstream said BYE: " + event.text);
+        // Our own LOGOUT is only sent once the session is closed, so a BYE
+        // seen here is always the server ending the connection.
+        upstreamBroken("upstream said BYE: " + event.text);
         return;
       }
       if (op_ == Op::Greeting) {

@@ -165,7 +165,6 @@ class Pop3Session {
     UpdateExpunge,
     UpdateCopy,
     UpdateMove,
-    Logout,
     AuthDelay,
     ClientTls,
   };
@@ -246,7 +245,6 @@ class Pop3Session {
   bool capsKnown_ = false;
   bool capStartTls_ = false, capLoginDisabled_ = false, capAuthPlain_ = false;
   bool capSaslIr_ = false, capLiteralPlus_ = false, capUidPlus_ = false, capMove_ = false;
-  bool upstreamBye_ = false;
   bool upstreamTlsDone_ = false;
   bool discardUpstreamInput_ = false;  // the rest of the read that carried the STARTTLS OK
 
