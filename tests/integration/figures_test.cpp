@@ -54,7 +54,9 @@ TEST(Figures, HundredMegabyteRetrKeepsRssFlat) {
       "peak %ld KiB\n",
       elapsed, size / 1048576.0 / elapsed, before.rssKiB, after.peakKiB);
   // Streaming: the peak grows by buffers bounded by configuration, not by the message.
-  if (kRssBoundsApply) EXPECT_LT(after.peakKiB - before.rssKiB, 8 * 1024);
+  if (kRssBoundsApply) {
+    EXPECT_LT(after.peakKiB - before.rssKiB, 8 * 1024);
+  }
 }
 
 TEST(Figures, TwentyMegabyteRetrAndTenThousandMessagePoll) {
