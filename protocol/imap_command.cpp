@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "protocol/base64.h"
+#include "protocol/imap_syntax.h"
 
 namespace popbridge::protocol {
 namespace {
@@ -11,23 +12,6 @@ namespace {
 // Modified UTF-7 uses ',' where base64 has '/'.
 constexpr char kBase64Alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// ASTRING-CHAR (RFC 3501 9): ATOM-CHAR plus resp-specials "]".
-bool isAstringChar(unsigned char c) {
-  if (c <= 0x20 || c >= 0x7f) return false;
-  switch (c) {
-    case '(':
-    case ')':
-    case '{':
-    case '%':
-    case '*':
-    case '"':
-    case '\\':
-      return false;
-    default:
-      return true;
-  }
-}
 
 bool isQuotable(std::string_view s) {
   // Only printable ASCII: TAB and 8-bit are legal in some quoted forms but not in all servers'

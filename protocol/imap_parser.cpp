@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "protocol/imap_syntax.h"
+
 namespace popbridge::protocol {
 namespace {
 
@@ -33,20 +35,7 @@ bool isAtomChar(unsigned char c) {
 
 // RFC 3501 tag: ASTRING-CHAR except '+'.
 bool isTagChar(unsigned char c) {
-  if (c <= 0x20 || c >= 0x7f) return false;
-  switch (c) {
-    case '(':
-    case ')':
-    case '{':
-    case '%':
-    case '*':
-    case '"':
-    case '\\':
-    case '+':
-      return false;
-    default:
-      return true;
-  }
+  return c != '+' && isAstringChar(c);
 }
 
 bool isKeywordChar(unsigned char c) {
