@@ -1141,8 +1141,7 @@ void Pop3Session::replyErr(std::string_view text, RespCode code) {
 
 void Pop3Session::flush() {
   if (out_.empty()) return;
-  sink_.sendToClient(out_);
-  out_.clear();
+  sink_.sendToClientAndRecycle(out_);
 }
 
 void Pop3Session::finish(std::string_view reason) {

@@ -68,6 +68,12 @@ class SessionSink {
  public:
   virtual ~SessionSink() = default;
   virtual void sendToClient(std::string_view bytes) = 0;
+  // Same, but may take the buffer and hand back an empty one, so streaming a
+  // body through the same string needs no copy and no allocation per chunk.
+  virtual void sendToClientAndRecycle(std::string& bytes) {
+    sendToClient(bytes);
+    bytes.clear();
+  }
   virtual void sendToUpstream(std::string_view bytes) = 0;
   // Decide whether user/password may log in and with which upstream
   // credentials; answer with Pop3Session::onCredentials (now or later).

@@ -225,6 +225,14 @@ void ProxySession::sendToClient(std::string_view bytes) {
   if (client_) client_->write(bytes);
 }
 
+void ProxySession::sendToClientAndRecycle(std::string& bytes) {
+  if (client_) {
+    client_->writeAndRecycle(bytes);
+  } else {
+    bytes.clear();
+  }
+}
+
 void ProxySession::startClientTls() {
   // "+OK Begin TLS" is already queued; Stream sends it in the clear first.
   clientInput_.clear();

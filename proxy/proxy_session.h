@@ -53,6 +53,7 @@ class ProxySession : public protocol::SessionSink {
 
   // SessionSink.
   void sendToClient(std::string_view bytes) override;
+  void sendToClientAndRecycle(std::string& bytes) override;
   void sendToUpstream(std::string_view bytes) override;
   void resolveCredentials(std::string_view user, std::string_view password) override;
   void connectUpstream() override;

@@ -287,6 +287,19 @@ void Stream::write(std::string_view data) {
   noteQueued();
 }
 
+void Stream::writeAndRecycle(std::string& data) {
+  if (state_ == State::Open && tls_ == TlsState::None && pending_.empty() && !data.empty()) {
+    // pending_'s old buffer (empty, with its capacity) goes back to the caller.
+    pending_.swap(data);
+    data.clear();
+    flushWrites();
+    noteQueued();
+    return;
+  }
+  write(std::string_view(data));
+  data.clear();
+}
+
 void Stream::write(std::string&& data) {
   if (state_ != State::Open || data.empty()) return;
   if (tls_ != TlsState::None || !pending_.empty()) {

@@ -93,6 +93,10 @@ class Stream {
   void write(std::string_view data);
   // May take the buffer without copying when nothing is queued (plaintext only).
   void write(std::string&& data);
+  // Queues `data` and leaves `data` empty, usually holding a spare buffer with
+  // capacity, so a caller that refills the same string (a RETR streaming body
+  // chunks) neither copies nor allocates per chunk on a plaintext connection.
+  void writeAndRecycle(std::string& data);
   // Bytes accepted by write() that the kernel has not taken yet (plaintext
   // waiting for the handshake plus encrypted/plain bytes queued or in flight).
   std::size_t pendingWriteBytes() const;
