@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -108,7 +109,10 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
       dup2(fd, STDERR_FILENO);
       ::close(fd);
     }
-    execl(POPBRIDGE_BINARY, "popbridge", "--config", configPath_.c_str(), nullptr);
+    // Another build of popbridge can be measured against the same tests.
+    const char* binary = std::getenv("PBTEST_POPBRIDGE_BINARY");
+    execl(binary ? binary : POPBRIDGE_BINARY, "popbridge", "--config", configPath_.c_str(),
+          nullptr);
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
@@ -165,6 +169,20 @@ int PopbridgeProcess::stop() {
 
 std::string PopbridgeProcess::log() const {
   return readFile(logPath_);
+}
+
+double cpuSecondsOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 1; i <= 13 && fields >> field; ++i) {
+    if (i == 12) utime = std::stoull(field);
+    if (i == 13) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 MemoryUsage memoryOf(pid_t pid) {

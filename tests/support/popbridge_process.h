@@ -73,5 +73,7 @@ struct MemoryUsage {
   long peakKiB = 0;
 };
 MemoryUsage memoryOf(pid_t pid);
+// User plus system CPU time a process has used so far.
+double cpuSecondsOf(pid_t pid);
 
 }  // namespace popbridge::test
