@@ -20,7 +20,7 @@
 #include <tuple>
 
 #include "config/password.h"
-#include "protocol/uidl_format.h"
+#include "protocol/pop3/uidl_format.h"
 
 namespace popbridge::config {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "protocol/pop3_session.h"
+#include "protocol/bridge/session.h"
 #include "proxy/connector.h"
 #include "proxy/log.h"
 #include "proxy/stream.h"

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/dot_stuffer.h"
+#include "protocol/pop3/dot_stuffer.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/imap_parser.h"
+#include "protocol/imap/parser.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/pop3_parser.h"
+#include "protocol/pop3/parser.h"
 
 namespace {
 

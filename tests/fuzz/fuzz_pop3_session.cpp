@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/pop3_session.h"
+#include "protocol/bridge/session.h"
 
 namespace {
 

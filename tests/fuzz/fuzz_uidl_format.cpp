@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/uidl_format.h"
+#include "protocol/pop3/uidl_format.h"
 
 namespace {
 void require(bool condition) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/pop3_command.h"
+#include "protocol/pop3/command.h"
 
 namespace popbridge::protocol {
 

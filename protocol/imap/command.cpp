@@ -1,10 +1,10 @@
-#include "protocol/imap_command.h"
+#include "protocol/imap/command.h"
 
 #include <algorithm>
 #include <cassert>
 
 #include "protocol/base64.h"
-#include "protocol/imap_syntax.h"
+#include "protocol/imap/syntax.h"
 
 namespace popbridge::protocol {
 namespace {

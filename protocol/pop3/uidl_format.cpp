@@ -1,4 +1,4 @@
-#include "protocol/uidl_format.h"
+#include "protocol/pop3/uidl_format.h"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "protocol/imap_command.h"
+#include "protocol/imap/command.h"
 
 #include <gtest/gtest.h>
 

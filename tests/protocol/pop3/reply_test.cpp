@@ -1,4 +1,4 @@
-#include "protocol/pop3_reply.h"
+#include "protocol/pop3/reply.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "protocol/pop3_parser.h"
+#include "protocol/pop3/parser.h"
 
 #include <array>
 #include <cstring>

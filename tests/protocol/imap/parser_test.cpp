@@ -1,4 +1,4 @@
-#include "protocol/imap_parser.h"
+#include "protocol/imap/parser.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "protocol/pop3_session.h"
+#include "protocol/bridge/session.h"
 
 #include <algorithm>
 #include <cctype>

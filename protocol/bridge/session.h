@@ -20,12 +20,12 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/dot_stuffer.h"
-#include "protocol/imap_command.h"
-#include "protocol/imap_parser.h"
-#include "protocol/pop3_parser.h"
-#include "protocol/pop3_reply.h"
-#include "protocol/uidl_format.h"
+#include "protocol/pop3/dot_stuffer.h"
+#include "protocol/imap/command.h"
+#include "protocol/imap/parser.h"
+#include "protocol/pop3/parser.h"
+#include "protocol/pop3/reply.h"
+#include "protocol/pop3/uidl_format.h"
 
 namespace popbridge::protocol {
 

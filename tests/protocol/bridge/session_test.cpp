@@ -1,7 +1,7 @@
 // Whole POP3 sessions against scripted IMAP server bytes: checks the exact
 // IMAP commands the session emits and what the client sees.
 
-#include "protocol/pop3_session.h"
+#include "protocol/bridge/session.h"
 
 #include <gtest/gtest.h>
 

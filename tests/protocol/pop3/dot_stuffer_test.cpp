@@ -1,4 +1,4 @@
-#include "protocol/dot_stuffer.h"
+#include "protocol/pop3/dot_stuffer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
-#include "protocol/imap_parser.h"
+#include "protocol/imap/parser.h"
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
-#include "protocol/imap_syntax.h"
+#include "protocol/imap/syntax.h"
 
 namespace popbridge::protocol {
 namespace {
