@@ -5,41 +5,17 @@
 #include <numeric>
 
 #include "protocol/base64.h"
+#include "protocol/text.h"
 
 namespace popbridge::protocol {
 namespace {
 
 constexpr unsigned kMaxFailedLogins = 3;
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool hasFlag(const std::optional<std::vector<std::string>>& flags, std::string_view flag) {
   if (!flags) return false;
   return std::any_of(flags->begin(), flags->end(),
                      [&](const std::string& f) { return equalsIgnoreCase(f, flag); });
-}
-
-std::optional<std::uint32_t> parseUint32(std::string_view text) {
-  std::uint64_t value = 0;
-  if (text.empty() || text.size() > 10) return std::nullopt;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (value > UINT32_MAX) return std::nullopt;
-  return static_cast<std::uint32_t>(value);
-}
-
-void secureWipe(std::string& secret) {
-  // volatile keeps the compiler from dropping a store to memory about to be freed.
-  volatile char* p = secret.data();
-  for (std::size_t i = 0; i < secret.size(); ++i) p[i] = 0;
-  secret.clear();
 }
 
 std::string codeSuffix(const ImapEvent& event) {
@@ -695,7 +671,7 @@ void Pop3Session::finishUpdate() {
           : static_cast<std::uint32_t>(std::count(deleted_.begin(), deleted_.end(), true));
   stats_.deleted = count;
   if (count > 0) {
-    sink_.log(LogSeverity::Info, std::string("applied on_delete=") + policyName(effectivePolicy_) +
+    sink_.log(LogSeverity::Info, "applied on_delete=" + std::string(toString(effectivePolicy_)) +
                                      " to UIDs " + updateSet_);
   }
   reply(count == 0 ? std::string("Logging out.")
@@ -725,7 +701,7 @@ void Pop3Session::updateFailed(const ImapEvent& event) {
   }
   std::string applied = updateStep_ > 1 ? " (earlier steps succeeded)" : "";
   sink_.log(LogSeverity::Error, "QUIT: " + what + " failed: " + codeSuffix(event) +
-                                    "; on_delete=" + policyName(effectivePolicy_) +
+                                    "; on_delete=" + std::string(toString(effectivePolicy_)) +
                                     " not applied to UIDs " + updateSet_ + applied);
   replyErr("Deleting messages failed on the server; they were not removed.", RespCode::SysTemp);
   logoutAndFinish("quit; deletions failed upstream");
@@ -1164,22 +1140,6 @@ void Pop3Session::wipeSegments() {
   for (auto& segment : pendingSegments_) secureWipe(segment);
   pendingSegments_.clear();
   nextSegment_ = 0;
-}
-
-const char* Pop3Session::policyName(DeletePolicy policy) {
-  switch (policy) {
-    case DeletePolicy::Flag:
-      return "flag";
-    case DeletePolicy::Expunge:
-      return "expunge";
-    case DeletePolicy::Move:
-      return "move";
-    case DeletePolicy::Seen:
-      return "seen";
-    case DeletePolicy::Keep:
-      return "keep";
-  }
-  return "?";
 }
 
 }  // namespace popbridge::protocol

@@ -20,6 +20,9 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/bridge/mailbox_options.h"
+#include "protocol/imap/sasl.h"
+#include "protocol/log_severity.h"
 #include "protocol/pop3/dot_stuffer.h"
 #include "protocol/imap/command.h"
 #include "protocol/imap/parser.h"
@@ -29,23 +32,6 @@
 
 namespace popbridge::protocol {
 
-enum class DeletePolicy : std::uint8_t { Flag, Expunge, Move, Seen, Keep };
-enum class UpstreamLogin : std::uint8_t { Auto, Login, Plain };
-enum class LogSeverity : std::uint8_t { Error, Warn, Info, Debug };
-
-inline UidlFormat defaultUidlFormat() {
-  std::string error;
-  return *UidlFormat::parse(UidlFormat::kDovecotDefault, error);
-}
-
-struct MailboxOptions {
-  std::string folder = "INBOX";
-  DeletePolicy onDelete = DeletePolicy::Flag;
-  std::string moveTo = "Trash";
-  bool markSeenOnRetr = false;
-  UidlFormat uidl = defaultUidlFormat();
-  std::uint32_t maxMessages = 0;  // 0: the whole mailbox; N: only the newest N
-};
 
 struct SessionOptions {
   bool tlsActive = false;           // the client connection is already encrypted
@@ -190,7 +176,6 @@ class Pop3Session {
   void logoutAndFinish(std::string_view reason);
   void flush();
   void wipeSegments();
-  static const char* policyName(DeletePolicy policy);
   bool plaintextAuthAllowed() const;
   void replyCapa();
   void badCommand(std::string_view text, RespCode code = RespCode::None);
