@@ -38,32 +38,26 @@ struct ImapEvent {
     Recent,        // number
     Expunge,       // number
     Flags,         // "* FLAGS (...)" -> words, as sent
-    Search,        // "* SEARCH 1 2 3" -> numbers; "(MODSEQ n)" (RFC 7162) -> fetch.modseq
-    ESearch,       // RFC 4731, see below
-    Vanished,      // RFC 7162 "* VANISHED (EARLIER) 1:3" -> numbers expanded, words {"EARLIER"}
     Fetch,         // "* n FETCH (...)" complete: number + all fetch attributes
     BodyBegin,     // body item inside a FETCH: number, fetch (so far), section, origin, literalSize
     BodyChunk,     // number, data
     BodyEnd,       // number
     Continuation,  // "+ text": code (if the text starts with one) and text
-    Other          // any other untagged response (LIST, STATUS, ID, ENABLED, ...)
+    Other          // any other untagged response (LIST, STATUS, SEARCH, ESEARCH, VANISHED, ...)
   };
   Kind kind = Kind::Other;
   std::string tag;
   ImapStatus status = ImapStatus::Ok;
   std::optional<ImapResponseCode> code;
-  // Tagged/Status/Continuation: the human-readable text after the code. ESearch: the search
-  // correlator's TAG value. Other: the response keyword, upper-cased.
+  // Tagged/Status/Continuation: the human-readable text after the code. Other: the response
+  // keyword, upper-cased (empty when the response has none).
   std::string text;
   // Exists/Recent/Expunge: the count or message number. Fetch/Body*: the message sequence
-  // number. Other: the number of a numbered response ("* 3 XFOO"), else 0.
+  // number. Other: the number of a numbered response ("* 3 XFOO"), else 0 (also when it does
+  // not fit in 32 bits).
   std::uint32_t number = 0;
-  // Capability; Flags; Status/Tagged with a CAPABILITY code (the code's words, upper-cased);
-  // ESearch: "UID" when the UID indicator is present, then "NAME value" for each returned item
-  // other than ALL (e.g. "COUNT 3", "MIN 1"); Vanished: "EARLIER" when present.
+  // Capability; Flags; Status/Tagged with a CAPABILITY code (the code's words, upper-cased).
   std::vector<std::string> words;
-  // Search; ESearch: ALL expanded; Vanished: expanded.
-  std::vector<std::uint32_t> numbers;
   FetchAttributes fetch;
   // BodyBegin: the section, upper-cased: "BODY[]" -> "", "BODY[HEADER]" -> "HEADER",
   // "BODY[TEXT]<0>" -> "TEXT" with origin 0, "RFC822" -> "", "RFC822.HEADER" -> "HEADER",
@@ -89,14 +83,19 @@ struct ImapEvent {
 // memory across segments is its state, an explicit stack of open parenthesised lists, and the
 // attributes gathered so far. Body values in FETCH responses are never assembled: literal bytes
 // are handed out as BodyChunk views into the caller's input, so a 50 MB body costs one event
-// per input chunk and no copying. Every other literal is buffered (or, where its content is not
-// needed, skipped) only up to maxInlineLiteral bytes, and the non-literal bytes of one response
-// are limited to maxLine in total, so memory per parser is bounded by about
-// maxLine + maxInlineLiteral. The one exception is set expansion (ESEARCH ALL, VANISHED), which
-// is capped at 4 Mi numbers per response because "1:100000" is legitimately tiny on the wire.
+// per input chunk and no copying. Literals in response text are buffered, and literals inside
+// unknown FETCH items skipped, only up to maxInlineLiteral bytes; the non-literal bytes of one
+// response are limited to maxLine in total, so memory per parser is bounded by about
+// maxLine + maxInlineLiteral.
 //
-// A SEARCH response lists every number on one line: with the default maxLine a plain SEARCH
-// over more than roughly 10,000 messages is refused, so use ESEARCH or a larger maxLine there.
+// Strict where it matters, lenient elsewhere: tagged responses, continuations, untagged status
+// responses and the untagged CAPABILITY, FLAGS, EXISTS, EXPUNGE and FETCH responses, which
+// popbridge acts on, must follow the grammar, and a violation is an Error. Any other untagged
+// response (unknown or unrequested, such as SEARCH, ESEARCH or VANISHED, or a known keyword
+// with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it
+// contains, and parsing goes on with the next response; its literals are counted off the input
+// without being buffered, whatever their size. Only what breaks the framing itself (a literal
+// size beyond 64 bits, a line beyond maxLine) is an Error there.
 //
 // The framing treats any line ending in "{n}" as announcing a literal, as IMAP clients commonly
 // do, including in response text; no server puts such text at the end of a line otherwise.
@@ -136,15 +135,16 @@ class ImapResponseParser {
 
   Step runGrammar(ImapEvent& ev);
   Step startResponse(ImapEvent& ev);
+  Step startText(TextKind kind);
   Step startUntagged(ImapEvent& ev);
   Step continueText(ImapEvent& ev);
   Step continueSkipRest(ImapEvent& ev);
   Step fetchNext(ImapEvent& ev);
   Step fetchSkip();
   Step bodyValue(ImapEvent& ev);
-  Step parseSimpleUntagged(std::string_view keyword, ImapEvent& ev);
-  Step parseESearch(ImapEvent& ev);
-  Step parseVanished(ImapEvent& ev);
+  Step startNumbered(ImapEvent& ev);
+  Step parseCapability(ImapEvent& ev);
+  Step parseFlags(ImapEvent& ev);
 
   bool finishSegment();
   void finishResponse();
@@ -166,8 +166,6 @@ class ImapResponseParser {
   bool readQuoted(std::string& out);
   bool skipQuoted();
   bool readFlagList(std::vector<std::string>& out, std::string_view what);
-  bool readSequenceSet(std::vector<std::uint32_t>& out);
-  bool skipBalancedValue(std::string_view& raw);
   bool rejectLiteral(std::string_view what);
 
   Step fail(std::string_view expected);

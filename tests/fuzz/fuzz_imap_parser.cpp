@@ -1,8 +1,10 @@
 // ImapResponseParser under arbitrary server bytes. The first byte steers the run: it seeds the
 // chunk sizes and picks the limits; the rest is what the server sends. The input is parsed
 // whole, one byte at a time and in chunks derived from the data, and the three event sequences
-// (body chunks merged) must be identical. Each run also checks the parser's contract on every
-// call; any violation aborts.
+// (body chunks merged) must be identical; parsed again behind a skipped junk response, it must
+// give the same events after that response's Other. Each run also checks the parser's contract
+// on every call; any violation aborts.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -39,7 +41,6 @@ std::string render(const ImapEvent& ev) {
   appendNumber(out, ev.number);
   for (const auto& w : ev.words) out += w + ',';
   out += '|';
-  for (auto n : ev.numbers) appendNumber(out, n);
   if (ev.fetch.uid) appendNumber(out, *ev.fetch.uid);
   if (ev.fetch.rfc822Size) appendNumber(out, *ev.fetch.rfc822Size);
   if (ev.fetch.flags) {
@@ -151,5 +152,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto whole = run(input, {}, limits);
   require(run(input, {1}, limits) == whole);
   require(run(input, chunks, limits) == whole);
+
+  // A skipped response must leave nothing behind: put in front of the input, it adds its one
+  // Other event and changes nothing after it.
+  static constexpr std::string_view kSkipped = "* 3 XFOO ((\"{2}\r\n)(\r\n";
+  const auto prefixed = run(std::string(kSkipped) + std::string(input), {}, limits);
+  require(prefixed.size() == whole.size() + 1);
+  require(prefixed.front().starts_with(std::to_string(static_cast<int>(Kind::Other)) + " "));
+  require(std::equal(whole.begin(), whole.end(), prefixed.begin() + 1));
   return 0;
 }

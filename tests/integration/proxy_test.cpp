@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,11 @@ struct Transport {
   std::string listener;  // none | starttls | implicit
   std::string upstream;  // none | starttls | implicit
 };
+
+// Readable ctest names instead of the bytes of the parameter.
+void PrintTo(const Transport& t, std::ostream* os) {
+  *os << t.listener << " to " << t.upstream;
+}
 
 class TransportTest : public ProxyTest, public ::testing::WithParamInterface<Transport> {};
 
@@ -261,7 +267,8 @@ TEST_P(PolicyTest, DeleteAppliesPolicyOnQuit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, PolicyTest,
-                         ::testing::Values("flag", "expunge", "move", "seen", "keep"));
+                         ::testing::Values("flag", "expunge", "move", "seen", "keep"),
+                         [](const auto& info) { return info.param; });
 
 TEST_F(ProxyTest, DroppedConnectionAfterDeleLeavesMailboxUntouched) {
   PopbridgeProcess::Options options;

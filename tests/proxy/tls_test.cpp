@@ -14,12 +14,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "proxy/connector.h"
@@ -154,6 +156,11 @@ struct VersionCase {
   const char* expected;
 };
 
+// Readable ctest names instead of the bytes of the parameter.
+void PrintTo(const VersionCase& c, std::ostream* os) {
+  *os << c.expected;
+}
+
 class TlsVersionTest : public TlsTest, public ::testing::WithParamInterface<VersionCase> {};
 
 TEST_P(TlsVersionTest, HandshakeAndEchoBothWays) {
@@ -176,7 +183,12 @@ TEST_P(TlsVersionTest, HandshakeAndEchoBothWays) {
 
 INSTANTIATE_TEST_SUITE_P(Versions, TlsVersionTest,
                          ::testing::Values(VersionCase{TLS1_3_VERSION, "TLSv1.3"},
-                                           VersionCase{TLS1_2_VERSION, "TLSv1.2"}));
+                                           VersionCase{TLS1_2_VERSION, "TLSv1.2"}),
+                         [](const auto& info) {
+                           std::string name = info.param.expected;
+                           std::replace(name.begin(), name.end(), '.', '_');
+                           return name;
+                         });
 
 TEST_F(TlsTest, MinimumTls12ServerRefusesTls11Client) {
   auto server = serverContext(TlsMinVersion::V1_2);

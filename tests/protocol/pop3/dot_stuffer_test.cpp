@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,11 @@ struct StuffCase {
   std::string input;
   std::string want;
 };
+
+// Readable ctest names instead of the bytes of the parameter.
+void PrintTo(const StuffCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 const std::vector<StuffCase>& stuffCases() {
   static const std::vector<StuffCase> table = {
@@ -231,6 +237,10 @@ struct TopCase {
   std::string want;
   bool done;
 };
+
+void PrintTo(const TopCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 const std::string kMessage = "From: a@b\r\nSubject: hi\r\n\r\nL1\r\nL2\r\nL3\r\n";
 const std::string kHeader = "From: a@b\r\nSubject: hi\r\n\r\n";

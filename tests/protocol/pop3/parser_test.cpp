@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -70,6 +71,11 @@ struct Case {
   std::vector<Expected> expected;
   Sasl sasl = Sasl::Off;
 };
+
+// Readable ctest names instead of the bytes of the parameter.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::string repeat(char c, std::size_t n) {
   return std::string(n, c);

@@ -2,12 +2,23 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdint>
+#include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace popbridge::protocol {
 namespace {
+
+// A gtest name for a table row: specs repeat across rows and are mostly punctuation, so the
+// row number keeps names unique and the spec, reduced to [A-Za-z0-9_], keeps them readable.
+std::string rowName(std::size_t index, std::string_view spec) {
+  std::string name = std::to_string(index) + "_";
+  for (char c : spec) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return name;
+}
 
 struct FormatCase {
   std::string spec;
@@ -15,6 +26,11 @@ struct FormatCase {
   std::uint32_t uidValidity;
   std::string expected;
 };
+
+// Readable ctest names instead of the bytes of the parameter.
+void PrintTo(const FormatCase& c, std::ostream* os) {
+  *os << "spec=" << c.spec << " uid=" << c.uid << " uidvalidity=" << c.uidValidity;
+}
 
 class UidlFormatOutput : public ::testing::TestWithParam<FormatCase> {};
 
@@ -54,12 +70,19 @@ INSTANTIATE_TEST_SUITE_P(Table, UidlFormatOutput,
                              FormatCase{"<%u@%v>", 5, 6, "<5@6>"}, FormatCase{"%v%u", 1, 2, "21"},
                              FormatCase{"%u%u", 12, 0, "1212"},
                              // The longest allowed: 70 characters.
-                             FormatCase{"%070u", 1, 0, std::string(69, '0') + "1"}));
+                             FormatCase{"%070u", 1, 0, std::string(69, '0') + "1"}),
+                         [](const ::testing::TestParamInfo<FormatCase>& info) {
+                           return rowName(info.index, info.param.spec);
+                         });
 
 struct ErrorCase {
   std::string spec;
   std::string error;
 };
+
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << "spec=" << c.spec;
+}
 
 class UidlFormatErrors : public ::testing::TestWithParam<ErrorCase> {};
 
@@ -111,7 +134,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "template is too long from offset 14 on"},
         ErrorCase{std::string(61, 'a') + "%u",
                   "output can reach more than 70 characters (the RFC 1939 limit for a UIDL); the "
-                  "template is too long from offset 61 on"}));
+                  "template is too long from offset 61 on"}),
+    [](const ::testing::TestParamInfo<ErrorCase>& info) {
+      return rowName(info.index, info.param.spec);
+    });
 
 TEST(UidlFormat, SeventyCharactersAtTheExtremesAreAccepted) {
   std::string error;
