@@ -231,6 +231,16 @@ ImapCommand ImapCommandBuilder::authenticatePlain(std::string_view user,
   return w.finish();
 }
 
+ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
+                                             std::optional<std::string_view> initialResponseBase64) {
+  Writer w(nextTag(), "AUTHENTICATE", literalPlus_);
+  w.sensitive().sp().raw(mechanism);
+  if (initialResponseBase64) {
+    w.sp().raw(initialResponseBase64->empty() ? std::string_view("=") : *initialResponseBase64);
+  }
+  return w.finish();
+}
+
 ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOnly) {
   Writer w(nextTag(), readOnly ? "EXAMINE" : "SELECT", literalPlus_);
   w.sp().astring(encodeMailboxName(mailboxUtf8));

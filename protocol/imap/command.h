@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +45,11 @@ class ImapCommandBuilder {
   // "tag AUTHENTICATE PLAIN <b64>\r\n"; without it two segments, "tag AUTHENTICATE PLAIN\r\n"
   // and "<b64>\r\n", the second to be sent after the server's "+".
   ImapCommand authenticatePlain(std::string_view user, std::string_view password);
+  // "tag AUTHENTICATE <mechanism>", with SASL-IR (RFC 4959) followed by the initial response:
+  // base64, or "=" when it is empty. Later responses are lines of their own, which the client
+  // sends as each "+" challenge arrives.
+  ImapCommand authenticate(std::string_view mechanism,
+                           std::optional<std::string_view> initialResponseBase64);
   // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7.
   ImapCommand select(std::string_view mailboxUtf8, bool readOnly = false);
   ImapCommand uidSearch(std::string_view criteria);                       // criteria verbatim

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -319,14 +320,58 @@ TEST_F(SessionTest, TopZeroFetchesOnlyTheHeader) {
             "+OK Top of message follows.\r\nSubject: three\r\nX: y\r\n\r\n.\r\n");
 }
 
+// TOP n k>0 reads the header, then only windows of the text (the issue's
+// "TOP by partial fetch": the one wire change of the session split).
 TEST_F(SessionTest, TopWithLinesLimitsTheBody) {
   login();
   client("TOP 3 2\r\n");
-  EXPECT_EQ(sink_.lastUpstream(), "P4 UID FETCH 15 (BODY.PEEK[])\r\n");
-  serveBody(messages_[3].body, 4, 15);
+  EXPECT_EQ(sink_.lastUpstream(), "P4 UID FETCH 15 (BODY.PEEK[HEADER])\r\n");
+  serveBody("Subject: three\r\nX: y\r\n\r\n", 4, 15, "BODY[HEADER]");
+  EXPECT_EQ(sink_.lastUpstream(), "P5 UID FETCH 15 (BODY.PEEK[TEXT]<0.65536>)\r\n");
+  serveBody("l1\r\nl2\r\nl3\r\n", 4, 15, "BODY[TEXT]<0>");
   EXPECT_EQ(sink_.takeClient(),
             "+OK Top of message follows.\r\nSubject: three\r\nX: y\r\n\r\nl1\r\nl2\r\n.\r\n");
   EXPECT_EQ(session_->stats().retrieved, 0u);
+  EXPECT_TRUE(session_->readyForCommand());
+}
+
+TEST_F(SessionTest, TopReadsFurtherWindowsOnlyUntilItHasItsLines) {
+  login();
+  client("TOP 3 3\r\n");
+  serveBody("Subject: three\r\nX: y\r\n\r\n", 4, 15, "BODY[HEADER]");
+  // A first window of one long line: no line complete yet, so a second,
+  // twice as large window follows from where the first ended.
+  std::string longLine(65536, 'a');
+  serveBody(longLine, 4, 15, "BODY[TEXT]<0>");
+  EXPECT_EQ(sink_.lastUpstream(), "P6 UID FETCH 15 (BODY.PEEK[TEXT]<65536.131072>)\r\n");
+  std::string rest = "\r\nb\r\n.c\r\nd\r\n" + std::string(200000, 'e');
+  std::size_t before = upstreamCount();
+  serveBody(rest.substr(0, 131072), 4, 15, "BODY[TEXT]<65536>");
+  EXPECT_EQ(upstreamCount(), before);  // three lines are out: nothing more is read
+  EXPECT_EQ(sink_.takeClient(), "+OK Top of message follows.\r\nSubject: three\r\nX: y\r\n\r\n" +
+                                    longLine + "\r\nb\r\n..c\r\n.\r\n");
+  EXPECT_TRUE(session_->readyForCommand());
+}
+
+TEST_F(SessionTest, TopStopsAtTheEndOfAShortBodyWithoutCrlf) {
+  login();
+  client("TOP 3 10\r\n");
+  serveBody("Subject: three\r\nX: y\r\n\r\n", 4, 15, "BODY[HEADER]");
+  std::size_t before = upstreamCount();
+  serveBody("l1\r\nlast", 4, 15, "BODY[TEXT]<0>");
+  EXPECT_EQ(upstreamCount(), before);  // a short window is the end of the body
+  EXPECT_EQ(sink_.takeClient(),
+            "+OK Top of message follows.\r\nSubject: three\r\nX: y\r\n\r\nl1\r\nlast\r\n.\r\n");
+}
+
+TEST_F(SessionTest, TopWindowFailureCutsTheConnection) {
+  login();
+  client("TOP 3 10\r\n");
+  serveBody("Subject: three\r\nX: y\r\n\r\n", 4, 15, "BODY[HEADER]");
+  tagged("NO [SERVERBUG] Internal error");
+  EXPECT_TRUE(session_->closed());
+  // The "+OK" and the header went out; no "-ERR" and no terminator may follow.
+  EXPECT_EQ(sink_.takeClient(), "+OK Top of message follows.\r\nSubject: three\r\nX: y\r\n\r\n");
 }
 
 TEST_F(SessionTest, RetrOfMessageExpungedElsewhereGivesErr) {
@@ -395,6 +440,11 @@ struct PolicyCase {
   std::string_view select = "SELECT";
 };
 
+// ctest shows the printed parameter in each test name.
+void PrintTo(const PolicyCase& c, std::ostream* os) {
+  *os << toString(c.policy) << " with " << c.postLoginCaps;
+}
+
 class PolicyTest : public SessionTest, public ::testing::WithParamInterface<PolicyCase> {};
 
 TEST_P(PolicyTest, QuitAppliesPolicyToMarkedUidsOnly) {
@@ -447,7 +497,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "IMAP4rev1",
                    {"UID COPY 10,15 Trash", "UID STORE 10,15 +FLAGS.SILENT (\\Deleted)"}},
         PolicyCase{DeletePolicy::Seen, kPostLoginCaps, {"UID STORE 10,15 +FLAGS.SILENT (\\Seen)"}},
-        PolicyCase{DeletePolicy::Keep, kPostLoginCaps, {}, "EXAMINE"}));
+        PolicyCase{DeletePolicy::Keep, kPostLoginCaps, {}, "EXAMINE"}),
+    [](const ::testing::TestParamInfo<PolicyCase>& info) {
+      return std::string(toString(info.param.policy)) + "_" + std::to_string(info.index);
+    });
 
 TEST_F(SessionTest, RsetClearsMarks) {
   login();

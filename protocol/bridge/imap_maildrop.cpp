@@ -1,0 +1,580 @@
+#include "protocol/bridge/imap_maildrop.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "protocol/text.h"
+
+namespace popbridge::protocol {
+namespace {
+
+// Never trust a count from the wire to size memory: the vectors grow with
+// what actually arrives beyond this.
+constexpr std::uint32_t kMaxSnapshotReserve = 64 * 1024;
+
+bool hasFlag(const std::optional<std::vector<std::string>>& flags, std::string_view flag) {
+  if (!flags) return false;
+  return std::any_of(flags->begin(), flags->end(),
+                     [&](const std::string& f) { return equalsIgnoreCase(f, flag); });
+}
+
+MaildropError unavailable() {
+  return {RespCode::SysTemp, "Upstream server unavailable, try again later.", {}};
+}
+
+std::string_view stepName(std::uint8_t step) {
+  constexpr std::string_view kNames[] = {"UID STORE", "UID EXPUNGE", "UID COPY", "UID MOVE"};
+  return step < 4 ? kNames[step] : std::string_view("update");
+}
+
+}  // namespace
+
+ImapMaildrop::ImapMaildrop(ImapMaildropOptions options, MaildropSink& sink,
+                           ImapClientSink& clientSink)
+    : options_(std::move(options)), sink_(sink), client_(options_.client, clientSink, *this) {}
+
+// --- Opening -------------------------------------------------------------------
+
+void ImapMaildrop::open(std::string_view user, std::string_view password) {
+  if (op_ != Op::Idle) return;
+  op_ = Op::Resolving;
+  // The sink may answer synchronously; nothing may follow this call.
+  sink_.resolveCredentials(user, password);
+}
+
+void ImapMaildrop::onCredentials(std::optional<UpstreamCredentials> credentials) {
+  if (op_ != Op::Resolving) return;
+  if (!credentials) {
+    sink_.log(LogSeverity::Info, "login rejected by the local account table");
+    openFailed({RespCode::Auth, "Authentication failed.", {}});
+    return;
+  }
+  upstream_ = std::move(*credentials);
+  if (upstream_.mailbox) options_.mailbox = *upstream_.mailbox;
+  op_ = Op::Connecting;
+  sink_.connectUpstream();
+}
+
+void ImapMaildrop::onUpstreamConnected() {
+  if (op_ != Op::Connecting) return;
+  op_ = Op::LoggingIn;
+  client_.connected(upstream_.user, upstream_.password);
+  secureWipe(upstream_.password);
+}
+
+void ImapMaildrop::onUpstreamFailed(std::string_view reason) {
+  if (op_ != Op::Connecting) return;
+  sink_.log(LogSeverity::Warn, std::string("upstream unavailable: ").append(reason));
+  openFailed(unavailable());
+}
+
+void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
+  switch (failure) {
+    case ImapLoginFailure::Rejected:
+      return openFailed({RespCode::Auth, "Authentication failed.", {}});
+    case ImapLoginFailure::InUse:
+      return openFailed({RespCode::InUse, "Mailbox is in use, try again later.", {}});
+    case ImapLoginFailure::Unavailable:
+      return openFailed(unavailable());
+    case ImapLoginFailure::PreAuth:
+      return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
+    case ImapLoginFailure::LoginDisabled:
+      return openFailed({RespCode::SysPerm, "Upstream refuses the login on this connection.", {}});
+  }
+}
+
+void ImapMaildrop::openFailed(const MaildropError& error) {
+  client_.close();
+  secureWipe(upstream_.password);
+  resetSnapshot();
+  sink_.closeUpstream();
+  // A later login may open again.
+  op_ = Op::Idle;
+  events_->onMaildropOpenFailed(error);
+}
+
+void ImapMaildrop::resetSnapshot() {
+  exists_ = 0;
+  uidValidityChanged_ = false;
+  uids_.clear();
+  sizes_.clear();
+}
+
+void ImapMaildrop::onLoggedIn() {
+  const ImapCapabilities& caps = client_.capabilities();
+  effectivePolicy_ = options_.mailbox.onDelete;
+  if (effectivePolicy_ == DeletePolicy::Expunge && !caps.uidPlus) {
+    // Without UIDPLUS the only expunge is the bare one, which could remove
+    // other clients' \Deleted messages: flag instead.
+    sink_.log(LogSeverity::Warn,
+              "upstream lacks UIDPLUS; on_delete=expunge falls back to flag for this session");
+    effectivePolicy_ = DeletePolicy::Flag;
+  }
+  if (effectivePolicy_ == DeletePolicy::Move && !caps.move && !caps.uidPlus) {
+    sink_.log(LogSeverity::Warn,
+              "upstream lacks MOVE and UIDPLUS; on_delete=move copies and flags \\Deleted without "
+              "expunging");
+  }
+  bool readOnly = effectivePolicy_ == DeletePolicy::Keep && !options_.mailbox.markSeenOnRetr;
+  op_ = Op::Select;
+  client_.send(client_.builder().select(options_.mailbox.folder, readOnly));
+}
+
+void ImapMaildrop::sendSnapshot() {
+  uids_.clear();
+  sizes_.clear();
+  if (exists_ == 0) {
+    enterOpen();
+    return;
+  }
+  std::uint32_t max = options_.mailbox.maxMessages;
+  std::uint32_t expected = max != 0 && max < exists_ ? max : exists_;
+  uids_.reserve(std::min(expected, kMaxSnapshotReserve));
+  sizes_.reserve(uids_.capacity());
+  op_ = Op::Snapshot;
+  if (max != 0 && exists_ > max) {
+    client_.send(client_.builder().fetch(std::to_string(exists_ - max + 1) + ":*",
+                                         "(UID RFC822.SIZE FLAGS)"));
+  } else {
+    client_.send(client_.builder().uidFetch("1:*", "(RFC822.SIZE FLAGS)"));
+  }
+}
+
+void ImapMaildrop::enterOpen() {
+  // Servers answer in sequence order, which is UID order; sort anyway so the
+  // numbering never depends on that, and drop repeats from unsolicited FETCHes.
+  if (!std::is_sorted(uids_.begin(), uids_.end()) ||
+      std::adjacent_find(uids_.begin(), uids_.end()) != uids_.end()) {
+    std::vector<std::size_t> order(uids_.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return uids_[a] < uids_[b]; });
+    std::vector<std::uint32_t> uids;
+    std::vector<std::uint64_t> sizes;
+    for (std::size_t i : order) {
+      if (!uids.empty() && uids.back() == uids_[i]) {
+        sizes.back() = sizes_[i];
+        continue;
+      }
+      uids.push_back(uids_[i]);
+      sizes.push_back(sizes_[i]);
+    }
+    uids_ = std::move(uids);
+    sizes_ = std::move(sizes);
+  }
+  op_ = Op::Open;
+  sink_.log(LogSeverity::Info, "logged in; " + std::to_string(uids_.size()) + " messages in \"" +
+                                   options_.mailbox.folder + "\", UIDVALIDITY " +
+                                   std::to_string(uidValidity_));
+  events_->onMaildropOpened();
+}
+
+void ImapMaildrop::appendUidl(std::string& out, std::size_t index) const {
+  options_.mailbox.uidl.appendTo(out, uids_[index], uidValidity_);
+}
+
+// --- Untagged responses ------------------------------------------------------------
+
+void ImapMaildrop::onUntagged(const ImapEvent& event) {
+  switch (event.kind) {
+    case ImapEvent::Kind::Status: {
+      if (!event.code || event.code->name != "UIDVALIDITY") return;
+      std::optional<std::uint32_t> value = parseUint32(event.code->text);
+      if (!value) return upstreamBroken("malformed UIDVALIDITY");
+      if (op_ == Op::Select) {
+        uidValidity_ = *value;
+      } else if (op_ == Op::Open || op_ == Op::Fetch || op_ == Op::Update) {
+        if (*value != uidValidity_) {
+          sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
+                                            " to " + std::to_string(*value) +
+                                            " during the session");
+          uidValidityChanged_ = true;
+        }
+      }
+      return;
+    }
+    case ImapEvent::Kind::Exists:
+      if (op_ == Op::Select) exists_ = event.number;
+      return;
+    case ImapEvent::Kind::Fetch:
+      if (op_ != Op::Snapshot) return;
+      if (!event.fetch.uid || !event.fetch.rfc822Size) {
+        sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
+        return;
+      }
+      if (hasFlag(event.fetch.flags, "\\Deleted")) return;
+      uids_.push_back(*event.fetch.uid);
+      sizes_.push_back(*event.fetch.rfc822Size);
+      return;
+    default:
+      return;
+  }
+}
+
+// --- Fetching ------------------------------------------------------------------
+
+void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLines) {
+  if (op_ != Op::Open) return;
+  if (uidValidityChanged_) {
+    events_->onMessageFailed({RespCode::SysTemp,
+                              "Mailbox changed on the server (UIDVALIDITY); log in again.",
+                              {}});
+    return;
+  }
+  op_ = Op::Fetch;
+  fetchIndex_ = index;
+  fetchIsTop_ = topLines.has_value();
+  begun_ = ended_ = enough_ = textEnded_ = false;
+  textOffset_ = windowReceived_ = 0;
+  window_ = kFirstTopWindow;
+  if (!topLines) {
+    phase_ = FetchPhase::Whole;
+    sendFetch(options_.mailbox.markSeenOnRetr ? "(BODY[])" : "(BODY.PEEK[])");
+  } else {
+    // Header-only clients (neomutt indexing) and previewing scanners must not
+    // pull whole attachments: the header first, then only as much text as
+    // the lines need.
+    phase_ = *topLines == 0 ? FetchPhase::Whole : FetchPhase::Header;
+    sendFetch("(BODY.PEEK[HEADER])");
+  }
+}
+
+void ImapMaildrop::sendFetch(std::string_view items) {
+  bodySeen_ = ignoringBody_ = emptyBodyPending_ = false;
+  windowReceived_ = 0;
+  client_.send(client_.builder().uidFetch(std::to_string(uids_[fetchIndex_]), items));
+}
+
+void ImapMaildrop::onBody(const ImapEvent& event) {
+  if (op_ != Op::Fetch) return;  // unsolicited bodies are not ours to forward
+  switch (event.kind) {
+    case ImapEvent::Kind::BodyBegin: {
+      std::uint32_t uid = uids_[fetchIndex_];
+      bool wrongSection = (phase_ == FetchPhase::Header && event.section != "HEADER") ||
+                          (phase_ == FetchPhase::TextWindow && event.section != "TEXT");
+      if (bodySeen_ || wrongSection || (event.fetch.uid && *event.fetch.uid != uid)) {
+        ignoringBody_ = true;
+        return;
+      }
+      ignoringBody_ = false;
+      bodySeen_ = true;
+      if (phase_ == FetchPhase::TextWindow) {
+        // Without an origin the server sent the whole text: nothing follows.
+        if (!event.origin) textEnded_ = true;
+        else if (*event.origin != textOffset_) return upstreamBroken("FETCH returned the wrong part of the message");
+        return;
+      }
+      if (event.literalSize == 0 && sizes_[fetchIndex_] != 0) {
+        // Dovecot answers a FETCH of a message another session expunged with
+        // an empty body and a tagged NO [EXPUNGEISSUED]; the tagged reply
+        // decides between -ERR and an (odd) empty message.
+        emptyBodyPending_ = true;
+        return;
+      }
+      if (!fetchIsTop_ && event.literalSize != sizes_[fetchIndex_]) {
+        sink_.log(LogSeverity::Warn,
+                  "UID " + std::to_string(uid) + ": body is " + std::to_string(event.literalSize) +
+                      " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]));
+      }
+      begun_ = true;
+      events_->onMessageBegin();
+      return;
+    }
+    case ImapEvent::Kind::BodyChunk:
+      if (ignoringBody_ || !bodySeen_ || emptyBodyPending_ || ended_) return;
+      windowReceived_ += event.data.size();
+      if (enough_) return;
+      if (!events_->onMessageData(event.data)) enough_ = true;
+      return;
+    case ImapEvent::Kind::BodyEnd:
+      if (ignoringBody_) {
+        ignoringBody_ = false;
+        return;
+      }
+      // A whole message ends with its literal; TOP's parts end with the last
+      // window (windowCompleted).
+      if (phase_ == FetchPhase::Whole && begun_ && !ended_) endMessage();
+      return;
+    default:
+      return;
+  }
+}
+
+void ImapMaildrop::endMessage() {
+  ended_ = true;
+  events_->onMessageEnd();
+}
+
+void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
+  switch (op_) {
+    case Op::Select:
+      if (tagged.status != ImapStatus::Ok) {
+        sink_.log(LogSeverity::Error,
+                  "cannot open folder \"" + options_.mailbox.folder + "\": " + codeSuffix(tagged));
+        openFailed({RespCode::SysPerm, "Cannot open the mailbox folder on the server.", {}});
+        return;
+      }
+      sendSnapshot();
+      return;
+    case Op::Snapshot:
+      if (tagged.status != ImapStatus::Ok) {
+        sink_.log(LogSeverity::Error, "listing the mailbox failed: " + codeSuffix(tagged));
+        openFailed({RespCode::SysTemp, "Cannot list the mailbox, try again later.", {}});
+        return;
+      }
+      enterOpen();
+      return;
+    case Op::Fetch:
+      if (phase_ == FetchPhase::TextWindow) {
+        windowCompleted(tagged);
+      } else {
+        fetchCompleted(tagged);
+      }
+      return;
+    case Op::Update:
+      if (tagged.status != ImapStatus::Ok) {
+        updateStepFailed(tagged);
+        return;
+      }
+      nextUpdateStep();
+      return;
+    default:
+      upstreamBroken("unexpected tagged reply");
+      return;
+  }
+}
+
+void ImapMaildrop::fetchCompleted(const ImapEvent& tagged) {
+  std::uint32_t uid = uids_[fetchIndex_];
+  bool empty = emptyBodyPending_;
+  emptyBodyPending_ = false;
+  if (begun_ && phase_ == FetchPhase::Whole && !ended_) {
+    // Cannot happen with a well-formed server; never leave a body half-sent.
+    events_->onMessageCut("upstream ended a FETCH before the body was complete");
+    return;
+  }
+  if (!begun_) {
+    bool expunged = tagged.code && tagged.code->name == "EXPUNGEISSUED";
+    if (tagged.status == ImapStatus::Ok && !empty && !bodySeen_) {
+      // UID FETCH of an expunged UID answers OK with no data: the message is gone.
+      expunged = true;
+    }
+    if (expunged) {
+      sink_.log(LogSeverity::Info, "UID " + std::to_string(uid) + " was expunged by another client");
+      op_ = Op::Open;
+      events_->onMessageFailed({RespCode::None, "Message was deleted by another client.", {}});
+      return;
+    }
+    if (tagged.status != ImapStatus::Ok) {
+      sink_.log(LogSeverity::Warn,
+                "UID FETCH " + std::to_string(uid) + " failed: " + codeSuffix(tagged));
+      op_ = Op::Open;
+      events_->onMessageFailed(
+          {RespCode::SysTemp, "Upstream could not fetch the message, try again later.", {}});
+      return;
+    }
+    // A truly empty body where RFC822.SIZE promised more: send what exists.
+    if (!fetchIsTop_) {
+      sink_.log(LogSeverity::Warn, "UID " + std::to_string(uid) +
+                                       ": body is 0 octets but RFC822.SIZE said " +
+                                       std::to_string(sizes_[fetchIndex_]));
+    }
+    begun_ = true;
+    events_->onMessageBegin();
+    endMessage();
+  } else if (phase_ == FetchPhase::Header && !enough_) {
+    // The header went out; the body lines come in windows of TEXT. A late NO
+    // here is answered by the window's own reply.
+    phase_ = FetchPhase::TextWindow;
+    textOffset_ = 0;
+    window_ = kFirstTopWindow;
+    sendFetch("(BODY.PEEK[TEXT]<0." + std::to_string(window_) + ">)");
+    return;
+  } else if (!ended_) {
+    endMessage();
+  }
+  op_ = Op::Open;
+  events_->onFetchDone();
+}
+
+void ImapMaildrop::windowCompleted(const ImapEvent& tagged) {
+  if (tagged.status != ImapStatus::Ok && !enough_) {
+    // Lines are already out after "+OK": only a cut tells the client.
+    sink_.log(LogSeverity::Warn, "UID FETCH " + std::to_string(uids_[fetchIndex_]) +
+                                     " (TEXT) failed: " + codeSuffix(tagged));
+    events_->onMessageCut("upstream could not fetch the rest of the message");
+    return;
+  }
+  textOffset_ += windowReceived_;
+  if (enough_ || textEnded_ || !bodySeen_ || windowReceived_ < window_) {
+    endMessage();
+    op_ = Op::Open;
+    events_->onFetchDone();
+    return;
+  }
+  window_ = std::min(window_ * 2, kMaxTopWindow);
+  sendFetch("(BODY.PEEK[TEXT]<" + std::to_string(textOffset_) + "." + std::to_string(window_) +
+            ">)");
+}
+
+// --- UPDATE --------------------------------------------------------------------
+
+void ImapMaildrop::update(std::span<const std::size_t> indexes) {
+  if (op_ != Op::Open) return;
+  op_ = Op::Update;
+  std::vector<std::uint32_t> marked;
+  marked.reserve(indexes.size());
+  for (std::size_t index : indexes) marked.push_back(uids_[index]);
+  updateSet_ = formatUidSet(marked);
+  updateCount_ = static_cast<std::uint32_t>(indexes.size());
+  updateSteps_.clear();
+  updateStep_ = 0;
+  if (!updateSet_.empty() && uidValidityChanged_) {
+    sink_.log(LogSeverity::Error,
+              "UIDVALIDITY changed during the session; not applying deletions of UIDs " +
+                  updateSet_);
+    client_.logout();
+    events_->onUpdateFailed({RespCode::SysTemp,
+                             "Mailbox changed on the server (UIDVALIDITY); no messages were "
+                             "deleted.",
+                             "quit; deletions aborted after a UIDVALIDITY change"});
+    return;
+  }
+  if (!updateSet_.empty()) {
+    const ImapCapabilities& caps = client_.capabilities();
+    switch (effectivePolicy_) {
+      case DeletePolicy::Flag:
+      case DeletePolicy::Seen:
+        updateSteps_ = {UpdateStep::Store};
+        break;
+      case DeletePolicy::Expunge:
+        updateSteps_ = {UpdateStep::Store, UpdateStep::Expunge};
+        break;
+      case DeletePolicy::Move:
+        if (caps.move) {
+          updateSteps_ = {UpdateStep::Move};
+        } else if (caps.uidPlus) {
+          updateSteps_ = {UpdateStep::Copy, UpdateStep::Store, UpdateStep::Expunge};
+        } else {
+          updateSteps_ = {UpdateStep::Copy, UpdateStep::Store};
+        }
+        break;
+      case DeletePolicy::Keep:
+        break;
+    }
+  }
+  nextUpdateStep();
+}
+
+void ImapMaildrop::nextUpdateStep() {
+  if (updateStep_ >= updateSteps_.size()) {
+    std::uint32_t count = effectivePolicy_ == DeletePolicy::Keep ? 0 : updateCount_;
+    if (count > 0) {
+      sink_.log(LogSeverity::Info, "applied on_delete=" + std::string(toString(effectivePolicy_)) +
+                                       " to UIDs " + updateSet_);
+    }
+    client_.logout();
+    events_->onUpdated(count);
+    return;
+  }
+  ImapCommandBuilder& builder = client_.builder();
+  switch (updateSteps_[updateStep_++]) {
+    case UpdateStep::Store:
+      client_.send(builder.uidStore(
+          updateSet_, "+FLAGS.SILENT",
+          effectivePolicy_ == DeletePolicy::Seen ? "(\\Seen)" : "(\\Deleted)"));
+      return;
+    case UpdateStep::Expunge:
+      // Only our UIDs: a bare EXPUNGE would also remove whatever another
+      // client had flagged \Deleted.
+      client_.send(builder.uidExpunge(updateSet_));
+      return;
+    case UpdateStep::Copy:
+      client_.send(builder.uidCopy(updateSet_, options_.mailbox.moveTo));
+      return;
+    case UpdateStep::Move:
+      client_.send(builder.uidMove(updateSet_, options_.mailbox.moveTo));
+      return;
+  }
+}
+
+void ImapMaildrop::updateStepFailed(const ImapEvent& tagged) {
+  auto step = static_cast<std::uint8_t>(updateSteps_[updateStep_ - 1]);
+  std::string applied = updateStep_ > 1 ? " (earlier steps succeeded)" : "";
+  sink_.log(LogSeverity::Error, "QUIT: " + std::string(stepName(step)) + " failed: " +
+                                    codeSuffix(tagged) + "; on_delete=" +
+                                    std::string(toString(effectivePolicy_)) +
+                                    " not applied to UIDs " + updateSet_ + applied);
+  client_.logout();
+  events_->onUpdateFailed({RespCode::SysTemp,
+                           "Deleting messages failed on the server; they were not removed.",
+                           "quit; deletions failed upstream"});
+}
+
+// --- Endings -------------------------------------------------------------------
+
+void ImapMaildrop::onBroken(std::string_view reason) {
+  upstreamBroken(reason);
+}
+
+void ImapMaildrop::upstreamBroken(std::string_view reason) {
+  if (op_ == Op::Idle || op_ == Op::Closed) return;
+  std::string why(reason);
+  sink_.log(LogSeverity::Warn, why);
+  client_.close();
+  switch (op_) {
+    case Op::Resolving:
+      return;
+    case Op::Connecting:
+    case Op::LoggingIn:
+    case Op::Select:
+    case Op::Snapshot:
+      openFailed(unavailable());
+      return;
+    case Op::Fetch:
+      if (begun_ && !ended_) {
+        // After "+OK" no "-ERR" can follow: the client must see a cut, not an end.
+        op_ = Op::Closed;
+        events_->onMessageCut("upstream failed during a message body: " + why);
+        return;
+      }
+      break;
+    case Op::Update:
+      sink_.log(LogSeverity::Error, "upstream lost during QUIT; possibly unapplied UIDs: " +
+                                        (updateSet_.empty() ? std::string("none") : updateSet_));
+      break;
+    default:
+      break;
+  }
+  op_ = Op::Closed;
+  events_->onMaildropLost(why);
+}
+
+void ImapMaildrop::onUpstreamClosed(std::string_view reason) {
+  if (op_ == Op::Idle || op_ == Op::Closed) return;
+  upstreamBroken(std::string("upstream closed: ").append(reason));
+}
+
+void ImapMaildrop::onUpstreamTimeout() {
+  if (!awaitingUpstream()) return;
+  upstreamBroken("upstream timed out");
+}
+
+bool ImapMaildrop::awaitingUpstream() const {
+  if (op_ == Op::Connecting) return true;
+  if (op_ == Op::Idle || op_ == Op::Resolving || op_ == Op::Closed) return false;
+  return client_.awaitingReply();
+}
+
+bool ImapMaildrop::awaitingGreeting() const {
+  return op_ == Op::Connecting || (op_ == Op::LoggingIn && client_.awaitingGreeting());
+}
+
+void ImapMaildrop::close() {
+  client_.close();
+  secureWipe(upstream_.password);
+  op_ = Op::Closed;
+  sink_.closeUpstream();
+}
+
+}  // namespace popbridge::protocol

@@ -1,0 +1,165 @@
+#pragma once
+
+// The maildrop over IMAP: the one place where POP3 meaning meets IMAP
+// commands. It logs in through an ImapClient, opens the folder, takes the
+// snapshot, streams messages by UID and applies the deletion policy at QUIT.
+//
+// Three numberings are kept apart:
+//   msn    POP3 message number, 1..n, frozen at login (RFC 1939), the
+//          server's business;
+//   index  msn - 1, the position in the snapshot vectors;
+//   uid    the IMAP UID, the only id ever sent upstream. UIDs are never
+//          reused within a UIDVALIDITY, so a command on a UID another client
+//          expunged touches nothing instead of touching the wrong message.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/bridge/mailbox_options.h"
+#include "protocol/imap/client.h"
+#include "protocol/log_severity.h"
+#include "protocol/pop3/maildrop.h"
+
+namespace popbridge::protocol {
+
+// What the local account layer (or pass-through) decided for a login.
+struct UpstreamCredentials {
+  std::string user;
+  std::string password;
+  std::optional<MailboxOptions> mailbox;  // per-account overrides
+};
+
+struct ImapMaildropOptions {
+  ImapClientOptions client;
+  MailboxOptions mailbox;
+};
+
+// The I/O the maildrop asks for, besides the IMAP client's.
+class MaildropSink {
+ public:
+  virtual ~MaildropSink() = default;
+  // Decide whether user/password may log in and with which upstream
+  // credentials; answer with ImapMaildrop::onCredentials (now or later).
+  virtual void resolveCredentials(std::string_view user, std::string_view password) = 0;
+  // Open the upstream connection (implicit TLS included); answer with
+  // onUpstreamConnected or onUpstreamFailed.
+  virtual void connectUpstream() = 0;
+  virtual void closeUpstream() = 0;
+  virtual void log(LogSeverity severity, std::string_view message) = 0;
+};
+
+class ImapMaildrop final : public Maildrop, private ImapClientEvents {
+ public:
+  ImapMaildrop(ImapMaildropOptions options, MaildropSink& sink, ImapClientSink& clientSink);
+  // Where the maildrop's answers go; set before open().
+  void setEvents(MaildropEvents& events) { events_ = &events; }
+
+  // Maildrop.
+  void open(std::string_view user, std::string_view password) override;
+  std::size_t messageCount() const override { return uids_.size(); }
+  std::uint64_t messageSize(std::size_t index) const override { return sizes_[index]; }
+  void appendUidl(std::string& out, std::size_t index) const override;
+  void fetch(std::size_t index, std::optional<std::uint64_t> topLines) override;
+  void update(std::span<const std::size_t> indexes) override;
+  void close() override;
+
+  // Outcomes of the I/O it asked for.
+  void onCredentials(std::optional<UpstreamCredentials> credentials);
+  void onUpstreamConnected();
+  void onUpstreamFailed(std::string_view reason);
+  void onUpstreamTlsReady() { client_.onTlsReady(); }
+  void feedUpstream(std::string_view data) { client_.feed(data); }
+  void onUpstreamClosed(std::string_view reason);
+  void onUpstreamTimeout();
+
+  // True while an upstream reply is awaited (the command timer runs).
+  bool awaitingUpstream() const;
+  // True until the upstream greeting arrived: that wait belongs to
+  // connecting (connect_timeout), not to a command.
+  bool awaitingGreeting() const;
+
+  // The first TEXT window of TOP n k (k > 0); later windows double, up to
+  // kMaxTopWindow.
+  static constexpr std::uint64_t kFirstTopWindow = 64 * 1024;
+  static constexpr std::uint64_t kMaxTopWindow = 4 * 1024 * 1024;
+
+ private:
+  enum class Op : std::uint8_t {
+    Idle,
+    Resolving,
+    Connecting,
+    LoggingIn,
+    Select,
+    Snapshot,
+    Open,  // the snapshot is served; nothing in flight
+    Fetch,
+    Update,
+    Closed,
+  };
+  // RETR and TOP 0 take one FETCH; TOP n k>0 takes the header, then TEXT
+  // windows until the server has its lines.
+  enum class FetchPhase : std::uint8_t { Whole, Header, TextWindow };
+  enum class UpdateStep : std::uint8_t { Store, Expunge, Copy, Move };
+
+  // ImapClientEvents.
+  void onLoggedIn() override;
+  void onLoginFailed(ImapLoginFailure failure) override;
+  void onUntagged(const ImapEvent& event) override;
+  void onBody(const ImapEvent& event) override;
+  void onCompleted(const ImapEvent& tagged) override;
+  void onBroken(std::string_view reason) override;
+
+  void openFailed(const MaildropError& error);
+  void sendSnapshot();
+  void enterOpen();
+  void sendFetch(std::string_view items);
+  void fetchCompleted(const ImapEvent& tagged);
+  void windowCompleted(const ImapEvent& tagged);
+  void endMessage();
+  void nextUpdateStep();
+  void updateStepFailed(const ImapEvent& tagged);
+  void upstreamBroken(std::string_view reason);
+  void resetSnapshot();
+
+  ImapMaildropOptions options_;
+  MaildropSink& sink_;
+  MaildropEvents* events_ = nullptr;
+  ImapClient client_;
+  Op op_ = Op::Idle;
+  UpstreamCredentials upstream_;  // the password only until it was sent
+
+  // Snapshot.
+  std::uint32_t exists_ = 0;
+  std::uint32_t uidValidity_ = 0;
+  bool uidValidityChanged_ = false;
+  std::vector<std::uint32_t> uids_;
+  std::vector<std::uint64_t> sizes_;
+
+  // The fetch in progress.
+  std::size_t fetchIndex_ = 0;
+  bool fetchIsTop_ = false;
+  FetchPhase phase_ = FetchPhase::Whole;
+  bool bodySeen_ = false;          // this FETCH already delivered its body
+  bool ignoringBody_ = false;      // a body that is not the one asked for
+  bool emptyBodyPending_ = false;  // an empty literal whose meaning the tagged reply decides
+  bool begun_ = false;             // onMessageBegin was sent
+  bool ended_ = false;             // onMessageEnd was sent
+  bool enough_ = false;            // the server needs no more content
+  bool textEnded_ = false;         // the last window reached the end of the body
+  std::uint64_t textOffset_ = 0;
+  std::uint64_t window_ = 0;
+  std::uint64_t windowReceived_ = 0;
+
+  // UPDATE.
+  DeletePolicy effectivePolicy_ = DeletePolicy::Flag;
+  std::string updateSet_;  // the marked UIDs, as an IMAP set
+  std::uint32_t updateCount_ = 0;
+  std::vector<UpdateStep> updateSteps_;
+  std::size_t updateStep_ = 0;
+};
+
+}  // namespace popbridge::protocol

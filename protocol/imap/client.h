@@ -1,0 +1,166 @@
+#pragma once
+
+// A sans-I/O IMAP client connection (RFC 3501, RFC 9051): greeting,
+// capabilities, STARTTLS, login by SASL mechanism or LOGIN, then one command
+// at a time with its literals and continuations.
+//
+// Inputs: upstream bytes (feed) and the outcome of I/O it asked for
+// (onTlsReady). Outputs: bytes and requests on an ImapClientSink, and
+// protocol events on ImapClientEvents. It knows nothing of POP3: what the
+// commands mean is its user's business (bridge/imap_maildrop.h).
+//
+// To add a SASL mechanism: see sasl.h, then chooseMechanism() in client.cpp.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/imap/command.h"
+#include "protocol/imap/parser.h"
+#include "protocol/imap/sasl.h"
+#include "protocol/log_severity.h"
+
+namespace popbridge::protocol {
+
+struct ImapClientOptions {
+  bool startTls = false;  // upgrade with STARTTLS before logging in
+  UpstreamLogin login = UpstreamLogin::Auto;
+};
+
+struct ImapCapabilities {
+  bool known = false;
+  bool startTls = false;
+  bool loginDisabled = false;
+  bool authPlain = false;
+  bool saslIr = false;
+  bool literalPlus = false;
+  bool uidPlus = false;
+  bool move = false;
+  std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
+};
+
+// Why a login did not happen; the client has logged the details.
+enum class ImapLoginFailure : std::uint8_t {
+  Rejected,       // the credentials were refused
+  InUse,          // [INUSE]
+  Unavailable,    // greeting, CAPABILITY or STARTTLS failed, or another NO/BAD
+  PreAuth,        // the server skipped authentication, which would admit any password
+  LoginDisabled,  // LOGINDISABLED and no usable SASL mechanism
+};
+
+// "[CODE] text" of a status or tagged response, for logs.
+std::string codeSuffix(const ImapEvent& event);
+
+class ImapClientSink {
+ public:
+  virtual ~ImapClientSink() = default;
+  virtual void sendToUpstream(std::string_view bytes) = 0;
+  // STARTTLS was accepted: run the handshake, then call onTlsReady.
+  virtual void startUpstreamTls() = 0;
+  virtual void log(LogSeverity severity, std::string_view message) = 0;
+};
+
+class ImapClientEvents {
+ public:
+  virtual ~ImapClientEvents() = default;
+  virtual void onLoggedIn() = 0;
+  virtual void onLoginFailed(ImapLoginFailure failure) = 0;
+  // After login: untagged responses other than bodies and BYE (Status,
+  // Exists, Expunge, Flags, Fetch, Capability, Other...).
+  virtual void onUntagged(const ImapEvent& event) = 0;
+  // After login: BodyBegin, BodyChunk, BodyEnd, in order.
+  virtual void onBody(const ImapEvent& event) = 0;
+  // The tagged reply to the command given to send().
+  virtual void onCompleted(const ImapEvent& tagged) = 0;
+  // The connection is unusable (protocol error, BYE, unexpected reply); the
+  // client is closed. Not called for a failed login.
+  virtual void onBroken(std::string_view reason) = 0;
+};
+
+class ImapClient {
+ public:
+  enum class State : std::uint8_t {
+    Idle,
+    Greeting,
+    Capability,
+    StartTls,
+    UpstreamTls,
+    Authenticating,
+    PostLoginCapability,
+    Ready,
+    Closed,
+  };
+
+  ImapClient(ImapClientOptions options, ImapClientSink& sink, ImapClientEvents& events);
+  ~ImapClient();
+  ImapClient(const ImapClient&) = delete;
+  ImapClient& operator=(const ImapClient&) = delete;
+
+  // The transport is up (a new one after close()): wait for the greeting and
+  // log in as `user`. The password is kept only until it was sent.
+  void connected(std::string_view user, std::string_view password);
+  // Same, but log in with this SASL mechanism whatever the server
+  // advertises (OAuth2 tokens, say); it holds its own credentials.
+  void connected(std::unique_ptr<SaslMechanism> mechanism);
+  void onTlsReady();
+  // Runs all bytes; events fire from inside.
+  void feed(std::string_view data);
+
+  // Ready and no command in flight: sends `command` (all its segments, each
+  // after the server's continuation) and later reports onCompleted.
+  bool canSend() const { return state_ == State::Ready && pendingTag_.empty(); }
+  void send(const ImapCommand& command);
+  ImapCommandBuilder& builder() { return builder_; }
+  const ImapCapabilities& capabilities() const { return caps_; }
+
+  // Sends LOGOUT without waiting for its reply, then closes.
+  void logout();
+  // Forgets the connection; no further events.
+  void close();
+
+  State state() const { return state_; }
+  // True while the server owes a reply.
+  bool awaitingReply() const;
+  bool awaitingGreeting() const { return state_ == State::Greeting; }
+
+ private:
+  void connected(std::string_view user, std::string_view password,
+                 std::unique_ptr<SaslMechanism> mechanism);
+  void onEvent(const ImapEvent& event);
+  void onStatus(const ImapEvent& event);
+  void onTagged(const ImapEvent& event);
+  void onContinuation(const ImapEvent& event);
+  void sendInternal(const ImapCommand& command, State state);
+  void nextLoginStep();
+  void sendLogin();
+  std::unique_ptr<SaslMechanism> chooseMechanism();
+  void loginFailed(const ImapEvent& event);
+  void fail(ImapLoginFailure failure);
+  void broken(std::string_view reason);
+  void applyCapabilities(const std::vector<std::string>& words);
+  void wipeSecrets();
+
+  ImapClientOptions options_;
+  ImapClientSink& sink_;
+  ImapClientEvents& events_;
+  State state_ = State::Idle;
+  ImapResponseParser parser_;
+  ImapCommandBuilder builder_;
+  ImapEvent event_;
+  ImapCapabilities caps_;
+  bool tlsDone_ = false;
+  bool discardInput_ = false;  // the rest of the read that carried the STARTTLS OK
+
+  std::string user_;
+  std::string password_;
+  std::unique_ptr<SaslMechanism> mechanism_;
+  bool initialResponsePending_ = false;  // client-first mechanism without SASL-IR
+
+  std::string pendingTag_;
+  std::vector<std::string> pendingSegments_;  // after a synchronizing literal
+  std::size_t nextSegment_ = 0;
+};
+
+}  // namespace popbridge::protocol

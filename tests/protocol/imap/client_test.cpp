@@ -1,0 +1,288 @@
+// The IMAP client state machine against scripted server responses. Every
+// script is also fed one byte at a time: the client must not care how the
+// upstream's bytes are split.
+
+#include "protocol/imap/client.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "protocol/base64.h"
+
+namespace popbridge::protocol {
+namespace {
+
+class Recorder : public ImapClientSink, public ImapClientEvents {
+ public:
+  std::vector<std::string> sent;
+  std::vector<std::string> events;
+  int tlsStarts = 0;
+
+  void sendToUpstream(std::string_view bytes) override { sent.emplace_back(bytes); }
+  void startUpstreamTls() override { ++tlsStarts; }
+  void log(LogSeverity, std::string_view) override {}
+
+  void onLoggedIn() override { events.push_back("logged-in"); }
+  void onLoginFailed(ImapLoginFailure failure) override {
+    events.push_back("login-failed " + std::to_string(static_cast<int>(failure)));
+  }
+  void onUntagged(const ImapEvent& event) override {
+    events.push_back("untagged " + std::to_string(static_cast<int>(event.kind)));
+  }
+  void onBody(const ImapEvent& event) override {
+    if (event.kind == ImapEvent::Kind::BodyChunk) body += event.data;
+  }
+  void onCompleted(const ImapEvent& tagged) override {
+    events.push_back("completed " + tagged.tag + " " + std::string(imapStatusName(tagged.status)));
+  }
+  void onBroken(std::string_view reason) override {
+    events.push_back("broken " + std::string(reason));
+  }
+
+  std::string body;
+  std::string last() const { return sent.empty() ? "" : sent.back(); }
+};
+
+// A server-first, two-step mechanism: shows that challenges reach the
+// mechanism decoded and that its answers (and cancels) go out framed.
+class EchoMechanism : public SaslMechanism {
+ public:
+  std::vector<std::string> challenges;
+  std::string_view name() const override { return "X-ECHO"; }
+  std::optional<std::string> initialResponse() override { return std::nullopt; }
+  std::optional<std::string> respond(std::string_view challenge) override {
+    challenges.emplace_back(challenge);
+    if (challenge == "stop") return std::nullopt;
+    return "re:" + std::string(challenge);
+  }
+  void wipe() override {}
+};
+
+constexpr std::string_view kCaps = "IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN";
+
+class ImapClientTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void create(ImapClientOptions options = {}) {
+    client_.emplace(options, rec_, rec_);
+    client_->connected("alice", "pa ss\"word");
+  }
+  void feed(std::string_view bytes) {
+    if (GetParam()) {
+      for (char c : bytes) client_->feed(std::string_view(&c, 1));
+    } else {
+      client_->feed(bytes);
+    }
+  }
+  void loginWithCaps(std::string_view caps) {
+    create();
+    feed("* OK [CAPABILITY " + std::string(caps) + "] ready\r\n");
+  }
+
+  Recorder rec_;
+  std::optional<ImapClient> client_;
+};
+
+TEST_P(ImapClientTest, PlainWithSaslIrInOneLine) {
+  loginWithCaps(kCaps);
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE PLAIN " +
+                             base64Encode(std::string("\0alice\0pa ss\"word", 17)) + "\r\n");
+  EXPECT_TRUE(client_->awaitingReply());
+  feed("P1 OK [CAPABILITY IMAP4rev1 UIDPLUS MOVE] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+  EXPECT_TRUE(client_->capabilities().uidPlus);
+  EXPECT_TRUE(client_->capabilities().move);
+  EXPECT_TRUE(client_->canSend());
+}
+
+TEST_P(ImapClientTest, PlainWithoutSaslIrAnswersTheEmptyChallenge) {
+  loginWithCaps("IMAP4rev1 AUTH=PLAIN");
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE PLAIN\r\n");
+  feed("+ \r\n");
+  EXPECT_EQ(rec_.last(), base64Encode(std::string("\0alice\0pa ss\"word", 17)) + "\r\n");
+  feed("P1 OK done\r\n");
+  // No CAPABILITY in the reply: ask, since logins often extend the list.
+  EXPECT_EQ(rec_.last(), "P2 CAPABILITY\r\n");
+  EXPECT_TRUE(rec_.events.empty());
+  feed("* CAPABILITY IMAP4rev1 UIDPLUS\r\nP2 OK done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+  EXPECT_TRUE(client_->capabilities().uidPlus);
+}
+
+TEST_P(ImapClientTest, LoginCommandQuotesWhatItCan) {
+  loginWithCaps("IMAP4rev1");
+  EXPECT_EQ(rec_.last(), "P1 LOGIN alice \"pa ss\\\"word\"\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+TEST_P(ImapClientTest, LoginCommandWithSynchronizingLiteral) {
+  client_.emplace(ImapClientOptions{}, rec_, rec_);
+  client_->connected("alice", "p\xc3\xa4ss");
+  feed("* OK [CAPABILITY IMAP4rev1] ready\r\n");
+  // 8-bit needs a literal; without LITERAL+ it waits for "+".
+  EXPECT_EQ(rec_.last(), "P1 LOGIN alice {5}\r\n");
+  std::size_t before = rec_.sent.size();
+  feed("+ go ahead\r\n");
+  ASSERT_EQ(rec_.sent.size(), before + 1);
+  EXPECT_EQ(rec_.last(), "p\xc3\xa4ss\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+  // A second "+" is not for anyone.
+  feed("+ again\r\n");
+  EXPECT_EQ(rec_.events.back(), "broken unexpected continuation request");
+}
+
+TEST_P(ImapClientTest, LoginDisabledWithoutPlainIsRefusedLocally) {
+  loginWithCaps("IMAP4rev1 LOGINDISABLED");
+  EXPECT_TRUE(rec_.sent.empty());
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"login-failed 4"});
+}
+
+TEST_P(ImapClientTest, GreetingWithoutCapabilitiesAsksForThem) {
+  create();
+  feed("* OK ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 CAPABILITY\r\n");
+  feed("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\nP1 OK done\r\n");
+  EXPECT_EQ(rec_.last().rfind("P2 AUTHENTICATE PLAIN ", 0), 0u);
+}
+
+TEST_P(ImapClientTest, StartTlsDiscardsTheRestOfTheReadAndForgetsCapabilities) {
+  create({.startTls = true});
+  feed("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 STARTTLS\r\n");
+  // Anything after the OK in the same read was injected before the handshake.
+  client_->feed("P1 OK go\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
+  EXPECT_EQ(rec_.tlsStarts, 1);
+  EXPECT_TRUE(client_->awaitingReply());
+  client_->onTlsReady();
+  EXPECT_EQ(rec_.last(), "P2 CAPABILITY\r\n");
+  feed("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nP2 OK done\r\n");
+  EXPECT_EQ(rec_.last(), "P3 AUTHENTICATE PLAIN\r\n");
+}
+
+TEST_P(ImapClientTest, StartTlsRequiredButNotOffered) {
+  create({.startTls = true});
+  feed("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n");
+  EXPECT_TRUE(rec_.sent.empty());
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"login-failed 2"});
+}
+
+TEST_P(ImapClientTest, PreauthGreetingIsRefused) {
+  create();
+  feed("* PREAUTH welcome\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"login-failed 3"});
+  EXPECT_EQ(client_->state(), ImapClient::State::Closed);
+}
+
+TEST_P(ImapClientTest, PluggedInMechanismGetsDecodedChallenges) {
+  client_.emplace(ImapClientOptions{}, rec_, rec_);
+  auto mechanism = std::make_unique<EchoMechanism>();
+  EchoMechanism* echo = mechanism.get();
+  client_->connected(std::move(mechanism));
+  feed("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=X-ECHO] ready\r\n");
+  // Server-first: no initial response even with SASL-IR.
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE X-ECHO\r\n");
+  EXPECT_EQ(client_->capabilities().authMechanisms, std::vector<std::string>{"X-ECHO"});
+  feed("+ " + base64Encode("first") + "\r\n");
+  EXPECT_EQ(rec_.last(), base64Encode("re:first") + "\r\n");
+  // An empty challenge reaches the mechanism as empty, not as a cancel.
+  feed("+ \r\n");
+  EXPECT_EQ(rec_.last(), base64Encode("re:") + "\r\n");
+  // The mechanism declines: the exchange is cancelled with "*".
+  feed("+ " + base64Encode("stop") + "\r\n");
+  EXPECT_EQ(rec_.last(), "*\r\n");
+  EXPECT_EQ(echo->challenges, (std::vector<std::string>{"first", "", "stop"}));
+  feed("P1 BAD cancelled\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"login-failed 2"});
+}
+
+TEST_P(ImapClientTest, BrokenConnections) {
+  loginWithCaps(kCaps);
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  feed("* BYE shutting down\r\n");
+  EXPECT_EQ(rec_.events.back(), "broken upstream said BYE: shutting down");
+  EXPECT_EQ(client_->state(), ImapClient::State::Closed);
+  // Nothing more is interpreted after the client is closed.
+  feed("P9 OK late\r\n");
+  EXPECT_EQ(rec_.events.size(), 2u);
+}
+
+TEST_P(ImapClientTest, UnexpectedTagAndContinuationBreak) {
+  loginWithCaps(kCaps);
+  feed("P7 OK wrong tag\r\n");
+  EXPECT_EQ(rec_.events.back(), "broken reply with unexpected tag P7");
+
+  rec_.events.clear();
+  loginWithCaps(kCaps);
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n+ nobody asked\r\n");
+  EXPECT_EQ(rec_.events.back(), "broken unexpected continuation request");
+}
+
+TEST_P(ImapClientTest, StreamsBodiesAndReportsUntaggedAfterLogin) {
+  loginWithCaps(kCaps);
+  feed("* 3 EXISTS\r\n");  // before login: not reported
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  client_->send(client_->builder().uidFetch("7", "(BODY.PEEK[])"));
+  feed("* 1 FETCH (UID 7 BODY[] {5}\r\nhello)\r\n* 4 EXISTS\r\nP2 OK done\r\n");
+  EXPECT_EQ(rec_.body, "hello");
+  EXPECT_EQ(rec_.events.back(), "completed P2 OK");
+  EXPECT_FALSE(client_->awaitingReply());
+}
+
+TEST_P(ImapClientTest, LogoutClosesWithoutWaiting) {
+  loginWithCaps(kCaps);
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  client_->logout();
+  EXPECT_EQ(rec_.last(), "P2 LOGOUT\r\n");
+  EXPECT_EQ(client_->state(), ImapClient::State::Closed);
+  feed("* BYE bye\r\nP2 OK done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Split, ImapClientTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("ByteByByte") : std::string("Whole");
+                         });
+
+struct LoginReplyCase {
+  std::string name;
+  std::string reply;
+  ImapLoginFailure failure;
+};
+// ctest shows the printed parameter in each test name.
+void PrintTo(const LoginReplyCase& c, std::ostream* os) { *os << c.name; }
+
+
+class ImapClientLoginReplyTest : public ::testing::TestWithParam<LoginReplyCase> {};
+
+TEST_P(ImapClientLoginReplyTest, MapsTheTaggedReply) {
+  Recorder rec;
+  ImapClient client({}, rec, rec);
+  client.connected("u", "p");
+  client.feed("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n");
+  client.feed("P1 " + GetParam().reply + "\r\n");
+  EXPECT_EQ(rec.events, std::vector<std::string>{
+                            "login-failed " +
+                            std::to_string(static_cast<int>(GetParam().failure))});
+  EXPECT_EQ(client.state(), ImapClient::State::Closed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ImapClientLoginReplyTest,
+    ::testing::Values(
+        LoginReplyCase{"PlainNo", "NO bad password", ImapLoginFailure::Rejected},
+        LoginReplyCase{"AuthenticationFailed", "NO [AUTHENTICATIONFAILED] no",
+                       ImapLoginFailure::Rejected},
+        LoginReplyCase{"Expired", "NO [EXPIRED] renew", ImapLoginFailure::Rejected},
+        LoginReplyCase{"InUse", "NO [INUSE] busy", ImapLoginFailure::InUse},
+        LoginReplyCase{"Unavailable", "NO [UNAVAILABLE] later", ImapLoginFailure::Unavailable},
+        LoginReplyCase{"Bad", "BAD what", ImapLoginFailure::Unavailable}),
+    [](const ::testing::TestParamInfo<LoginReplyCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace popbridge::protocol
