@@ -214,7 +214,11 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
 // --- Fetching ------------------------------------------------------------------
 
 void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLines) {
-  if (op_ != Op::Open) return;
+  if (op_ != Op::Open || index >= uids_.size()) {
+    // The server never asks out of turn; if it did, it must not wait forever.
+    events_->onMessageFailed({RespCode::SysTemp, "Upstream connection lost, try again later.", {}});
+    return;
+  }
   if (uidValidityChanged_) {
     events_->onMessageFailed({RespCode::SysTemp,
                               "Mailbox changed on the server (UIDVALIDITY); log in again.",
@@ -420,7 +424,13 @@ void ImapMaildrop::windowCompleted(const ImapEvent& tagged) {
 // --- UPDATE --------------------------------------------------------------------
 
 void ImapMaildrop::update(std::span<const std::size_t> indexes) {
-  if (op_ != Op::Open) return;
+  if (op_ != Op::Open ||
+      std::any_of(indexes.begin(), indexes.end(), [&](std::size_t i) { return i >= uids_.size(); })) {
+    events_->onUpdateFailed({RespCode::SysTemp,
+                             "Upstream connection lost; deletions may not have been applied.",
+                             "quit; the maildrop was not open"});
+    return;
+  }
   op_ = Op::Update;
   std::vector<std::uint32_t> marked;
   marked.reserve(indexes.size());
