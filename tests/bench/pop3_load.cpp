@@ -62,7 +62,7 @@ class Session {
   bool finished() const { return finished_; }
 
  private:
-  enum class Step { kGreeting, kUser, kPass, kStat, kUidl, kList, kRetr, kQuit };
+  enum class Step { kGreeting, kUser, kPass, kStat, kUidl, kList, kRetr, kTop, kQuit };
   enum class Mode { kLine, kMultiLine, kRetrBody };
 
   void onConnected(proxy::UvHandle<uv_tcp_t> tcp, std::string error);
@@ -74,6 +74,11 @@ class Session {
   bool onMultiLineEnd();
   // A RETR body ended: checks its size and sends the next command. False when the session ended.
   bool finishRetr();
+  // TOP's reply ended: checks its shape and sends QUIT. False when the session ended.
+  bool finishTop();
+  // Around each TOP or RETR: the command's start time and the server's rchar (LoadOptions::ioPid).
+  void measureBefore();
+  void measureAfter();
   void send(std::string_view command, Step step, Mode replyMode);
   void retrNext();
   void succeed();
@@ -97,6 +102,12 @@ class Session {
   std::size_t retrIndex_ = 0;
   std::size_t retrTotal_ = 0;
   RetrBodyCounter body_;
+  Clock::time_point commandStarted_;
+  long long rcharBefore_ = -1;
+  std::uint64_t topLines_ = 0;      // lines of the TOP reply so far
+  std::uint64_t topBodyLines_ = 0;  // of which after the blank line that ends the header
+  bool topInBody_ = false;
+  std::uint64_t topOctets_ = 0;
 };
 
 class Runner {
@@ -145,6 +156,21 @@ class Runner {
     ++result_.retrCount;
     result_.retrBytes += octets;
     if (mismatch) ++result_.sizeMismatches;
+  }
+
+  void countTop(std::uint64_t octets, double ms) {
+    ++result_.topCount;
+    result_.topBytes += octets;
+    result_.topMs.push_back(ms);
+  }
+
+  void countIo(long long before, long long after) {
+    if (before < 0 || after < before) {
+      ++result_.ioFailures;
+      return;
+    }
+    ++result_.ioCommands;
+    result_.ioBytes += static_cast<std::uint64_t>(after - before);
   }
 
  private:
@@ -257,7 +283,19 @@ bool Session::processBuffer() {
   return alive;
 }
 
+void Session::measureBefore() {
+  const long pid = runner_.options().ioPid;
+  if (pid > 0) rcharBefore_ = readRchar(pid);
+  commandStarted_ = Clock::now();
+}
+
+void Session::measureAfter() {
+  const long pid = runner_.options().ioPid;
+  if (pid > 0) runner_.countIo(rcharBefore_, readRchar(pid));
+}
+
 bool Session::finishRetr() {
+  measureAfter();
   mode_ = Mode::kLine;
   const std::uint64_t listed = listSizes_[retrIndex_];
   runner_.countRetr(body_.octets(), body_.octets() != listed);
@@ -287,6 +325,9 @@ bool Session::onStatusLine(std::string_view line) {
     case Step::kPass:
       if (options.workload == Workload::kPoll) {
         send("STAT", Step::kStat, Mode::kLine);
+      } else if (options.workload == Workload::kTop) {
+        measureBefore();
+        send("TOP 1 " + std::to_string(options.topLines), Step::kTop, Mode::kLine);
       } else {
         send("LIST", Step::kList, Mode::kMultiLine);
       }
@@ -310,6 +351,7 @@ bool Session::onStatusLine(std::string_view line) {
     }
     case Step::kUidl:
     case Step::kList:
+    case Step::kTop:
       mode_ = Mode::kMultiLine;
       return true;
     case Step::kRetr:
@@ -324,6 +366,16 @@ bool Session::onStatusLine(std::string_view line) {
 }
 
 bool Session::onMultiLine(std::string_view line) {
+  if (step_ == Step::kTop) {
+    ++topLines_;
+    topOctets_ += line.size() + 2;
+    if (topInBody_) {
+      ++topBodyLines_;
+    } else if (line.empty()) {
+      topInBody_ = true;
+    }
+    return true;
+  }
   const auto parts = words(line, 3);
   const auto number = parts.size() == 2 ? parseNumber(parts[0]) : std::nullopt;
   if (step_ == Step::kUidl) {
@@ -346,6 +398,7 @@ bool Session::onMultiLine(std::string_view line) {
 bool Session::onMultiLineEnd() {
   mode_ = Mode::kLine;
   const auto& options = runner_.options();
+  if (step_ == Step::kTop) return finishTop();
   if (step_ == Step::kUidl) {
     if (uidlLines_ != statCount_) {
       fail("UIDL listed " + std::to_string(uidlLines_) + " messages, STAT " +
@@ -368,8 +421,26 @@ bool Session::onMultiLineEnd() {
   return !finished_;
 }
 
+bool Session::finishTop() {
+  measureAfter();
+  const double ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - commandStarted_).count();
+  const auto wanted = static_cast<std::uint64_t>(runner_.options().topLines);
+  // Bench messages have far more body lines than a TOP asks for: the reply holds exactly those.
+  if (!topInBody_ || topBodyLines_ != wanted) {
+    fail("TOP 1 " + std::to_string(wanted) + " gave " + std::to_string(topLines_) + " lines, " +
+         (topInBody_ ? std::to_string(topBodyLines_) + " after the header"
+                     : std::string("no blank line after the header")));
+    return false;
+  }
+  runner_.countTop(topOctets_, ms);
+  send("QUIT", Step::kQuit, Mode::kLine);
+  return !finished_;
+}
+
 void Session::retrNext() {
   if (retrIndex_ < retrTotal_) {
+    measureBefore();
     send("RETR " + std::to_string(retrIndex_ + 1), Step::kRetr, Mode::kLine);
   } else {
     send("QUIT", Step::kQuit, Mode::kLine);
@@ -420,6 +491,8 @@ std::string Session::stepName() const {
       return "LIST";
     case Step::kRetr:
       return "RETR " + std::to_string(retrIndex_ + 1);
+    case Step::kTop:
+      return "TOP 1 " + std::to_string(runner_.options().topLines);
     case Step::kQuit:
       return "QUIT";
   }
@@ -490,6 +563,23 @@ std::size_t RetrBodyCounter::consume(std::string_view data) {
     }
   }
   return i;
+}
+
+long long readRchar(long pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/io";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[512];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  const std::string_view io(text, static_cast<std::size_t>(n));
+  constexpr std::string_view kKey = "rchar: ";
+  if (io.rfind(kKey, 0) != 0) return -1;  // the kernel prints rchar first
+  const auto eol = io.find('\n');
+  if (eol == std::string_view::npos) return -1;
+  const auto value = parseNumber(io.substr(kKey.size(), eol - kKey.size()));
+  return value ? static_cast<long long>(*value) : -1;
 }
 
 LoadResult runLoad(const LoadOptions& options) {

@@ -14,6 +14,7 @@ namespace popbridge::bench {
 enum class Workload {
   kPoll,  // USER PASS STAT UIDL QUIT
   kRetr,  // USER PASS LIST, RETR each listed message (up to retrMax), QUIT
+  kTop,   // USER PASS, TOP 1 topLines, QUIT
 };
 
 struct LoadOptions {
@@ -29,9 +30,14 @@ struct LoadOptions {
   int concurrency = 1;
   Workload workload = Workload::kPoll;
   int retrMax = 0;           // 0: every listed message
+  int topLines = 5;          // kTop: the body lines asked for; the reply must hold exactly these
   long expectMessages = -1;  // >= 0: a session seeing another count fails
   int timeoutSeconds = 900;  // the whole run; unfinished sessions then count as failed
   std::string label = "run";
+  // > 0: the pid of the server (popbridge), whose /proc/<pid>/io rchar is read just before each
+  // TOP or RETR command is sent and just after its reply ended. Meaningful with one session at
+  // a time; the growth is what the server read meanwhile: the upstream's bytes plus the command.
+  long ioPid = 0;
 };
 
 struct LoadResult {
@@ -41,6 +47,12 @@ struct LoadResult {
   std::uint64_t retrCount = 0;
   std::uint64_t retrBytes = 0;  // octets after un-dot-stuffing, CRLF kept, as LIST counts them
   std::uint64_t sizeMismatches = 0;
+  std::uint64_t topCount = 0;
+  std::uint64_t topBytes = 0;    // octets of the TOP replies after un-dot-stuffing, CRLF kept
+  std::vector<double> topMs;     // each TOP: from sending it to the end of its reply
+  std::uint64_t ioCommands = 0;  // TOP/RETR commands with an rchar reading before and after
+  std::uint64_t ioBytes = 0;     // the sum of their rchar growths
+  std::uint64_t ioFailures = 0;  // readings that failed (unreadable /proc/<pid>/io)
   double wallSeconds = 0;
   std::vector<double> sessionMs;      // successful sessions only, in completion order
   std::vector<std::string> failures;  // one reason per failed session
@@ -48,6 +60,10 @@ struct LoadResult {
 
 // Runs the sessions on a private loop and returns when all have finished or the timeout hit.
 LoadResult runLoad(const LoadOptions& options);
+
+// The rchar field of /proc/<pid>/io (bytes the process read from any descriptor); -1 when it
+// cannot be read.
+long long readRchar(long pid);
 
 // Counts a RETR body as it streams in: un-dot-stuffs per RFC 1939 (a leading '.' is removed
 // from every line but the terminator) and stops at ".CRLF". Keeps state across chunks.

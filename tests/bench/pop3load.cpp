@@ -1,15 +1,22 @@
 // pop3load: the load generator and Maildir seeder of the benchmark harness.
 //
 //   pop3load run --port P [--tls --ca FILE] --user U [--users N] --password PW
-//                --workload poll|retr [--retr-max K] [--sessions S] [--concurrency C]
-//                [--expect-messages M] [--timeout SECONDS] [--label NAME]
+//                --workload poll|retr|top [--retr-max K] [--top-lines N] [--sessions S]
+//                [--concurrency C] [--expect-messages M] [--timeout SECONDS] [--label NAME]
+//                [--io-pid PID]
 //   pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G] [--first-index I]
 //   pop3load ports N      prints N distinct free loopback TCP ports
 //
 // `run` prints one machine-readable line for run.sh:
 //   result label=... sessions=S ok=O failed=F retr=R bytes=B size_mismatch=M wall_s=...
 //          mb_per_s=... sessions_per_s=... median_ms=... p95_ms=... max_ms=...
+//          top=T top_bytes=... top_median_ms=... top_max_ms=... io_cmds=N io_bytes=...
+//          io_failed=...
 // and the reasons of failed sessions on stderr. Exit status 0 only when no session failed.
+// Workload top: USER, PASS, TOP 1 N, QUIT; the reply must be a header, its blank line and exactly
+// N body lines. top_median_ms is the time of the TOP command alone (sent to end of reply).
+// --io-pid: /proc/PID/io rchar is read just before each TOP/RETR and just after its reply;
+// io_bytes is the sum of the growths over io_cmds commands (use it with one session at a time).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -37,9 +44,10 @@ using popbridge::bench::Workload;
 
 constexpr const char* kUsage =
     "usage: pop3load run --port P [--host H] [--tls] [--ca FILE] [--server-name NAME]\n"
-    "                    --user U [--users N] --password PW --workload poll|retr\n"
-    "                    [--retr-max K] [--sessions S] [--concurrency C]\n"
+    "                    --user U [--users N] --password PW --workload poll|retr|top\n"
+    "                    [--retr-max K] [--top-lines N] [--sessions S] [--concurrency C]\n"
     "                    [--expect-messages M] [--timeout SECONDS] [--label NAME]\n"
+    "                    [--io-pid PID]\n"
     "       pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G]\n"
     "                    [--first-index I]\n"
     "       pop3load ports N\n";
@@ -110,10 +118,10 @@ double percentile(std::vector<double> values, double p) {
 }
 
 int runCommand(int argc, char** argv) {
-  Args args =
-      parseArgs(argc, argv, {"tls"},
-                {"host", "port", "ca", "server-name", "user", "users", "password", "workload",
-                 "retr-max", "sessions", "concurrency", "expect-messages", "timeout", "label"});
+  Args args = parseArgs(
+      argc, argv, {"tls"},
+      {"host", "port", "ca", "server-name", "user", "users", "password", "workload", "retr-max",
+       "top-lines", "sessions", "concurrency", "expect-messages", "timeout", "label", "io-pid"});
   LoadOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<std::uint16_t>(args.number("port", 0, 1, 65535));
@@ -124,6 +132,8 @@ int runCommand(int argc, char** argv) {
   options.users = static_cast<int>(args.number("users", 0, 0, 1000000));
   options.password = args.get("password");
   options.retrMax = static_cast<int>(args.number("retr-max", 0, 0, 100000000));
+  options.topLines = static_cast<int>(args.number("top-lines", 5, 0, 100000000));
+  options.ioPid = args.number("io-pid", 0, 1, 1L << 30);
   options.sessions = static_cast<int>(args.number("sessions", 1, 1, 10000000));
   options.concurrency = static_cast<int>(args.number("concurrency", 1, 1, 100000));
   options.expectMessages = args.number("expect-messages", -1, 0, 100000000);
@@ -134,8 +144,10 @@ int runCommand(int argc, char** argv) {
     options.workload = Workload::kPoll;
   } else if (workload == "retr") {
     options.workload = Workload::kRetr;
+  } else if (workload == "top") {
+    options.workload = Workload::kTop;
   } else if (args.error.empty()) {
-    args.error = "--workload must be poll or retr";
+    args.error = "--workload must be poll, retr or top";
   }
   if (args.error.empty() && (!args.values.count("port") || options.user.empty())) {
     args.error = "--port and --user are required";
@@ -154,16 +166,25 @@ int runCommand(int argc, char** argv) {
     std::cerr << "pop3load " << options.label << ": ... and " << result.failures.size() - 20
               << " more failed sessions\n";
   }
+  if (result.ioFailures > 0) {
+    std::cerr << "pop3load " << options.label << ": /proc/" << options.ioPid << "/io unreadable "
+              << result.ioFailures << " times; io_bytes counts the other commands only\n";
+  }
+  using ull = unsigned long long;
   std::printf(
       "result label=%s sessions=%d ok=%d failed=%d retr=%llu bytes=%llu size_mismatch=%llu "
-      "wall_s=%.4f mb_per_s=%.3f sessions_per_s=%.3f median_ms=%.3f p95_ms=%.3f max_ms=%.3f\n",
+      "wall_s=%.4f mb_per_s=%.3f sessions_per_s=%.3f median_ms=%.3f p95_ms=%.3f max_ms=%.3f "
+      "top=%llu top_bytes=%llu top_median_ms=%.3f top_max_ms=%.3f io_cmds=%llu io_bytes=%llu "
+      "io_failed=%llu\n",
       options.label.c_str(), result.sessions, result.ok, result.failed,
-      static_cast<unsigned long long>(result.retrCount),
-      static_cast<unsigned long long>(result.retrBytes),
-      static_cast<unsigned long long>(result.sizeMismatches), result.wallSeconds,
+      static_cast<ull>(result.retrCount), static_cast<ull>(result.retrBytes),
+      static_cast<ull>(result.sizeMismatches), result.wallSeconds,
       static_cast<double>(result.retrBytes) / 1e6 / wall, result.ok / wall,
       percentile(result.sessionMs, 50), percentile(result.sessionMs, 95),
-      percentile(result.sessionMs, 100));
+      percentile(result.sessionMs, 100), static_cast<ull>(result.topCount),
+      static_cast<ull>(result.topBytes), percentile(result.topMs, 50),
+      percentile(result.topMs, 100), static_cast<ull>(result.ioCommands),
+      static_cast<ull>(result.ioBytes), static_cast<ull>(result.ioFailures));
   std::fflush(stdout);
   return result.failed == 0 && result.sizeMismatches == 0 ? 0 : 1;
 }

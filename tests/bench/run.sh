@@ -4,10 +4,12 @@
 #
 #   bash tests/bench/run.sh            full run, 3 repetitions, writes RESULTS.md and ratios.svg
 #   bash tests/bench/run.sh --quick    1 repetition, same outputs
-#   bash tests/bench/run.sh --smoke    W1 on 100 messages, 1 repetition, no outputs (ctest)
+#   bash tests/bench/run.sh --smoke    W1 on 100 messages and TOP 1 5 on a 1 MiB message,
+#                                      1 repetition, no outputs (ctest)
 #
 # Options: --build-dir DIR (default build-bench), --no-build, --reps N, --workloads "W1 W3",
 #          --out FILE (markdown, default tests/bench/RESULTS.md), --keep (keep the work dir).
+#          W3 brings W3T with it (TOP 1 5 on W3's message); W3T can also run alone.
 # Environment: POPBRIDGE_BENCH_WORKERS (popbridge [server] workers, default 1),
 #              POPBRIDGE_BENCH_TMPDIR (work dir parent; default /dev/shm if roomy, else /tmp).
 set -euo pipefail
@@ -26,14 +28,14 @@ COMMAND_LINE="bash tests/bench/run.sh${*:+ $*}"
 while (($#)); do
   case "$1" in
     --quick) REPS=1; MODE=quick ;;
-    --smoke) REPS=1; MODE=smoke; WORKLOADS="W1"; DO_BUILD=0 ;;
+    --smoke) REPS=1; MODE=smoke; WORKLOADS="W1 W3T"; DO_BUILD=0 ;;
     --build-dir) BUILD=$(cd "$2" && pwd); shift ;;
     --no-build) DO_BUILD=0 ;;
     --reps) REPS=$2; shift ;;
     --workloads) WORKLOADS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -42,9 +44,14 @@ if ! [[ $REPS =~ ^[1-9][0-9]*$ ]]; then
   echo "run.sh: --reps needs a positive number" >&2
   exit 2
 fi
+EXPANDED=""
 for w in $WORKLOADS; do
-  case $w in W1|W2|W3|W4|W5) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+  case $w in W1|W2|W3|W3T|W4|W5) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+  [[ " $EXPANDED " == *" $w "* ]] || EXPANDED+=" $w"
+  # TOP 1 5 on the big message runs right after W3's RETRs, on the same mail.
+  if [[ $w == W3 && " $WORKLOADS " != *" W3T "* ]]; then EXPANDED+=" W3T"; fi
 done
+WORKLOADS=${EXPANDED# }
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -54,8 +61,9 @@ die() { log "ERROR: $*"; exit 1; }
 W1_COUNT=10000; W1_SIZE=2048; W1_SESSIONS=40
 W2_COUNT=200;   W2_SIZE=51200; W2_SESSIONS=5
 W3_SIZE=$((50 * 1024 * 1024)); W3_SESSIONS=3
+W3T_SESSIONS=10; W3T_LINES=5 # W3T: TOP 1 5 on W3's message, one session at a time
 W4_USERS=500;   W4_COUNT=20; W4_SIZE=20480
-if [[ $MODE == smoke ]]; then W1_COUNT=100; W1_SESSIONS=5; fi
+if [[ $MODE == smoke ]]; then W1_COUNT=100; W1_SESSIONS=5; W3_SIZE=$((1024 * 1024)); W3T_SESSIONS=3; fi
 PASSWORD="bench-Secret-1"
 WORKERS=${POPBRIDGE_BENCH_WORKERS:-1}
 
@@ -230,7 +238,7 @@ log "seeding Maildirs"
 wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 wants W1 && seed w1 "$W1_COUNT" "$W1_SIZE"
 { wants W2 || wants W5; } && seed w2 "$W2_COUNT" "$W2_SIZE"
-wants W3 && seed w3 1 "$W3_SIZE"
+{ wants W3 || wants W3T; } && seed w3 1 "$W3_SIZE"
 if wants W4; then
   for u in "${W4_USER_LIST[@]}"; do seed "$u" "$W4_COUNT" "$W4_SIZE"; done
 fi
@@ -424,6 +432,9 @@ popbridge_hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$POPBRIDGE_PID/status"; }
 popbridge_cpu_ticks() { # utime + stime (fields 14 and 15, counted after the ")" of the name)
   sed 's/^.*) //' "/proc/$POPBRIDGE_PID/stat" | awk '{print $12 + $13}'
 }
+# Bytes popbridge read from any descriptor: with one session at a time, the upstream's bytes
+# plus the client's few dozen bytes of commands.
+popbridge_rchar() { awk '/^rchar:/{print $2}' "/proc/$POPBRIDGE_PID/io"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 log "starting the upstream Dovecot (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, C: POP3 $POP3_C_PORT)"
@@ -457,7 +468,7 @@ FAILED_RUNS=0
 run_one() {
   local workload=$1 endpoint=$2 rep=$3 measured=$4
   shift 5
-  local tls_args=() port base_kb=0 cpu0=0 extra="" out status=0
+  local tls_args=() port base_kb=0 cpu0=0 rchar0=0 extra="" out status=0 io_args=()
   case $workload in W5) tls_args=(--tls --ca "$CA") ;; esac
   case $endpoint in
     A)
@@ -465,6 +476,10 @@ run_one() {
         start_popbridge plain; port=$POP3_A_PORT; fi
       base_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$POPBRIDGE_PID/status")
       cpu0=$(popbridge_cpu_ticks)
+      rchar0=$(popbridge_rchar)
+      # W3 and W3T run one session at a time: pop3load reads popbridge's rchar around each
+      # TOP or RETR command.
+      case $workload in W3 | W3T) io_args=(--io-pid "$POPBRIDGE_PID") ;; esac
       ;;
     B)
       if [[ $workload == W5 ]]; then start_b tls; port=$POP3S_B_PORT; else
@@ -473,7 +488,7 @@ run_one() {
     C) if [[ $workload == W5 ]]; then port=$POP3S_C_PORT; else port=$POP3_C_PORT; fi ;;
   esac
   # In the background and waited for, so that SIGTERM/SIGINT reach the trap at once.
-  "$POP3LOAD" run --port "$port" "${tls_args[@]}" --password "$PASSWORD" \
+  "$POP3LOAD" run --port "$port" "${tls_args[@]}" "${io_args[@]}" --password "$PASSWORD" \
     --label "$workload-$endpoint-$rep" "$@" >"$WORK/pop3load.out" 2>"$WORK/pop3load.err" &
   LOAD_PID=$!
   wait "$LOAD_PID" || status=$?
@@ -487,12 +502,13 @@ run_one() {
     out="result failed=1 harness_error=1"
   fi
   if [[ $endpoint == A ]]; then
-    local cpu1 hwm
+    local cpu1 hwm rchar1
     if kill -0 "$POPBRIDGE_PID" 2>/dev/null; then
       hwm=$(popbridge_hwm_kb)
       cpu1=$(popbridge_cpu_ticks)
+      rchar1=$(popbridge_rchar)
       extra="pb_base_kb=$base_kb pb_hwm_kb=$hwm pb_cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" \
-        -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b - a) / t}')"
+        -v t="$CLK_TCK" 'BEGIN{printf "%.3f", (b - a) / t}') pb_rchar=$((rchar1 - rchar0))"
     else
       extra="pb_died=1"
       log "popbridge died during $workload: $(tail -5 "$WORK/popbridge.log")"
@@ -511,6 +527,7 @@ workload_args() { # workload -> pop3load arguments for one measured run
     W1) echo "--user w1 --workload poll --sessions $W1_SESSIONS --expect-messages $W1_COUNT" ;;
     W2 | W5) echo "--user w2 --workload retr --sessions $W2_SESSIONS --expect-messages $W2_COUNT" ;;
     W3) echo "--user w3 --workload retr --sessions $W3_SESSIONS --expect-messages 1" ;;
+    W3T) echo "--user w3 --workload top --top-lines $W3T_LINES --sessions $W3T_SESSIONS" ;;
     W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --sessions $W4_CONCURRENCY" \
       "--concurrency $W4_CONCURRENCY --expect-messages $W4_COUNT" ;;
   esac
@@ -520,6 +537,7 @@ warmup_args() { # one pass that builds Dovecot's indexes (upstream and imapc cac
     W1) echo "--user w1 --workload poll --sessions 1" ;;
     W2 | W5) echo "--user w2 --workload retr --sessions 1 --retr-max 1" ;;
     W3) echo "--user w3 --workload poll --sessions 1" ;;
+    W3T) echo "--user w3 --workload top --top-lines $W3T_LINES --sessions 1" ;;
     W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --retr-max 1" \
       "--sessions $W4_CONCURRENCY --concurrency 50" ;;
   esac
@@ -553,7 +571,8 @@ if [[ $MODE == smoke ]]; then
   if ((FAILED_RUNS > 0)) || awk '{for (i = 4; i <= NF; i++) {split($i, kv, "=");
       if ((kv[1] == "failed" || kv[1] == "size_mismatch" || kv[1] == "harness_error" ||
            kv[1] == "pb_died") && kv[2] + 0 > 0) bad = 1}} END {exit !bad}' "$RAW"; then
-    log "smoke test FAILED: a session failed or a RETR size did not match LIST"
+    log "smoke test FAILED: a session failed, a RETR size did not match LIST or a TOP reply" \
+      "had other than the lines asked for"
     exit 1
   fi
   log "smoke test passed (timings are not checked)"
@@ -566,7 +585,7 @@ DATA="$WORK/ratios.dat"
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --markdown "$OUT" --chart-data "$DATA" \
   --date "$START_TIME" --nproc "$(nproc)" --cpu "$CPU_MODEL" --command "$COMMAND_LINE" \
   --reps "$REPS" --workers "$WORKERS" --elapsed "$ELAPSED" --note "$W4_NOTE" \
-  --w4-sessions "$W4_CONCURRENCY" --dovecot "$("$DOVECOT" --version)" \
+  --w4-sessions "$W4_CONCURRENCY" --top-lines "$W3T_LINES" --dovecot "$("$DOVECOT" --version)" \
   --load "$LOAD_START, then $LOAD_END" \
   --revision "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 if command -v gnuplot >/dev/null; then
