@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "config/duration.h"
+#include "protocol/bridge/mailbox_options.h"
+#include "protocol/imap/sasl.h"
+#include "protocol/log_severity.h"
 
 namespace popbridge::config {
 
@@ -38,13 +41,19 @@ namespace popbridge::config {
 //   POPBRIDGE_MAILBOX_ON_DELETE      mailbox.on_delete      (accounts that set on_delete keep
 //   theirs)
 
-enum class LogLevel { Error, Warn, Info, Debug };
+// Where protocol/ already has a type for a concept, the loader produces that type, so what the
+// file says reaches a session by copy, never through a conversion that could fall out of step.
+using protocol::DeletePolicy;    // mailbox.on_delete
+using protocol::LogSeverity;     // server.log_level
+using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
+using protocol::UpstreamLogin;   // upstream.auth
+// server.log_level's older name, still spelt by proxy/main.cpp; the same type as LogSeverity.
+using LogLevel = LogSeverity;
+
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };
 enum class UpstreamTls { Implicit, StartTls, None };
-enum class DeletePolicy { Flag, Expunge, Move, Seen, Keep };
 enum class TlsVersion { V1_0, V1_1, V1_2, V1_3 };
-enum class UpstreamAuth { Auto, Login, Plain };  // auto: AUTHENTICATE PLAIN when advertised
 
 struct ServerConfig {
   unsigned workers = 1;  // 0 = one per CPU core
@@ -53,7 +62,7 @@ struct ServerConfig {
   Duration idleTimeout = std::chrono::minutes(10);
   unsigned maxConnections = 10000;
   unsigned maxConnectionsPerIp = 50;  // 0 = no per-address limit
-  LogLevel logLevel = LogLevel::Info;
+  LogSeverity logLevel = LogSeverity::Info;
   LogFormat logFormat = LogFormat::Text;
   unsigned maxBadCommands = 10;  // then the client is disconnected
   Duration authFailureDelay = std::chrono::seconds(2);
@@ -84,19 +93,10 @@ struct UpstreamConfig {
   std::string serverName;  // SNI and certificate name; empty: host
   Duration connectTimeout = std::chrono::seconds(10);
   Duration commandTimeout = std::chrono::seconds(60);
-  UpstreamAuth auth = UpstreamAuth::Auto;
+  UpstreamLogin auth = UpstreamLogin::Auto;
   TlsVersion minTlsVersion = TlsVersion::V1_2;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
-};
-
-struct MailboxConfig {
-  std::string folder = "INBOX";
-  DeletePolicy onDelete = DeletePolicy::Flag;
-  std::string moveTo = "Trash";  // used by onDelete == Move
-  bool markSeenOnRetr = false;
-  std::string uidlFormat = "%08Xu%08Xv";  // already checked by protocol::UidlFormat::parse
-  std::uint32_t maxMessages = 0;          // 0 = all; N = only the newest N
 };
 
 struct AccountConfig {
@@ -106,14 +106,15 @@ struct AccountConfig {
   std::string upstreamPasswordFile;
   // Read from upstreamPasswordFile at load, trailing CR/LF stripped. Never print or log it.
   std::string upstreamPassword;
-  MailboxConfig mailbox;  // [mailbox] with this account's overrides applied
+  MailboxOptions mailbox;  // [mailbox] with this account's overrides applied
 };
 
 struct Config {
   ServerConfig server;
   std::vector<ListenerConfig> listeners;
   UpstreamConfig upstream;
-  MailboxConfig mailbox;
+  // uidl_format is parsed once, at load: a bad template is a load error, never a runtime one.
+  MailboxOptions mailbox;
   std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
 
   // Exact, case-sensitive match; nullptr when there is no such account.
@@ -151,12 +152,13 @@ LoadResult loadConfigString(std::string_view toml, std::string_view sourceName,
 // Human summary for --check-config. Shows paths and names, never passwords or hashes.
 std::string summarize(const Config& config);
 
-std::string_view toString(LogLevel value);
+// Each value as the config file spells it. DeletePolicy's names are protocol's own.
+using protocol::toString;
+std::string_view toString(LogSeverity value);
 std::string_view toString(LogFormat value);
 std::string_view toString(ListenerTls value);
 std::string_view toString(UpstreamTls value);
-std::string_view toString(DeletePolicy value);
 std::string_view toString(TlsVersion value);  // "1.0" .. "1.3"
-std::string_view toString(UpstreamAuth value);
+std::string_view toString(UpstreamLogin value);
 
 }  // namespace popbridge::config

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstdint>
 
+#include "protocol/text.h"
+
 namespace popbridge::config {
 namespace {
 
@@ -16,10 +18,6 @@ constexpr std::array<Unit, 4> kUnits{{{"h", 3'600'000}, {"m", 60'000}, {"s", 1'0
 // Far beyond any sensible timeout, and far from overflowing int64 milliseconds.
 constexpr std::int64_t kMaxMillis = 1'000'000LL * 3'600'000LL;
 
-bool isDigit(char c) {
-  return c >= '0' && c <= '9';
-}
-
 std::string quoted(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
@@ -32,9 +30,7 @@ std::optional<Duration> parseDuration(std::string_view text, std::string& error)
     error = expected + "\"\"";
     return std::nullopt;
   }
-  bool allDigits = true;
-  for (char c : text) allDigits = allDigits && isDigit(c);
-  if (allDigits) {
+  if (protocol::isAllDigits(text)) {
     error = expected + quoted(text) + " (add a unit, e.g. \"" + std::string(text) + "s\")";
     return std::nullopt;
   }
@@ -43,12 +39,12 @@ std::optional<Duration> parseDuration(std::string_view text, std::string& error)
   std::size_t nextUnit = 0;  // index into kUnits of the smallest unit still allowed
   std::size_t i = 0;
   while (i < text.size()) {
-    if (!isDigit(text[i])) {
+    if (!protocol::isAsciiDigit(text[i])) {
       error = expected + quoted(text);
       return std::nullopt;
     }
     std::int64_t number = 0;
-    while (i < text.size() && isDigit(text[i])) {
+    while (i < text.size() && protocol::isAsciiDigit(text[i])) {
       number = number * 10 + (text[i] - '0');
       if (number > kMaxMillis) {
         error = expected + quoted(text) + " (too large)";
@@ -57,7 +53,7 @@ std::optional<Duration> parseDuration(std::string_view text, std::string& error)
       ++i;
     }
     std::size_t suffixEnd = i;
-    while (suffixEnd < text.size() && !isDigit(text[suffixEnd])) ++suffixEnd;
+    while (suffixEnd < text.size() && !protocol::isAsciiDigit(text[suffixEnd])) ++suffixEnd;
     const std::string_view suffix = text.substr(i, suffixEnd - i);
     std::size_t unit = nextUnit;
     while (unit < kUnits.size() && kUnits[unit].suffix != suffix) ++unit;

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <optional>
 
+#include "protocol/text.h"
+
 namespace popbridge::config {
 namespace {
 
@@ -62,16 +64,10 @@ std::optional<std::size_t> base64DecodedLength(std::string_view text) {
   return bytes;
 }
 
-// A decimal without sign or leading zeros that fits in 32 bits.
-std::optional<std::uint32_t> parseDecimal(std::string_view text) {
-  if (text.empty() || text.size() > 10 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
-  std::uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (value > 0xFFFFFFFFu) return std::nullopt;
-  return static_cast<std::uint32_t>(value);
+// libargon2 refuses leading zeros in its parameters, so "m=019456" must fail here too.
+std::optional<std::uint32_t> parseParameter(std::string_view text) {
+  if (text.size() > 1 && text[0] == '0') return std::nullopt;
+  return protocol::parseUint32(text);
 }
 
 bool consume(std::string_view& text, std::string_view prefix) {
@@ -85,7 +81,7 @@ std::optional<std::uint32_t> consumeNumber(std::string_view& text, char stop) {
   const std::size_t end = text.find(stop);
   const std::string_view digits = text.substr(0, end);
   text.remove_prefix(digits.size());
-  return parseDecimal(digits);
+  return parseParameter(digits);
 }
 
 struct ParsedHash {

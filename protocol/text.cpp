@@ -14,6 +14,20 @@ std::string toLowerAscii(std::string_view text) {
   return out;
 }
 
+bool isAsciiDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool isAsciiControl(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7F;
+}
+
+bool isAllDigits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return isAsciiDigit(c); });
+}
+
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return toLowerAscii(x) == toLowerAscii(y);
@@ -24,7 +38,7 @@ std::optional<std::uint64_t> parseDecimal(std::string_view text, std::uint64_t m
   if (text.empty()) return std::nullopt;
   std::uint64_t value = 0;
   for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
+    if (!isAsciiDigit(c)) return std::nullopt;
     auto digit = static_cast<std::uint64_t>(c - '0');
     if (value > (max - digit) / 10) return std::nullopt;
     value = value * 10 + digit;

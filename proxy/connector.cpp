@@ -8,37 +8,23 @@
 #include <memory>
 #include <utility>
 
+#include "config/duration.h"
+#include "protocol/net_address.h"
+
 namespace popbridge::proxy {
 
 namespace {
-
-std::string formatDuration(std::chrono::milliseconds ms) {
-  if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000) + "s";
-  return std::to_string(ms.count()) + "ms";
-}
 
 std::string formatAddress(const sockaddr_storage& storage) {
   char host[INET6_ADDRSTRLEN] = {};
   if (storage.ss_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
     uv_ip6_name(in6, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    return protocol::formatHostPort(host, ntohs(in6->sin6_port));
   }
   const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
   uv_ip4_name(in, host, sizeof host);
-  return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-}
-
-std::string stripBrackets(const std::string& host) {
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    return host.substr(1, host.size() - 2);
-  }
-  return host;
-}
-
-bool isIpLiteral(const std::string& host) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  return protocol::formatHostPort(host, ntohs(in->sin_port));
 }
 
 }  // namespace
@@ -64,14 +50,13 @@ Connector::~Connector() {
 }
 
 std::string Connector::target() const {
-  return (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" +
-         std::to_string(port_);
+  return protocol::formatHostPort(host_, port_);
 }
 
 void Connector::connect(const std::string& host, std::uint16_t port,
                         std::chrono::milliseconds timeout, Callback cb) {
   cancel();
-  host_ = stripBrackets(host);
+  host_ = std::string(protocol::withoutBrackets(host));
   port_ = port;
   timeout_ = timeout;
   callback_ = std::move(cb);
@@ -87,7 +72,7 @@ void Connector::connect(const std::string& host, std::uint16_t port,
   }
   if (timeout.count() > 0) {
     timer_.start(timeout, [this] {
-      fail("connect to " + target() + " timed out after " + formatDuration(timeout_) +
+      fail("connect to " + target() + " timed out after " + config::formatDuration(timeout_) +
            (resolveRequest_ != nullptr ? " (resolving the name)" : ""));
     });
   }
@@ -170,7 +155,7 @@ void Connector::tryNextAddress() {
   }
   // Name the addresses when the host was a name, so that "localhost" resolving
   // to ::1 first is visible.
-  if (!isIpLiteral(host_)) {
+  if (!protocol::isIpLiteral(host_)) {
     error += " (tried ";
     for (std::size_t i = 0; i < failures_.size(); ++i) {
       if (i > 0) error += ", ";

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "protocol/text.h"
+
 namespace popbridge::proxy {
 namespace {
 
@@ -35,8 +37,7 @@ spdlog::logger& logger() {
 // not be able to forge log lines.
 void appendSanitized(std::string& out, std::string_view text) {
   for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) {
+    if (protocol::isAsciiControl(c)) {
       out += '?';
     } else {
       out += c;
@@ -90,7 +91,7 @@ std::string jsonEscape(std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (u < 0x20 || u == 0x7F) {
+        if (protocol::isAsciiControl(c)) {
           char buf[8];
           std::snprintf(buf, sizeof buf, "\\u%04x", u);
           out += buf;

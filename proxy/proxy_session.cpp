@@ -3,37 +3,10 @@
 #include <cstring>
 
 #include "config/password.h"
+#include "protocol/text.h"
 
 namespace popbridge::proxy {
 namespace {
-
-protocol::DeletePolicy toPolicy(config::DeletePolicy policy) {
-  switch (policy) {
-    case config::DeletePolicy::Flag:
-      return protocol::DeletePolicy::Flag;
-    case config::DeletePolicy::Expunge:
-      return protocol::DeletePolicy::Expunge;
-    case config::DeletePolicy::Move:
-      return protocol::DeletePolicy::Move;
-    case config::DeletePolicy::Seen:
-      return protocol::DeletePolicy::Seen;
-    case config::DeletePolicy::Keep:
-      return protocol::DeletePolicy::Keep;
-  }
-  return protocol::DeletePolicy::Flag;
-}
-
-protocol::UpstreamLogin toLogin(config::UpstreamAuth auth) {
-  switch (auth) {
-    case config::UpstreamAuth::Auto:
-      return protocol::UpstreamLogin::Auto;
-    case config::UpstreamAuth::Login:
-      return protocol::UpstreamLogin::Login;
-    case config::UpstreamAuth::Plain:
-      return protocol::UpstreamLogin::Plain;
-  }
-  return protocol::UpstreamLogin::Auto;
-}
 
 protocol::SessionOptions makeOptions(const config::Config& config,
                                      const config::ListenerConfig& listener) {
@@ -42,9 +15,9 @@ protocol::SessionOptions makeOptions(const config::Config& config,
   options.stlsAvailable = listener.tls == config::ListenerTls::StartTls;
   options.allowPlaintextAuth = listener.allowPlaintextAuth;
   options.upstreamStartTls = config.upstream.tls == config::UpstreamTls::StartTls;
-  options.upstreamLogin = toLogin(config.upstream.auth);
+  options.upstreamLogin = config.upstream.auth;
   options.maxBadCommands = config.server.maxBadCommands;
-  options.mailbox = toMailboxOptions(config.mailbox);
+  options.mailbox = config.mailbox;
   return options;
 }
 
@@ -63,19 +36,6 @@ LogLevel toLevel(protocol::LogSeverity severity) {
 }
 
 }  // namespace
-
-protocol::MailboxOptions toMailboxOptions(const config::MailboxConfig& mailbox) {
-  protocol::MailboxOptions options;
-  options.folder = mailbox.folder;
-  options.onDelete = toPolicy(mailbox.onDelete);
-  options.moveTo = mailbox.moveTo;
-  options.markSeenOnRetr = mailbox.markSeenOnRetr;
-  std::string error;
-  // The loader already validated the template; the default stays on a miss.
-  if (auto uidl = protocol::UidlFormat::parse(mailbox.uidlFormat, error)) options.uidl = *uidl;
-  options.maxMessages = mailbox.maxMessages;
-  return options;
-}
 
 // A password check on libuv's thread pool: argon2 takes tens of milliseconds
 // of CPU, which must not stall every other session on the loop.
@@ -282,7 +242,7 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
                                                  : config::dummyPasswordHash(),
                                    work->password) &&
             work->account != nullptr;
-        std::fill(work->password.begin(), work->password.end(), '\0');
+        protocol::secureWipe(work->password);
       },
       [](uv_work_t* request, int status) {
         std::unique_ptr<VerifyJob> work(static_cast<VerifyJob*>(request->data));
@@ -295,7 +255,7 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
           protocol::UpstreamCredentials credentials;
           credentials.user = work->account->upstreamUser;
           credentials.password = work->account->upstreamPassword;
-          credentials.mailbox = toMailboxOptions(work->account->mailbox);
+          credentials.mailbox = work->account->mailbox;
           self.session_.onCredentials(std::move(credentials));
         }
         if (*alive) self.pumpClient();

@@ -31,8 +31,6 @@ struct SessionEnvironment {
   const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
 };
 
-protocol::MailboxOptions toMailboxOptions(const config::MailboxConfig& mailbox);
-
 // Glue between two Streams and one protocol::Pop3Session: turns the
 // session's actions into I/O and I/O events into session inputs. Owns both
 // connections; tells its owner through `onDone` when it is finished, after

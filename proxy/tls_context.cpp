@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "protocol/text.h"
+
 namespace popbridge::proxy {
 
 namespace {
@@ -36,7 +38,7 @@ std::string readableReason(const char* reason) {
   }
   if (!token) return out;
   for (char& c : out) {
-    c = c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = c == '_' ? ' ' : protocol::toLowerAscii(c);
   }
   return out;
 }

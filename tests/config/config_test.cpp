@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,11 @@ struct ErrorCase {
   std::string toml;
   std::vector<std::string> errors;  // "@DIR@" stands for the test's directory
 };
+
+// Shown by gtest in test listings and failures instead of the parameter's bytes.
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ConfigErrors : public ConfigTest, public ::testing::WithParamInterface<ErrorCase> {};
 
@@ -500,7 +506,7 @@ TEST_F(ConfigTest, MinimalConfigHasEveryDefault) {
   EXPECT_EQ(server.idleTimeout, 10min);
   EXPECT_EQ(server.maxConnections, 10000u);
   EXPECT_EQ(server.maxConnectionsPerIp, 50u);
-  EXPECT_EQ(server.logLevel, LogLevel::Info);
+  EXPECT_EQ(server.logLevel, LogSeverity::Info);
   EXPECT_EQ(server.logFormat, LogFormat::Text);
   EXPECT_EQ(server.maxBadCommands, 10u);
   EXPECT_EQ(server.authFailureDelay, 2s);
@@ -530,15 +536,15 @@ TEST_F(ConfigTest, MinimalConfigHasEveryDefault) {
   EXPECT_EQ(upstream.effectiveServerName(), "127.0.0.1");
   EXPECT_EQ(upstream.connectTimeout, 10s);
   EXPECT_EQ(upstream.commandTimeout, 60s);
-  EXPECT_EQ(upstream.auth, UpstreamAuth::Auto);
+  EXPECT_EQ(upstream.auth, UpstreamLogin::Auto);
   EXPECT_EQ(upstream.minTlsVersion, TlsVersion::V1_2);
 
-  const MailboxConfig& mailbox = config.mailbox;
+  const MailboxOptions& mailbox = config.mailbox;
   EXPECT_EQ(mailbox.folder, "INBOX");
   EXPECT_EQ(mailbox.onDelete, DeletePolicy::Flag);
   EXPECT_EQ(mailbox.moveTo, "Trash");
   EXPECT_FALSE(mailbox.markSeenOnRetr);
-  EXPECT_EQ(mailbox.uidlFormat, "%08Xu%08Xv");
+  EXPECT_EQ(mailbox.uidl.spec(), "%08Xu%08Xv");
   EXPECT_EQ(mailbox.maxMessages, 0u);
 
   EXPECT_TRUE(config.accounts.empty());
@@ -587,7 +593,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.server.idleTimeout, 90min);
   EXPECT_EQ(c.server.maxConnections, 20u);
   EXPECT_EQ(c.server.maxConnectionsPerIp, 0u);
-  EXPECT_EQ(c.server.logLevel, LogLevel::Debug);
+  EXPECT_EQ(c.server.logLevel, LogSeverity::Debug);
   EXPECT_EQ(c.server.logFormat, LogFormat::Json);
   EXPECT_EQ(c.server.maxBadCommands, 3u);
   EXPECT_EQ(c.server.authFailureDelay, 500ms);
@@ -610,13 +616,13 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.upstream.effectiveServerName(), "mail.example.org");
   EXPECT_EQ(c.upstream.connectTimeout, 3s);
   EXPECT_EQ(c.upstream.commandTimeout, 2min);
-  EXPECT_EQ(c.upstream.auth, UpstreamAuth::Login);
+  EXPECT_EQ(c.upstream.auth, UpstreamLogin::Login);
   EXPECT_EQ(c.upstream.minTlsVersion, TlsVersion::V1_3);
   EXPECT_EQ(c.mailbox.folder, "Archive/2024");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Expunge);
   EXPECT_EQ(c.mailbox.moveTo, "Bin");
   EXPECT_TRUE(c.mailbox.markSeenOnRetr);
-  EXPECT_EQ(c.mailbox.uidlFormat, "%xu.%xv");
+  EXPECT_EQ(c.mailbox.uidl.spec(), "%xu.%xv");
   EXPECT_EQ(c.mailbox.maxMessages, 1000u);
 }
 
@@ -647,14 +653,14 @@ TEST_F(ConfigTest, AccountsInheritMailboxAndOverrideSomeKeys) {
   EXPECT_EQ(scanner->mailbox.moveTo, "Old");
   EXPECT_EQ(scanner->mailbox.maxMessages, 10u);
   EXPECT_FALSE(scanner->mailbox.markSeenOnRetr);
-  EXPECT_EQ(scanner->mailbox.uidlFormat, "%08Xu%08Xv");
+  EXPECT_EQ(scanner->mailbox.uidl.spec(), "%08Xu%08Xv");
 
   const AccountConfig* printer = config.findAccount("printer");
   ASSERT_NE(printer, nullptr);
   EXPECT_EQ(printer->mailbox.folder, "Archive");
   EXPECT_EQ(printer->mailbox.onDelete, DeletePolicy::Expunge);
   EXPECT_TRUE(printer->mailbox.markSeenOnRetr);
-  EXPECT_EQ(printer->mailbox.uidlFormat, "%u");
+  EXPECT_EQ(printer->mailbox.uidl.spec(), "%u");
 
   EXPECT_EQ(config.mailbox.folder, "Archive");        // the defaults stay as they were
   EXPECT_EQ(config.findAccount("Scanner"), nullptr);  // names are case-sensitive
@@ -690,6 +696,10 @@ struct WarningCase {
   std::string toml;
   std::vector<std::string> warnings;
 };
+
+void PrintTo(const WarningCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ConfigWarnings : public ConfigTest, public ::testing::WithParamInterface<WarningCase> {};
 
@@ -747,6 +757,11 @@ const WarningCase kWarningCases[] = {
      "[[listener]]\naddress = \"[::1]:110\"\ntls = \"none\"\nallow_plaintext_auth = true\n"
      "[upstream]\nhost = \"localhost\"\ntls = \"none\"\n",
      {}},
+    // 127.0.0.0/8 seen through a dual-stack socket is still this machine.
+    {"MappedLoopbackIsQuiet",
+     "[[listener]]\naddress = \"[::ffff:127.0.0.1]:110\"\ntls = \"none\"\n"
+     "allow_plaintext_auth = true\n[upstream]\nhost = \"::ffff:127.0.0.1\"\ntls = \"none\"\n",
+     {}},
 };
 
 INSTANTIATE_TEST_SUITE_P(Table, ConfigWarnings, ::testing::ValuesIn(kWarningCases),
@@ -778,7 +793,7 @@ TEST_F(ConfigTest, EnvironmentOverridesWinOverTheFile) {
   EXPECT_EQ(c.upstream.tls, UpstreamTls::Implicit);
   EXPECT_EQ(c.upstream.caFile, dir_.path() + "/ca.pem");
   EXPECT_EQ(c.upstream.effectiveServerName(), "imap.example.com");
-  EXPECT_EQ(c.server.logLevel, LogLevel::Debug);
+  EXPECT_EQ(c.server.logLevel, LogSeverity::Debug);
   EXPECT_EQ(c.server.logFormat, LogFormat::Json);
   EXPECT_EQ(c.mailbox.folder, "Printer");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Keep);
@@ -809,6 +824,10 @@ struct EnvErrorCase {
   std::string toml;
   std::vector<std::string> errors;
 };
+
+void PrintTo(const EnvErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class EnvironmentErrors : public ConfigTest, public ::testing::WithParamInterface<EnvErrorCase> {};
 
@@ -956,6 +975,18 @@ TEST_F(ConfigTest, SummaryShowsSettingsButNoSecrets) {
   EXPECT_EQ(summary.find("s3cret"), std::string::npos) << summary;
 }
 
+TEST_F(ConfigTest, SummaryShowsTheParsedUidlTemplate) {
+  const LoadResult result = load("[mailbox]\nuidl_format = \"%xu.%xv\"\n" + account("scanner") +
+                                 "uidl_format = \"pb-%u-%v\"\n" + kMinimal);
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(errorsOf(result));
+  const std::string summary = summarize(*result.config);
+  EXPECT_NE(summary.find("mailbox: folder=\"INBOX\" on_delete=flag mark_seen_on_retr=false "
+                         "uidl_format=\"%xu.%xv\" max_messages=0 (all)"),
+            std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find(" uidl_format=\"pb-%u-%v\" "), std::string::npos) << summary;
+}
+
 TEST_F(ConfigTest, SummaryOfPassThroughConfigSaysSo) {
   const LoadResult result = load(kMinimal);
   ASSERT_TRUE(result.ok());
@@ -965,14 +996,14 @@ TEST_F(ConfigTest, SummaryOfPassThroughConfigSaysSo) {
 }
 
 TEST(ConfigNames, EnumsPrintAsTheyAreWritten) {
-  EXPECT_EQ(toString(LogLevel::Warn), "warn");
+  EXPECT_EQ(toString(LogSeverity::Warn), "warn");
   EXPECT_EQ(toString(LogFormat::Json), "json");
   EXPECT_EQ(toString(ListenerTls::StartTls), "starttls");
   EXPECT_EQ(toString(UpstreamTls::Implicit), "implicit");
   EXPECT_EQ(toString(DeletePolicy::Expunge), "expunge");
   EXPECT_EQ(toString(TlsVersion::V1_0), "1.0");
   EXPECT_EQ(toString(TlsVersion::V1_3), "1.3");
-  EXPECT_EQ(toString(UpstreamAuth::Plain), "plain");
+  EXPECT_EQ(toString(UpstreamLogin::Plain), "plain");
 }
 
 TEST(ConfigNames, ErrorWithoutPositionOrKey) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 namespace popbridge::config {
@@ -14,6 +15,11 @@ struct GoodCase {
   Duration expected;
   std::string canonical;  // what formatDuration() prints for it
 };
+
+// Shown by gtest in test listings and failures instead of the parameter's bytes.
+void PrintTo(const GoodCase& c, std::ostream* os) {
+  *os << '"' << c.text << '"';
+}
 
 class DurationParses : public ::testing::TestWithParam<GoodCase> {};
 
@@ -41,6 +47,10 @@ struct BadCase {
   std::string text;
   std::string error;
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << '"' << c.text << '"';
+}
 
 class DurationRejects : public ::testing::TestWithParam<BadCase> {};
 

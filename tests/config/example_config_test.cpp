@@ -131,12 +131,12 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.upstream.auth, upstreamDefaults.auth);
   EXPECT_EQ(example.upstream.minTlsVersion, upstreamDefaults.minTlsVersion);
 
-  const MailboxConfig mailboxDefaults;
+  const MailboxOptions mailboxDefaults;
   EXPECT_EQ(example.mailbox.folder, mailboxDefaults.folder);
   EXPECT_EQ(example.mailbox.onDelete, mailboxDefaults.onDelete);
   EXPECT_EQ(example.mailbox.moveTo, mailboxDefaults.moveTo);
   EXPECT_EQ(example.mailbox.markSeenOnRetr, mailboxDefaults.markSeenOnRetr);
-  EXPECT_EQ(example.mailbox.uidlFormat, mailboxDefaults.uidlFormat);
+  EXPECT_EQ(example.mailbox.uidl.spec(), mailboxDefaults.uidl.spec());
   EXPECT_EQ(example.mailbox.maxMessages, mailboxDefaults.maxMessages);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ostream>
 #include <string>
 
 namespace popbridge::config {
@@ -85,6 +86,11 @@ struct MalformedCase {
   std::string hash;
   std::string error;
 };
+
+// Shown by gtest in test listings and failures instead of the parameter's bytes.
+void PrintTo(const MalformedCase& c, std::ostream* os) {
+  *os << '"' << c.hash << '"';
+}
 
 class MalformedHash : public ::testing::TestWithParam<MalformedCase> {};
 

@@ -1,0 +1,57 @@
+#include "config/keys.h"
+
+#include <array>
+
+namespace popbridge::config {
+namespace {
+
+constexpr std::array<std::string_view, 5> kRoot{"server", "listener", "upstream", "mailbox",
+                                                "account"};
+constexpr std::array<std::string_view, 11> kServer{
+    "workers",          "idle_timeout", "max_connections",     "max_connections_per_ip",
+    "log_level",        "log_format",   "max_bad_commands",    "auth_failure_delay",
+    "shutdown_timeout", "buffer_size",  "write_high_watermark"};
+constexpr std::array<std::string_view, 7> kListener{"address",          "tls",
+                                                    "certificate",      "private_key",
+                                                    "min_tls_version",  "allow_plaintext_auth",
+                                                    "handshake_timeout"};
+constexpr std::array<std::string_view, 10> kUpstream{"host",
+                                                     "port",
+                                                     "tls",
+                                                     "ca_file",
+                                                     "verify_certificate",
+                                                     "server_name",
+                                                     "connect_timeout",
+                                                     "command_timeout",
+                                                     "auth",
+                                                     "min_tls_version"};
+constexpr std::array<std::string_view, 6> kMailbox{
+    "folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"};
+constexpr std::array<std::string_view, 10> kAccount{
+    "user",        "password_hash", "upstream_user", "upstream_password_file",
+    "folder",      "on_delete",     "move_to",       "mark_seen_on_retr",
+    "uidl_format", "max_messages"};
+
+constexpr std::array<EnvironmentOverride, 9> kOverrides{{
+    {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
+    {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
+    {"POPBRIDGE_UPSTREAM_TLS", "upstream", "tls", false},
+    {"POPBRIDGE_UPSTREAM_CA_FILE", "upstream", "ca_file", false},
+    {"POPBRIDGE_UPSTREAM_SERVER_NAME", "upstream", "server_name", false},
+    {"POPBRIDGE_LOG_LEVEL", "server", "log_level", false},
+    {"POPBRIDGE_LOG_FORMAT", "server", "log_format", false},
+    {"POPBRIDGE_MAILBOX_FOLDER", "mailbox", "folder", false},
+    {"POPBRIDGE_MAILBOX_ON_DELETE", "mailbox", "on_delete", false},
+}};
+
+}  // namespace
+
+constinit const std::span<const std::string_view> kRootKeys = kRoot;
+constinit const std::span<const std::string_view> kServerKeys = kServer;
+constinit const std::span<const std::string_view> kListenerKeys = kListener;
+constinit const std::span<const std::string_view> kUpstreamKeys = kUpstream;
+constinit const std::span<const std::string_view> kMailboxKeys = kMailbox;
+constinit const std::span<const std::string_view> kAccountKeys = kAccount;
+constinit const std::span<const EnvironmentOverride> kEnvironmentOverrides = kOverrides;
+
+}  // namespace popbridge::config
