@@ -4,9 +4,12 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/log_severity.h"
+
 namespace popbridge::proxy {
 
-enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
+// The one severity scale of protocol/, config/ and the logger.
+using LogLevel = protocol::LogSeverity;
 
 // One process-wide logger on stderr (what container runtimes collect).
 // Text:  2026-11-22T02:10:30.123Z info  session=7 client=127.0.0.1:5000 user=alice msg

@@ -21,20 +21,6 @@ protocol::SessionOptions makeOptions(const config::Config& config,
   return options;
 }
 
-LogLevel toLevel(protocol::LogSeverity severity) {
-  switch (severity) {
-    case protocol::LogSeverity::Error:
-      return LogLevel::Error;
-    case protocol::LogSeverity::Warn:
-      return LogLevel::Warn;
-    case protocol::LogSeverity::Info:
-      return LogLevel::Info;
-    case protocol::LogSeverity::Debug:
-      return LogLevel::Debug;
-  }
-  return LogLevel::Info;
-}
-
 }  // namespace
 
 // A password check on libuv's thread pool: argon2 takes tens of milliseconds
@@ -430,7 +416,7 @@ void ProxySession::markDone() {
 }
 
 void ProxySession::log(protocol::LogSeverity severity, std::string_view message) {
-  logAt(toLevel(severity), message);
+  logAt(severity, message);
 }
 
 void ProxySession::logAt(LogLevel level, std::string_view message) {
