@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return 2;
   }
+  // From here a SIGINT/SIGTERM waits until runServer() has its handlers (and before that, any
+  // listener): a supervisor that stops popbridge while it starts gets a clean exit, never the
+  // default action.
+  if (!check) popbridge::proxy::blockShutdownSignals();
   auto config = load(configPath);
   if (!config) return 1;
   if (check) {

@@ -2,14 +2,18 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "proxy/log.h"
+#include "proxy/readiness.h"
 
 namespace popbridge::proxy {
 
@@ -244,13 +248,15 @@ void Worker::reap() {
   if (shuttingDown_ && sessions_.empty()) finishShutdown();
 }
 
-void Worker::handleSignals(std::vector<Worker*> all) {
+void Worker::handleSignals(std::vector<Worker*> all, std::function<void()> onSignal) {
   signalTargets_ = std::move(all);
+  onSignal_ = std::move(onSignal);
   auto handler = [](uv_signal_t* handle, int signum) noexcept {
     auto* self = static_cast<Worker*>(handle->data);
     if (self == nullptr) return;
     logLine(LogLevel::Info, std::string("received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
                                 "; shutting down without applying pending deletions");
+    if (self->onSignal_) std::exchange(self->onSignal_, nullptr)();
     for (Worker* worker : self->signalTargets_) worker->requestShutdown();
   };
   sigint_ = UvHandle<uv_signal_t>::allocate();
@@ -302,6 +308,29 @@ void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
+namespace {
+
+void setShutdownSignalsBlocked(bool blocked) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
+void notifyOrWarn(const ReadinessNotifier& notifier, std::string_view state) {
+  if (int error = notifier.notify(state); error != 0) {
+    logLine(LogLevel::Warn, "NOTIFY_SOCKET " + notifier.socketName() + ": cannot send " +
+                                std::string(state) + ": " + std::strerror(error));
+  }
+}
+
+}  // namespace
+
+void blockShutdownSignals() {
+  setShutdownSignalsBlocked(true);
+}
+
 int runServer(const config::Config& config) {
   std::string error;
   auto tls = buildTlsContexts(config, error);
@@ -313,25 +342,37 @@ int runServer(const config::Config& config) {
     logLine(LogLevel::Warn,
             "upstream certificate verification is OFF (verify_certificate = false)");
   }
+  // Declared before the workers, which use it until they are gone.
+  const ReadinessNotifier notifier = ReadinessNotifier::fromEnvironment();
+  if (!notifier.error().empty()) logLine(LogLevel::Warn, notifier.error());
   unsigned workers = config.server.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
   std::atomic<std::uint64_t> nextId{1};
   std::vector<std::unique_ptr<Worker>> pool;
+  std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
     pool.push_back(std::make_unique<Worker>(config, *tls, limits, nextId, i));
-    if (!pool.back()->bindListeners(workers > 1, error)) {
+    all.push_back(pool.back().get());
+  }
+  // The handlers exist before any port accepts a connection: whoever saw a port open may stop
+  // the process at once and gets a clean shutdown. A signal that was blocked until here (see
+  // blockShutdownSignals) is delivered now and handled once the loop runs.
+  pool.front()->handleSignals(all, [&notifier] { notifyOrWarn(notifier, "STOPPING=1"); });
+  setShutdownSignalsBlocked(false);
+  for (auto& worker : pool) {
+    if (!worker->bindListeners(workers > 1, error)) {
       logLine(LogLevel::Error, error);
       return 1;
     }
   }
-  std::vector<Worker*> all;
-  for (auto& worker : pool) all.push_back(worker.get());
-  pool.front()->handleSignals(all);
   logLine(LogLevel::Info, "popbridge " POPBRIDGE_VERSION " started with " +
                               std::to_string(workers) + " worker(s); upstream " +
                               config.upstream.host + ":" + std::to_string(config.upstream.port) +
                               " (tls=" + std::string(config::toString(config.upstream.tls)) + ")");
+  // The last startup line, then the service manager: every listener accepts connections now.
+  logLine(LogLevel::Info, "ready");
+  notifyOrWarn(notifier, "READY=1");
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < pool.size(); ++i) {
     threads.emplace_back([worker = pool[i].get()] { worker->run(); });

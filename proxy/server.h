@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,8 +57,10 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   bool bindListeners(bool reusePort, std::string& error);
-  // Catch SIGINT/SIGTERM on this loop and shut `all` down.
-  void handleSignals(std::vector<Worker*> all);
+  // Catch SIGINT/SIGTERM on this loop and shut `all` down; `onSignal` (if any) runs first, on
+  // this loop's thread, and must not throw. Call it before any listener is bound: a signal that
+  // arrives before the loop runs is handled when it starts.
+  void handleSignals(std::vector<Worker*> all, std::function<void()> onSignal = {});
   void run();
   // Thread-safe: stop accepting, end sessions without applying DELE, then let run() return.
   void requestShutdown();
@@ -93,13 +96,21 @@ class Worker {
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_signal_t> sigterm_;
   std::vector<Worker*> signalTargets_;
+  std::function<void()> onSignal_;
   std::unique_ptr<Timer> reapTimer_;
   std::unique_ptr<Timer> shutdownTimer_;
   std::atomic<bool> shutdownRequested_{false};
   bool shuttingDown_ = false;
 };
 
-// Runs the proxy until SIGINT/SIGTERM; returns the process exit code.
+// Blocks SIGINT and SIGTERM in the calling thread, so that a stop request during startup stays
+// pending instead of killing the process; runServer() unblocks them once its handlers exist.
+// Call it from main() before any other thread is started.
+void blockShutdownSignals();
+
+// Runs the proxy until SIGINT/SIGTERM; returns the process exit code. Startup order: signal
+// handlers, then every listener, then the log line "ready" and READY=1 to $NOTIFY_SOCKET (when
+// set). Shutdown sends STOPPING=1 there.
 int runServer(const config::Config& config);
 
 }  // namespace popbridge::proxy

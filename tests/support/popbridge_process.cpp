@@ -1,17 +1,22 @@
 #include "tests/support/popbridge_process.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -19,6 +24,8 @@
 #include <thread>
 
 #include "tests/support/test_clients.h"
+
+extern char** environ;
 
 namespace popbridge::test {
 namespace {
@@ -30,31 +37,109 @@ std::string readFile(const std::string& path) {
   return buffer.str();
 }
 
-// A bare connect, so IPv6 listeners can be probed too.
-bool portOpen(const std::string& host, std::uint16_t port) {
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  if (host.find(':') != std::string::npos) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr);
-    length = sizeof *in6;
-  } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(port);
-    inet_pton(AF_INET, host.c_str(), &in4->sin_addr);
-    length = sizeof *in4;
-  }
-  int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  bool open = ::connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0;
-  ::close(fd);
-  return open;
+// Kills a child that will not be waited for by anyone else.
+void killAndReap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
 }
 
+constexpr auto kStartupTimeout = std::chrono::seconds(15);
+
 }  // namespace
+
+NotifySocket::NotifySocket(std::string name) : name_(std::move(name)) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (name_.empty() || name_.size() >= sizeof address.sun_path) {
+    throw std::runtime_error("NotifySocket: unusable name '" + name_ + "'");
+  }
+  // '@' stands for the leading NUL of an abstract name, which has no terminating NUL.
+  std::string raw = name_;
+  if (raw.front() == '@') raw.front() = '\0';
+  std::memcpy(address.sun_path, raw.data(), raw.size());
+  auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + raw.size() +
+                                       (raw.front() == '\0' ? 0 : 1));
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    throw std::runtime_error("bind " + name_ + ": " + std::strerror(error));
+  }
+}
+
+NotifySocket::~NotifySocket() {
+  ::close(fd_);
+  if (name_.front() != '@') ::unlink(name_.c_str());
+}
+
+std::optional<std::string> NotifySocket::receive(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+  char buffer[4096];
+  const ssize_t got = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+  if (got < 0) return std::nullopt;
+  return std::string(buffer, static_cast<std::size_t>(got));
+}
+
+bool hasAssignment(std::string_view datagram, std::string_view assignment) {
+  while (!datagram.empty()) {
+    const auto end = datagram.find('\n');
+    if (datagram.substr(0, end) == assignment) return true;
+    if (end == std::string_view::npos) break;
+    datagram.remove_prefix(end + 1);
+  }
+  return false;
+}
+
+pid_t spawnPopbridge(const std::string& configPath, const std::string& logPath,
+                     const std::vector<std::string>& environment, bool blockStopSignals) {
+  // Everything the child needs is made before fork: the parent may have other threads.
+  // Another build of popbridge can be measured against the same tests.
+  const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
+  const std::string binary = custom ? custom : POPBRIDGE_BINARY;
+  std::vector<std::string> entries;
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string_view item(*entry);
+    const bool replaced = std::any_of(environment.begin(), environment.end(), [&](const auto& e) {
+      const auto eq = e.find('=');
+      return item.substr(0, item.find('=')) == std::string_view(e).substr(0, eq);
+    });
+    if (!replaced) entries.emplace_back(item);
+  }
+  entries.insert(entries.end(), environment.begin(), environment.end());
+  std::vector<char*> envp;
+  for (auto& entry : entries) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::string arg0 = "popbridge", arg1 = "--config", arg2 = configPath;
+  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
+  // Blocked across fork, so that a signal sent as soon as fork returns already finds the child
+  // with the mask it is meant to have.
+  sigset_t stopSignals, callerMask;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, &callerMask);
+
+  const pid_t pid = fork();
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, &callerMask, nullptr);
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      ::close(fd);
+    }
+    // The mask survives exec; popbridge must unblock them itself once its handlers exist.
+    if (!blockStopSignals) sigprocmask(SIG_SETMASK, &callerMask, nullptr);
+    execve(binary.c_str(), argv, envp.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options options) {
   char pattern[] = "/tmp/popbridge-proc-XXXXXX";
@@ -99,37 +184,35 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
   }
   for (const auto& user : dovecot.users()) secrets_.push_back(user.password);
 
-  pid_ = fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    int fd = ::open(logPath_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-      ::close(fd);
+  notify_ = std::make_unique<NotifySocket>(options.notifySocket.empty() ? dir_ + "/notify.sock"
+                                                                        : options.notifySocket);
+  pid_ = spawnPopbridge(configPath_, logPath_, {"NOTIFY_SOCKET=" + notify_->name()});
+  // Ready means READY=1 on NOTIFY_SOCKET, which popbridge sends once all its listeners accept
+  // and SIGTERM gets a clean shutdown. An open port alone means neither.
+  const auto deadline = std::chrono::steady_clock::now() + kStartupTimeout;
+  for (;;) {
+    if (auto datagram = notify_->receive(std::chrono::milliseconds(20))) {
+      notifications_.push_back(*datagram);
+      if (hasAssignment(*datagram, "READY=1")) break;
+      continue;
     }
-    // Another build of popbridge can be measured against the same tests.
-    const char* binary = std::getenv("PBTEST_POPBRIDGE_BINARY");
-    execl(binary ? binary : POPBRIDGE_BINARY, "popbridge", "--config", configPath_.c_str(),
-          nullptr);
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  for (std::size_t i = 0; i < ports_.size(); ++i) {
-    std::uint16_t port = ports_[i];
-    while (!portOpen(options.listeners[i].host, port)) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("popbridge exited during startup:\n" + log() + "\nconfig:\n" +
-                                 toml.str());
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("popbridge exited during startup:\n" + log() + "\nconfig:\n" +
+                               toml.str());
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      killAndReap(pid_);
+      pid_ = -1;
+      std::string hint;
+      if (const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY")) {
+        hint = std::string(" (PBTEST_POPBRIDGE_BINARY=") + custom +
+               "; a build without readiness notification never sends it)";
       }
-      if (std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error("popbridge did not open port " + std::to_string(port) + ":\n" +
-                                 log());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      throw std::runtime_error("popbridge sent no READY=1 to NOTIFY_SOCKET " + notify_->name() +
+                               " within " + std::to_string(kStartupTimeout.count()) + " s" + hint +
+                               ":\n" + log());
     }
   }
 }
@@ -142,6 +225,7 @@ PopbridgeProcess::~PopbridgeProcess() {
     EXPECT_EQ(text.find(secret), std::string::npos)
         << "a password appears in the popbridge log " << logPath_;
   }
+  notify_.reset();  // removes the socket file
   if (!std::getenv("PBTEST_KEEP_LOGS")) {
     std::remove(configPath_.c_str());
     std::remove(logPath_.c_str());
@@ -164,6 +248,12 @@ int PopbridgeProcess::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   pid_ = -1;
+  // Whatever popbridge said while shutting down (STOPPING=1) is queued by now.
+  if (notify_) {
+    while (auto datagram = notify_->receive(std::chrono::milliseconds(0))) {
+      notifications_.push_back(*datagram);
+    }
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -2,17 +2,57 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/support/dovecot_fixture.h"
 
 namespace popbridge::test {
 
+// The receiving end of $NOTIFY_SOCKET, as a service manager (systemd Type=notify) holds it: an
+// AF_UNIX datagram socket that popbridge sends "READY=1" and "STOPPING=1" to.
+class NotifySocket {
+ public:
+  // `name`: a file system path, or '@' and a name in the abstract namespace. Throws
+  // std::runtime_error when it cannot be bound.
+  explicit NotifySocket(std::string name);
+  // Closes the socket and removes its path.
+  ~NotifySocket();
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  // What to put in NOTIFY_SOCKET.
+  const std::string& name() const { return name_; }
+  // The next datagram, or nullopt when none arrives within `timeout`.
+  std::optional<std::string> receive(std::chrono::milliseconds timeout);
+
+ private:
+  std::string name_;
+  int fd_ = -1;
+};
+
+// Whether a notification datagram holds the line `assignment` (e.g. "READY=1").
+bool hasAssignment(std::string_view datagram, std::string_view assignment);
+
+// Starts the popbridge binary (PBTEST_POPBRIDGE_BINARY, else this build's) with `--config
+// configPath`, stdout and stderr to logPath, and `environment` (NAME=value entries) replacing
+// same-named variables of this process. The child gets SIGTERM when the calling thread ends.
+// With blockStopSignals the child starts with SIGINT and SIGTERM blocked, as if one had
+// arrived before popbridge could install its handlers.
+pid_t spawnPopbridge(const std::string& configPath, const std::string& logPath,
+                     const std::vector<std::string>& environment, bool blockStopSignals = false);
+
 // The real popbridge binary, started with a generated TOML config in front of
 // a DovecotFixture, as an admin would run it. Its log goes to a file that
-// tests can read (and that the secrets test scans).
+// tests can read (and that the secrets test scans). The constructor returns once popbridge has
+// sent READY=1 to the NOTIFY_SOCKET it was given (after every listener accepts connections and
+// its signal handlers exist), never merely because a port connects; it throws with the log
+// when popbridge exits first or says nothing within 15 s.
 class PopbridgeProcess {
  public:
   struct Listener {
@@ -35,6 +75,9 @@ class PopbridgeProcess {
     std::string mailbox;   // extra lines for [mailbox]
     std::string extra;     // appended verbatim (e.g. [[account]] tables)
     std::string logLevel = "debug";
+    // NOTIFY_SOCKET for popbridge: empty for a socket file in the process's directory, or '@'
+    // and an abstract name.
+    std::string notifySocket;
   };
 
   PopbridgeProcess(const DovecotFixture& dovecot, Options options);
@@ -48,6 +91,9 @@ class PopbridgeProcess {
   pid_t pid() const { return pid_; }
   // SIGTERM and wait; returns the exit status (or -1 when killed).
   int stop();
+  // The datagrams popbridge sent to NOTIFY_SOCKET: READY=1 once started, and after stop() also
+  // what it sent while shutting down.
+  const std::vector<std::string>& notifications() const { return notifications_; }
 
   // Passwords that must never appear in the log; the fixture users' are
   // always included. The destructor fails the running test if one does.
@@ -59,6 +105,8 @@ class PopbridgeProcess {
   std::string logPath_;
   std::vector<std::uint16_t> ports_;
   std::vector<std::string> secrets_;
+  std::unique_ptr<NotifySocket> notify_;
+  std::vector<std::string> notifications_;
   pid_t pid_ = -1;
 };
 
