@@ -47,8 +47,6 @@ using protocol::DeletePolicy;    // mailbox.on_delete
 using protocol::LogSeverity;     // server.log_level
 using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
 using protocol::UpstreamLogin;   // upstream.auth
-// server.log_level's older name, still spelt by proxy/main.cpp; the same type as LogSeverity.
-using LogLevel = LogSeverity;
 
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };

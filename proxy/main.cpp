@@ -39,21 +39,6 @@ popbridge::config::Environment readEnvironment() {
   return env;
 }
 
-popbridge::proxy::LogLevel toLogLevel(popbridge::config::LogLevel level) {
-  using popbridge::config::LogLevel;
-  switch (level) {
-    case LogLevel::Error:
-      return popbridge::proxy::LogLevel::Error;
-    case LogLevel::Warn:
-      return popbridge::proxy::LogLevel::Warn;
-    case LogLevel::Info:
-      return popbridge::proxy::LogLevel::Info;
-    case LogLevel::Debug:
-      return popbridge::proxy::LogLevel::Debug;
-  }
-  return popbridge::proxy::LogLevel::Info;
-}
-
 // Loads and reports; returns the config only when it is valid.
 std::optional<popbridge::config::Config> load(const std::string& path) {
   auto result = popbridge::config::loadConfigFile(path, readEnvironment());
@@ -129,7 +114,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   ::signal(SIGPIPE, SIG_IGN);
-  popbridge::proxy::initLogging(toLogLevel(config->server.logLevel),
+  popbridge::proxy::initLogging(config->server.logLevel,
                                 config->server.logFormat == popbridge::config::LogFormat::Json);
   return popbridge::proxy::runServer(*config);
 }

@@ -43,20 +43,6 @@ unsigned ConnectionLimits::total() const {
   return total_;
 }
 
-TlsMinVersion toTlsMinVersion(config::TlsVersion version) {
-  switch (version) {
-    case config::TlsVersion::V1_0:
-      return TlsMinVersion::V1_0;
-    case config::TlsVersion::V1_1:
-      return TlsMinVersion::V1_1;
-    case config::TlsVersion::V1_2:
-      return TlsMinVersion::V1_2;
-    case config::TlsVersion::V1_3:
-      return TlsMinVersion::V1_3;
-  }
-  return TlsMinVersion::V1_2;
-}
-
 std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error) {
   auto contexts = std::make_unique<TlsContexts>();
   for (const auto& listener : config.listeners) {
@@ -65,7 +51,7 @@ std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std:
       continue;
     }
     auto context = TlsServerContext::create(listener.certificate, listener.privateKey,
-                                            toTlsMinVersion(listener.minTlsVersion), error);
+                                            listener.minTlsVersion, error);
     if (!context) {
       error = "listener " + listener.address + ": " + error;
       return nullptr;
@@ -75,7 +61,7 @@ std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std:
   if (config.upstream.tls != config::UpstreamTls::None) {
     contexts->upstream =
         TlsClientContext::create(config.upstream.caFile, config.upstream.verifyCertificate,
-                                 toTlsMinVersion(config.upstream.minTlsVersion), error);
+                                 config.upstream.minTlsVersion, error);
     if (!contexts->upstream) {
       error = "upstream: " + error;
       return nullptr;

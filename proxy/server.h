@@ -42,7 +42,6 @@ struct TlsContexts {
   std::unique_ptr<TlsClientContext> upstream;
 };
 
-TlsMinVersion toTlsMinVersion(config::TlsVersion version);
 // Null and an error when a certificate, key or CA file cannot be used.
 std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error);
 

@@ -10,10 +10,13 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.h"
+
 namespace popbridge::proxy {
 
-// The lowest protocol version a context accepts. The highest is always TLS 1.3.
-enum class TlsMinVersion { V1_0, V1_1, V1_2, V1_3 };
+// The lowest protocol version a context accepts, as min_tls_version spells
+// it. The highest is always TLS 1.3.
+using TlsMinVersion = config::TlsVersion;
 
 // Default trust store when no CA file is configured. BoringSSL's compiled-in
 // default (/etc/ssl/cert.pem) does not exist on Debian.
