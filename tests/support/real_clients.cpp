@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -136,7 +137,31 @@ class Getmail : public MailClient {
     if (account.transport == Transport::kStls) {
       throw std::logic_error("getmail6 has no STLS for POP3");
     }
-    const std::string out = newRunDir();
+    // getmail6 6.18 can deadlock in its own SIGCHLD handler once a delivery
+    // child exits (ForkingBase._child_handler blocks on the condition lock
+    // that _wait_for_child already holds; getmail6 issues #226 and #245), more
+    // often on a loaded machine. Such a hang is the client's: it never sent
+    // QUIT, so popbridge applied nothing, and the run is repeated from the
+    // client state it started with. A hang of popbridge's would repeat.
+    const std::map<std::string, std::string> state = readState();
+    for (int attempt = 1;; ++attempt) {
+      const std::string out = newRunDir();
+      CommandResult result = runOnce(account, run, out);
+      if (result.timedOut && attempt < kGetmailAttempts) {
+        std::cerr << "getmail hung (attempt " << attempt << "), retrying from its earlier state\n";
+        restoreState(state);
+        continue;
+      }
+      check(std::move(result), {0});
+      return readMaildir(out);
+    }
+  }
+
+ private:
+  // Three hung attempts stay inside ctest's 600 s limit.
+  static constexpr int kGetmailAttempts = 3;
+
+  CommandResult runOnce(const Account& account, const FetchRun& run, const std::string& out) {
     std::string destinationUser;
     if (geteuid() == 0) {
       const passwd* nobody = getpwnam("nobody");
@@ -165,8 +190,22 @@ class Getmail : public MailClient {
     CommandOptions command;
     command.env = {{"HOME", dir_.path()}};
     command.timeoutMs = kClientTimeoutMs;
-    check(runCommand({"getmail", "--rcfile", rc, "--getmaildir", dir_.path()}, command), {0});
-    return readMaildir(out);
+    return runCommand({"getmail", "--rcfile", rc, "--getmaildir", dir_.path()}, command);
+  }
+
+  // getmail's memory of seen messages: the oldmail-* files in its getmaildir.
+  std::map<std::string, std::string> readState() const {
+    std::map<std::string, std::string> state;
+    for (const auto& file : listFiles(dir_.path())) {
+      if (file.find("/oldmail") != std::string::npos) state[file] = readWholeFile(file);
+    }
+    return state;
+  }
+  void restoreState(const std::map<std::string, std::string>& state) const {
+    for (const auto& file : listFiles(dir_.path())) {
+      if (file.find("/oldmail") != std::string::npos) std::remove(file.c_str());
+    }
+    for (const auto& [file, text] : state) writeTextFile(file, text);
   }
 };
 
