@@ -33,8 +33,13 @@ class Harness : public ImapClientSink, public ImapClientEvents {
   }
   void startUpstreamTls() override { tlsPending = true; }
   void log(LogSeverity, std::string_view message) override {
-    require(message.find(kPassword) == std::string_view::npos);
+    // Logs quote the server's text; only a password the server never sent
+    // must stay out of them.
+    if (served.find(kPassword) == std::string::npos) {
+      require(message.find(kPassword) == std::string_view::npos);
+    }
   }
+  std::string served;  // every byte fed to the client so far
   void onLoggedIn() override {
     require(!loggedIn);
     loggedIn = true;
@@ -80,6 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 1:
       case 2:
       case 3:
+        harness.served.append(chunk);
         client.feed(chunk);
         break;
       case 4:
@@ -92,7 +98,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       case 6:
-        if (client.canSend()) client.send(client.builder().select(chunk));
+        // A mailbox named like the password would trip the check on purpose.
+        if (client.canSend() && chunk.find(kPassword) == std::string_view::npos) {
+          client.send(client.builder().select(chunk));
+        }
         break;
       case 7:
         if (chunk.size() % 2 == 0) {
