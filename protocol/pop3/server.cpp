@@ -12,6 +12,8 @@ constexpr unsigned kMaxFailedLogins = 3;
 
 constexpr std::string_view kPlaintextRefused =
     "Plaintext authentication disallowed on non-secure connections; use STLS.";
+constexpr std::string_view kNotLoggedIn = "Not logged in; this command needs USER/PASS or AUTH first.";
+constexpr std::string_view kLoggedIn = "Already logged in.";
 
 }  // namespace
 
@@ -23,11 +25,6 @@ struct Pop3Server::CommandRow {
   void (Pop3Server::*handler)(const Pop3Command&);
   std::string_view wrongState;
 };
-
-namespace {
-constexpr std::string_view kNotLoggedIn = "Not logged in; this command needs USER/PASS or AUTH first.";
-constexpr std::string_view kLoggedIn = "Already logged in.";
-}  // namespace
 
 const Pop3Server::CommandRow* Pop3Server::findRow(Pop3Verb verb) {
   static constexpr CommandRow kTable[] = {
