@@ -64,6 +64,18 @@ struct ServerConfig {
   LogFormat logFormat = LogFormat::Text;
   unsigned maxBadCommands = 10;  // then the client is disconnected
   Duration authFailureDelay = std::chrono::seconds(2);
+  // A client that has not logged in by then is closed, whatever it sends (nginx and Dovecot
+  // have the same limit).
+  Duration loginTimeout = std::chrono::seconds(60);
+  // Local [[account]] password checks (argon2) running at once in the whole process, and how
+  // many more may wait; a login beyond both gets -ERR [SYS/TEMP] without any hashing.
+  unsigned maxPasswordChecks = 4;
+  unsigned passwordCheckQueue = 32;
+  // Failed or abandoned logins from one client IP before each further attempt from it waits
+  // (auth_failure_delay, doubling per failure, capped by loginThrottleMaxDelay) before it is
+  // even checked. 0 = no per-IP throttle.
+  unsigned loginThrottleAfter = 3;
+  Duration loginThrottleMaxDelay = std::chrono::seconds(30);
   Duration shutdownTimeout = std::chrono::seconds(10);  // graceful drain on SIGTERM
   std::size_t bufferSize = 64 * 1024;                   // per-direction read buffer
   std::size_t writeHighWatermark = 256 * 1024;          // low watermark = half
@@ -79,6 +91,9 @@ struct ListenerConfig {
   TlsVersion minTlsVersion = TlsVersion::V1_2;
   bool allowPlaintextAuth = false;  // USER/PASS and AUTH before TLS
   Duration handshakeTimeout = std::chrono::seconds(30);
+  // An OpenSSL-style cipher list for TLS 1.2 and older; empty = popbridge's profile for
+  // minTlsVersion (see config/README.md). TLS 1.3 suites are not configurable.
+  std::string ciphers;
 };
 
 struct UpstreamConfig {
@@ -93,6 +108,9 @@ struct UpstreamConfig {
   Duration commandTimeout = std::chrono::seconds(60);
   UpstreamLogin auth = UpstreamLogin::Auto;
   TlsVersion minTlsVersion = TlsVersion::V1_2;
+  // Send the device's address and port with IMAP ID (RFC 2971) before logging in, so the
+  // server's logs and per-IP limits see the device rather than popbridge.
+  bool sendClientAddress = true;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };

@@ -7,15 +7,26 @@ namespace {
 
 constexpr std::array<std::string_view, 5> kRoot{"server", "listener", "upstream", "mailbox",
                                                 "account"};
-constexpr std::array<std::string_view, 11> kServer{
-    "workers",          "idle_timeout", "max_connections",     "max_connections_per_ip",
-    "log_level",        "log_format",   "max_bad_commands",    "auth_failure_delay",
-    "shutdown_timeout", "buffer_size",  "write_high_watermark"};
-constexpr std::array<std::string_view, 7> kListener{"address",          "tls",
-                                                    "certificate",      "private_key",
-                                                    "min_tls_version",  "allow_plaintext_auth",
-                                                    "handshake_timeout"};
-constexpr std::array<std::string_view, 10> kUpstream{"host",
+constexpr std::array<std::string_view, 16> kServer{"workers",
+                                                   "idle_timeout",
+                                                   "max_connections",
+                                                   "max_connections_per_ip",
+                                                   "log_level",
+                                                   "log_format",
+                                                   "max_bad_commands",
+                                                   "auth_failure_delay",
+                                                   "login_timeout",
+                                                   "max_password_checks",
+                                                   "password_check_queue",
+                                                   "login_throttle_after",
+                                                   "login_throttle_max_delay",
+                                                   "shutdown_timeout",
+                                                   "buffer_size",
+                                                   "write_high_watermark"};
+constexpr std::array<std::string_view, 8> kListener{
+    "address",         "tls",        "certificate",          "private_key",
+    "min_tls_version", "ciphers",    "allow_plaintext_auth", "handshake_timeout"};
+constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "port",
                                                      "tls",
                                                      "ca_file",
@@ -24,7 +35,8 @@ constexpr std::array<std::string_view, 10> kUpstream{"host",
                                                      "connect_timeout",
                                                      "command_timeout",
                                                      "auth",
-                                                     "min_tls_version"};
+                                                     "min_tls_version",
+                                                     "send_client_address"};
 constexpr std::array<std::string_view, 6> kMailbox{
     "folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"};
 constexpr std::array<std::string_view, 10> kAccount{

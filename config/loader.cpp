@@ -44,6 +44,8 @@ class Loader {
   void readServer(const TableReader& root, ServerConfig& server);
   void readListeners(const toml::table& root, std::vector<ListenerConfig>& listeners);
   void readListener(const TableReader& reader, ListenerConfig& listener);
+  // Reads `ciphers` and checks it names only suites this TLS library has.
+  void readCiphers(const TableReader& reader, ListenerConfig& listener);
   void readUpstream(const TableReader& root, UpstreamConfig& upstream);
   // Reads the [mailbox] keys present in `reader` over `mailbox`, then checks the combination.
   void readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox);
@@ -136,11 +138,22 @@ void Loader::readServer(const TableReader& root, ServerConfig& server) {
   reader.readInteger("max_bad_commands", 1, 1000, server.maxBadCommands);
   reader.readDuration("auth_failure_delay", Duration::zero(), std::chrono::minutes(1),
                       server.authFailureDelay);
+  reader.readDuration("login_timeout", std::chrono::seconds(1), std::chrono::hours(1),
+                      server.loginTimeout);
+  reader.readInteger("max_password_checks", 1, 256, server.maxPasswordChecks);
+  reader.readInteger("password_check_queue", 0, 100'000, server.passwordCheckQueue);
+  reader.readInteger("login_throttle_after", 0, 1000, server.loginThrottleAfter);
+  reader.readDuration("login_throttle_max_delay", Duration::zero(), std::chrono::hours(1),
+                      server.loginThrottleMaxDelay);
   reader.readDuration("shutdown_timeout", Duration::zero(), std::chrono::hours(1),
                       server.shutdownTimeout);
   reader.readInteger("buffer_size", 4096, 16 * 1024 * 1024, server.bufferSize);
   reader.readInteger("write_high_watermark", 4096, 1024 * 1024 * 1024, server.writeHighWatermark);
   reader.reportUnknownKeys();
+}
+
+void Loader::readCiphers(const TableReader& reader, ListenerConfig& listener) {
+  reader.readString("ciphers", listener.ciphers);
 }
 
 void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
@@ -162,6 +175,7 @@ void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
   readPath(reader, "certificate", listener.certificate);
   readPath(reader, "private_key", listener.privateKey);
   reader.readEnum("min_tls_version", listener.minTlsVersion);
+  readCiphers(reader, listener);
   reader.readBool("allow_plaintext_auth", listener.allowPlaintextAuth);
   reader.readDuration("handshake_timeout", std::chrono::seconds(1), std::chrono::minutes(10),
                       listener.handshakeTimeout);
@@ -280,6 +294,7 @@ void Loader::readUpstream(const TableReader& root, UpstreamConfig& upstream) {
                       upstream.commandTimeout);
   reader.readEnum("auth", upstream.auth);
   reader.readEnum("min_tls_version", upstream.minTlsVersion);
+  reader.readBool("send_client_address", upstream.sendClientAddress);
   reader.reportUnknownKeys();
 
   if (!upstream.caFile.empty()) {

@@ -37,6 +37,13 @@ std::string summarize(const Config& config) {
   out += " log_format=" + std::string(toString(s.logFormat));
   out += " max_bad_commands=" + std::to_string(s.maxBadCommands);
   out += " auth_failure_delay=" + formatDuration(s.authFailureDelay);
+  out += " login_timeout=" + formatDuration(s.loginTimeout);
+  out += " max_password_checks=" + std::to_string(s.maxPasswordChecks);
+  out += " password_check_queue=" + std::to_string(s.passwordCheckQueue);
+  out += " login_throttle_after=" + (s.loginThrottleAfter == 0
+                                         ? std::string("0 (off)")
+                                         : std::to_string(s.loginThrottleAfter));
+  out += " login_throttle_max_delay=" + formatDuration(s.loginThrottleMaxDelay);
   out += " shutdown_timeout=" + formatDuration(s.shutdownTimeout);
   out += " buffer_size=" + std::to_string(s.bufferSize);
   out += " write_high_watermark=" + std::to_string(s.writeHighWatermark) + "\n";
@@ -48,6 +55,7 @@ std::string summarize(const Config& config) {
     if (l.tls != ListenerTls::None) {
       out += " certificate=" + quote(l.certificate) + " private_key=" + quote(l.privateKey) +
              " min_tls_version=" + std::string(toString(l.minTlsVersion)) +
+             " ciphers=" + (l.ciphers.empty() ? std::string("(profile)") : quote(l.ciphers)) +
              " handshake_timeout=" + formatDuration(l.handshakeTimeout);
     }
     out += " allow_plaintext_auth=" + yesNo(l.allowPlaintextAuth) + "\n";
@@ -63,6 +71,7 @@ std::string summarize(const Config& config) {
            " min_tls_version=" + std::string(toString(u.minTlsVersion));
   }
   out += " auth=" + std::string(toString(u.auth));
+  out += " send_client_address=" + yesNo(u.sendClientAddress);
   out += " connect_timeout=" + formatDuration(u.connectTimeout);
   out += " command_timeout=" + formatDuration(u.commandTimeout) + "\n";
 

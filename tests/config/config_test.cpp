@@ -149,16 +149,18 @@ TEST_F(ConfigTest, ReadsEveryKey) {
       "workers = 0\nidle_timeout = \"1h30m\"\nmax_connections = 20\nmax_connections_per_ip = 0\n"
       "log_level = \"debug\"\nlog_format = \"json\"\nmax_bad_commands = 3\n"
       "auth_failure_delay = \"500ms\"\nshutdown_timeout = \"0s\"\nbuffer_size = 4096\n"
-      "write_high_watermark = 1048576\n"
+      "write_high_watermark = 1048576\nlogin_timeout = \"15s\"\nmax_password_checks = 2\n"
+      "password_check_queue = 0\nlogin_throttle_after = 0\nlogin_throttle_max_delay = \"5s\"\n"
       "[[listener]]\n"
       "address = \"127.0.0.2:995\"\ntls = \"implicit\"\ncertificate = \"@DIR@/cert.pem\"\n"
       "private_key = \"@DIR@/key.pem\"\nmin_tls_version = \"1.3\"\n"
       "allow_plaintext_auth = false\nhandshake_timeout = \"5s\"\n"
+      "ciphers = \"ECDHE+AESGCM\"\n"
       "[upstream]\n"
       "host = \"[2001:db8::1]\"\nport = 1993\ntls = \"starttls\"\nca_file = \"@DIR@/ca.pem\"\n"
       "verify_certificate = true\nserver_name = \"mail.example.org\"\n"
       "connect_timeout = \"3s\"\ncommand_timeout = \"2m\"\nauth = \"login\"\n"
-      "min_tls_version = \"1.3\"\n"
+      "min_tls_version = \"1.3\"\nsend_client_address = false\n"
       "[mailbox]\n"
       "folder = \"Archive/2024\"\non_delete = \"expunge\"\nmove_to = \"Bin\"\n"
       "mark_seen_on_retr = true\nuidl_format = \"%xu.%xv\"\nmax_messages = 1000\n");
@@ -176,6 +178,11 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.server.shutdownTimeout, 0s);
   EXPECT_EQ(c.server.bufferSize, 4096u);
   EXPECT_EQ(c.server.writeHighWatermark, 1048576u);
+  EXPECT_EQ(c.server.loginTimeout, 15s);
+  EXPECT_EQ(c.server.maxPasswordChecks, 2u);
+  EXPECT_EQ(c.server.passwordCheckQueue, 0u);
+  EXPECT_EQ(c.server.loginThrottleAfter, 0u);
+  EXPECT_EQ(c.server.loginThrottleMaxDelay, 5s);
   const ListenerConfig& l = c.listeners.at(0);
   EXPECT_EQ(l.host, "127.0.0.2");
   EXPECT_EQ(l.port, 995);
@@ -184,6 +191,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(l.minTlsVersion, TlsVersion::V1_3);
   EXPECT_FALSE(l.allowPlaintextAuth);
   EXPECT_EQ(l.handshakeTimeout, 5s);
+  EXPECT_EQ(l.ciphers, "ECDHE+AESGCM");
   EXPECT_EQ(c.upstream.host, "2001:db8::1");  // brackets removed
   EXPECT_EQ(c.upstream.port, 1993);
   EXPECT_EQ(c.upstream.tls, UpstreamTls::StartTls);
@@ -194,6 +202,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.upstream.commandTimeout, 2min);
   EXPECT_EQ(c.upstream.auth, UpstreamLogin::Login);
   EXPECT_EQ(c.upstream.minTlsVersion, TlsVersion::V1_3);
+  EXPECT_FALSE(c.upstream.sendClientAddress);
   EXPECT_EQ(c.mailbox.folder, "Archive/2024");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Expunge);
   EXPECT_EQ(c.mailbox.moveTo, "Bin");
