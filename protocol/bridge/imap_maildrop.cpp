@@ -11,6 +11,13 @@ namespace {
 // Never trust a count from the wire to size memory: the vectors grow with
 // what actually arrives beyond this.
 constexpr std::uint32_t kMaxSnapshotReserve = 64 * 1024;
+// The most messages one snapshot holds (12 octets each): a larger mailbox is
+// served like max_messages, newest first, so a hostile or huge EXISTS
+// cannot make a session's memory unbounded.
+constexpr std::uint32_t kMaxSnapshotMessages = 4 * 1024 * 1024;
+// FETCH responses beyond the expected count that are tolerated (repeats
+// from unsolicited flag updates) before the server is deemed broken.
+constexpr std::uint32_t kSnapshotSlack = 1024;
 
 bool hasFlag(const std::optional<std::vector<std::string>>& flags, std::string_view flag) {
   if (!flags) return false;
@@ -128,7 +135,14 @@ void ImapMaildrop::sendSnapshot() {
     return;
   }
   std::uint32_t max = options_.mailbox.maxMessages;
+  if ((max == 0 || max > kMaxSnapshotMessages) && exists_ > kMaxSnapshotMessages) {
+    sink_.log(LogSeverity::Warn, "\"" + options_.mailbox.folder + "\" has " +
+                                     std::to_string(exists_) + " messages; serving the newest " +
+                                     std::to_string(kMaxSnapshotMessages));
+    max = kMaxSnapshotMessages;
+  }
   std::uint32_t expected = max != 0 && max < exists_ ? max : exists_;
+  snapshotLimit_ = std::uint64_t{expected} + kSnapshotSlack;
   uids_.reserve(std::min(expected, kMaxSnapshotReserve));
   sizes_.reserve(uids_.capacity());
   op_ = Op::Snapshot;
@@ -197,12 +211,20 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
       if (op_ == Op::Select) exists_ = event.number;
       return;
     case ImapEvent::Kind::Fetch:
+      if (op_ == Op::Fetch && verifying_ && phase_ == FetchPhase::Exists) {
+        if (event.fetch.uid == uids_[fetchIndex_]) uidConfirmed_ = true;
+        return;
+      }
       if (op_ != Op::Snapshot) return;
       if (!event.fetch.uid || !event.fetch.rfc822Size) {
         sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
         return;
       }
       if (hasFlag(event.fetch.flags, "\\Deleted")) return;
+      if (uids_.size() >= snapshotLimit_) {
+        return upstreamBroken("the server sent more FETCH responses than it has messages (" +
+                              std::to_string(exists_) + ")");
+      }
       uids_.push_back(*event.fetch.uid);
       sizes_.push_back(*event.fetch.rfc822Size);
       return;
@@ -229,6 +251,7 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
   fetchIndex_ = index;
   fetchIsTop_ = topLines.has_value();
   begun_ = ended_ = enough_ = textEnded_ = false;
+  sizeAccepted_ = false;
   textOffset_ = windowReceived_ = 0;
   window_ = kFirstTopWindow;
   if (!topLines) {
@@ -245,6 +268,8 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
 
 void ImapMaildrop::sendFetch(std::string_view items) {
   bodySeen_ = ignoringBody_ = emptyBodyPending_ = false;
+  holding_ = sizeMismatch_ = verifying_ = heldOverflow_ = uidConfirmed_ = false;
+  held_.clear();
   windowReceived_ = 0;
   client_.send(client_.builder().uidFetch(std::to_string(uids_[fetchIndex_]), items));
 }
@@ -266,6 +291,7 @@ void ImapMaildrop::onBody(const ImapEvent& event) {
         // Without an origin the server sent the whole text: nothing follows.
         if (!event.origin) textEnded_ = true;
         else if (*event.origin != textOffset_) return upstreamBroken("FETCH returned the wrong part of the message");
+        startHold(event.literalSize);
         return;
       }
       if (event.literalSize == 0 && sizes_[fetchIndex_] != 0) {
@@ -275,29 +301,149 @@ void ImapMaildrop::onBody(const ImapEvent& event) {
         emptyBodyPending_ = true;
         return;
       }
-      if (!fetchIsTop_ && event.literalSize != sizes_[fetchIndex_]) {
-        sink_.log(LogSeverity::Warn,
-                  "UID " + std::to_string(uid) + ": body is " + std::to_string(event.literalSize) +
-                      " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]));
-      }
-      begun_ = true;
-      events_->onMessageBegin();
+      sizeMismatch_ = !fetchIsTop_ && event.literalSize != sizes_[fetchIndex_];
+      if (sizeAccepted_) sizeMismatch_ = false;  // fetched again after the check
+      startHold(event.literalSize);
       return;
     }
-    case ImapEvent::Kind::BodyChunk:
+    case ImapEvent::Kind::BodyChunk: {
       if (ignoringBody_ || !bodySeen_ || emptyBodyPending_ || ended_) return;
       windowReceived_ += event.data.size();
-      if (enough_) return;
-      if (!events_->onMessageData(event.data)) enough_ = true;
+      std::string_view data = event.data;
+      if (holding_) {
+        std::size_t take = std::min(heldNeed_ - held_.size(), data.size());
+        held_.append(data.substr(0, take));
+        data.remove_prefix(take);
+        if (held_.size() < heldNeed_ || !releaseHold()) return;
+      }
+      if (verifying_) {
+        std::size_t room = kMaxHeldBody - std::min(kMaxHeldBody, held_.size());
+        if (data.size() > room) heldOverflow_ = true;
+        held_.append(data.substr(0, room));
+        return;
+      }
+      if (enough_ || data.empty()) return;
+      if (!events_->onMessageData(data)) enough_ = true;
       return;
+    }
     case ImapEvent::Kind::BodyEnd:
       if (ignoringBody_) {
         ignoringBody_ = false;
         return;
       }
+      if (verifying_) return;  // the existence check decides
       // A whole message ends with its literal; TOP's parts end with the last
       // window (windowCompleted).
       if (phase_ == FetchPhase::Whole && begun_ && !ended_) endMessage();
+      return;
+    default:
+      return;
+  }
+}
+
+void ImapMaildrop::startHold(std::uint64_t literalSize) {
+  literalSize_ = literalSize;
+  held_.clear();
+  holding_ = true;
+  heldNeed_ = static_cast<std::size_t>(
+      std::min<std::uint64_t>(literalSize, 3 + client_.pendingTag().size() + 1));
+  if (heldNeed_ == 0) releaseHold();
+}
+
+// Returns false when the fetch is over (the literal was broken).
+bool ImapMaildrop::releaseHold() {
+  holding_ = false;
+  const std::string& tag = client_.pendingTag();
+  if (!tag.empty() && held_.size() == 3 + tag.size() + 1 && held_.starts_with(")\r\n") &&
+      std::string_view(held_).substr(3, tag.size()) == tag && held_.back() == ' ') {
+    // A real message cannot start with our own tag: the tag is ours, fresh
+    // for this command, and unknown to whoever wrote the message.
+    brokenLiteral();
+    return false;
+  }
+  if (sizeMismatch_) {
+    verifying_ = true;
+    if (held_.size() > kMaxHeldBody) held_.resize(kMaxHeldBody);  // never: heldNeed_ is tiny
+    return true;
+  }
+  if (!begun_ && phase_ != FetchPhase::TextWindow) {
+    begun_ = true;
+    events_->onMessageBegin();
+  }
+  if (!held_.empty() && !enough_ && !events_->onMessageData(held_)) enough_ = true;
+  held_.clear();
+  return true;
+}
+
+void ImapMaildrop::brokenLiteral() {
+  std::uint32_t uid = uids_[fetchIndex_];
+  sink_.log(LogSeverity::Error,
+            "UID " + std::to_string(uid) + ": the server announced a " +
+                std::to_string(literalSize_) +
+                "-octet body but sent its own end of the FETCH in it (a broken literal); "
+                "dropping the upstream connection");
+  bool cut = begun_;
+  client_.close();
+  sink_.closeUpstream();
+  op_ = Op::Closed;
+  held_.clear();
+  if (cut) {
+    events_->onMessageCut("upstream broke a FETCH literal");
+  } else {
+    events_->onMessageFailed(
+        {RespCode::SysTemp, "Upstream server sent a broken reply, try again later.", {}});
+  }
+}
+
+void ImapMaildrop::verifyStep(const ImapEvent& tagged) {
+  std::uint32_t uid = uids_[fetchIndex_];
+  auto gone = [&] {
+    sink_.log(LogSeverity::Info, "UID " + std::to_string(uid) +
+                                     " was expunged by another client; the server sent a " +
+                                     std::to_string(literalSize_) +
+                                     "-octet substitute body instead of " +
+                                     std::to_string(sizes_[fetchIndex_]) + " octets");
+    verifying_ = false;
+    held_.clear();
+    op_ = Op::Open;
+    events_->onMessageFailed({RespCode::None, "Message was deleted by another client.", {}});
+  };
+  switch (phase_) {
+    case FetchPhase::Whole:
+      if (tagged.code && tagged.code->name == "EXPUNGEISSUED") return gone();
+      // Whatever the FETCH itself said, only the UID's presence decides.
+      phase_ = FetchPhase::Noop;
+      client_.send(client_.builder().noop());  // brings the EXPUNGEs the server held back
+      return;
+    case FetchPhase::Noop:
+      phase_ = FetchPhase::Exists;
+      uidConfirmed_ = false;
+      client_.send(client_.builder().uidFetch(std::to_string(uid), "(UID)"));
+      return;
+    case FetchPhase::Exists:
+      if (!uidConfirmed_) return gone();
+      sizeAccepted_ = true;
+      verifying_ = false;
+      if (heldOverflow_) {
+        sink_.log(LogSeverity::Warn,
+                  "UID " + std::to_string(uid) + ": body is " + std::to_string(literalSize_) +
+                      " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]) +
+                      "; the message exists, fetching it again");
+        phase_ = FetchPhase::Whole;
+        sendFetch(options_.mailbox.markSeenOnRetr ? "(BODY[])" : "(BODY.PEEK[])");
+        return;
+      }
+      sink_.log(LogSeverity::Warn,
+                "UID " + std::to_string(uid) + ": body is " + std::to_string(literalSize_) +
+                    " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]) +
+                    "; the message exists, serving it");
+      begun_ = true;
+      events_->onMessageBegin();
+      if (!held_.empty()) events_->onMessageData(held_);
+      held_.clear();
+      endMessage();
+      op_ = Op::Open;
+      events_->onFetchDone();
       return;
     default:
       return;
@@ -349,6 +495,7 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
 }
 
 void ImapMaildrop::fetchCompleted(const ImapEvent& tagged) {
+  if (verifying_) return verifyStep(tagged);
   std::uint32_t uid = uids_[fetchIndex_];
   bool empty = emptyBodyPending_;
   emptyBodyPending_ = false;

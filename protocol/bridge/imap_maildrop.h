@@ -86,6 +86,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   // kMaxTopWindow.
   static constexpr std::uint64_t kFirstTopWindow = 64 * 1024;
   static constexpr std::uint64_t kMaxTopWindow = 4 * 1024 * 1024;
+  // A body of unexpected size waiting for the existence check is kept up to
+  // this; a longer one is fetched again once the check passed.
+  static constexpr std::size_t kMaxHeldBody = 64 * 1024;
 
  private:
   enum class Op : std::uint8_t {
@@ -102,7 +105,12 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   };
   // RETR and TOP 0 take one FETCH; TOP n k>0 takes the header, then TEXT
   // windows until the server has its lines.
-  enum class FetchPhase : std::uint8_t { Whole, Header, TextWindow };
+  //
+  // A body whose size differs from the snapshot's RFC822.SIZE may be a
+  // server's substitute for a message another client expunged (Courier), or
+  // the real message with an inexact size (Exchange): Noop and Exists confirm
+  // the UID still exists before anything is sent.
+  enum class FetchPhase : std::uint8_t { Whole, Header, TextWindow, Noop, Exists };
   enum class UpdateStep : std::uint8_t { Store, Expunge, Copy, Move };
 
   // ImapClientEvents.
@@ -120,6 +128,10 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void fetchCompleted(const ImapEvent& tagged);
   void windowCompleted(const ImapEvent& tagged);
   void endMessage();
+  void startHold(std::uint64_t literalSize);
+  bool releaseHold();
+  void brokenLiteral();
+  void verifyStep(const ImapEvent& tagged);
   void nextUpdateStep();
   void updateStepFailed(const ImapEvent& tagged);
   void upstreamBroken(std::string_view reason);
@@ -134,6 +146,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
 
   // Snapshot.
   std::uint32_t exists_ = 0;
+  std::uint64_t snapshotLimit_ = 0;  // FETCH responses accepted in the snapshot
   std::uint32_t uidValidity_ = 0;
   bool uidValidityChanged_ = false;
   std::vector<std::uint32_t> uids_;
@@ -153,6 +166,17 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::uint64_t textOffset_ = 0;
   std::uint64_t window_ = 0;
   std::uint64_t windowReceived_ = 0;
+  // Nothing of a body is released until its first bytes are in: a server
+  // that breaks its literal sends its own ")" CRLF and our tag there.
+  bool holding_ = false;
+  std::size_t heldNeed_ = 0;
+  std::string held_;  // at most kMaxHeldBody octets
+  std::uint64_t literalSize_ = 0;
+  bool sizeMismatch_ = false;  // this body must wait for the existence check
+  bool verifying_ = false;     // the check is running; the body is held
+  bool heldOverflow_ = false;  // the body did not fit: fetch it again if it exists
+  bool uidConfirmed_ = false;  // the check saw the UID
+  bool sizeAccepted_ = false;  // the UID exists: serve whatever size comes
 
   // UPDATE.
   DeletePolicy effectivePolicy_ = DeletePolicy::Flag;

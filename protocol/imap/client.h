@@ -112,6 +112,8 @@ class ImapClient {
   // after the server's continuation) and later reports onCompleted.
   bool canSend() const { return state_ == State::Ready && pendingTag_.empty(); }
   void send(const ImapCommand& command);
+  // The tag of the command in flight; empty when none is.
+  const std::string& pendingTag() const { return pendingTag_; }
   ImapCommandBuilder& builder() { return builder_; }
   const ImapCapabilities& capabilities() const { return caps_; }
 

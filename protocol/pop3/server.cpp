@@ -1,6 +1,7 @@
 #include "protocol/pop3/server.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "protocol/base64.h"
 #include "protocol/text.h"
@@ -14,6 +15,12 @@ constexpr std::string_view kPlaintextRefused =
     "Plaintext authentication disallowed on non-secure connections; use STLS.";
 constexpr std::string_view kNotLoggedIn = "Not logged in; this command needs USER/PASS or AUTH first.";
 constexpr std::string_view kLoggedIn = "Already logged in.";
+
+// Sizes come from the upstream: a hostile one must not wrap a total around.
+std::uint64_t addSaturating(std::uint64_t a, std::uint64_t b) {
+  return b > std::numeric_limits<std::uint64_t>::max() - a ? std::numeric_limits<std::uint64_t>::max()
+                                                           : a + b;
+}
 
 }  // namespace
 
@@ -345,7 +352,7 @@ void Pop3Server::cmdStat(const Pop3Command&) {
   for (std::size_t i = 0; i < deleted_.size(); ++i) {
     if (deleted_[i]) continue;
     ++count;
-    octets += maildrop_.messageSize(i);
+    octets = addSaturating(octets, maildrop_.messageSize(i));
   }
   reply(std::to_string(count) + " " + std::to_string(octets));
 }
@@ -406,7 +413,9 @@ void Pop3Server::cmdRset(const Pop3Command&) {
   std::fill(deleted_.begin(), deleted_.end(), false);
   lastAccessed_ = 0;
   std::uint64_t octets = 0;
-  for (std::size_t i = 0; i < deleted_.size(); ++i) octets += maildrop_.messageSize(i);
+  for (std::size_t i = 0; i < deleted_.size(); ++i) {
+    octets = addSaturating(octets, maildrop_.messageSize(i));
+  }
   reply("maildrop has " + std::to_string(deleted_.size()) + " messages (" +
         std::to_string(octets) + " octets)");
 }

@@ -105,7 +105,8 @@ TEST_F(SessionTest, FetchNoWithoutBodyGivesSysTemp) {
 TEST_F(SessionTest, UpstreamDeathMidBodyClosesClientWithoutTerminator) {
   login();
   client("RETR 1\r\n");
-  upstream("* 1 FETCH (UID 10 BODY[] {100}\r\nSubject: partial\r\n");
+  upstream("* 1 FETCH (UID 10 BODY[] {" + std::to_string(messages_[0].body.size()) +
+           "}\r\nSubject: partial\r\n");
   EXPECT_TRUE(session_->streamingBody());
   session_->onUpstreamClosed("connection reset");
   std::string out = sink_.takeClient();
@@ -118,7 +119,8 @@ TEST_F(SessionTest, UpstreamDeathMidBodyClosesClientWithoutTerminator) {
 TEST_F(SessionTest, ByeMidBodyClosesClient) {
   login();
   client("RETR 1\r\n");
-  upstream("* 1 FETCH (UID 10 BODY[] {100}\r\nabc");
+  upstream("* 1 FETCH (UID 10 BODY[] {" + std::to_string(messages_[0].body.size()) +
+           "}\r\nSubject: pa");
   session_->onUpstreamTimeout();
   EXPECT_TRUE(sink_.clientClosed);
   EXPECT_EQ(sink_.takeClient().find("-ERR"), std::string::npos);
