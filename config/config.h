@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -160,10 +161,27 @@ struct LoadResult {
 // Injected so that tests stay pure; main passes the real environ.
 using Environment = std::map<std::string, std::string>;
 
+// One suite that a `ciphers` list enables, as the TLS library describes it.
+struct CipherSuite {
+  std::string name;                          // OpenSSL's name, e.g. "ECDHE-RSA-AES128-GCM-SHA256"
+  TlsVersion minVersion = TlsVersion::V1_2;  // the oldest version that can negotiate it
+  bool tripleDes = false;                    // 64-bit blocks: SWEET32 (CVE-2016-2183)
+  bool psk = false;                          // needs a pre-shared key, which popbridge never has
+};
+struct CipherListCheck {
+  std::string error;                // why the TLS library refuses the list; empty when it takes it
+  std::vector<CipherSuite> suites;  // in the list's order of preference
+};
+// config/ links no TLS library (tests/CMakeLists.txt enforces that), so the caller that does
+// (main passes proxy::checkCipherList) says what a `ciphers` list means. Without one, lists are
+// taken as written and a bad one stops popbridge at startup instead of at load.
+using CipherListChecker = std::function<CipherListCheck(const std::string& list)>;
+
 // Reads at most 1 MiB from `path`; a file that cannot be read is a single error.
-LoadResult loadConfigFile(const std::string& path, const Environment& env);
+LoadResult loadConfigFile(const std::string& path, const Environment& env,
+                          const CipherListChecker& checkCiphers = {});
 LoadResult loadConfigString(std::string_view toml, std::string_view sourceName,
-                            const Environment& env);
+                            const Environment& env, const CipherListChecker& checkCiphers = {});
 
 // Human summary for --check-config. Shows paths and names, never passwords or hashes.
 std::string summarize(const Config& config);

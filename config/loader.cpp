@@ -25,8 +25,12 @@ constexpr std::size_t kMaxUserLength = 255;
 
 class Loader {
  public:
-  Loader(std::string_view sourceName, std::string baseDir, const Environment& env)
-      : diagnostics_(std::string(sourceName)), baseDir_(std::move(baseDir)), env_(env) {}
+  Loader(std::string_view sourceName, std::string baseDir, const Environment& env,
+         const CipherListChecker& checkCiphers)
+      : diagnostics_(std::string(sourceName)),
+        baseDir_(std::move(baseDir)),
+        env_(env),
+        checkCiphers_(checkCiphers) {}
 
   LoadResult load(std::string_view text);
 
@@ -57,6 +61,7 @@ class Loader {
   Diagnostics diagnostics_;
   std::string baseDir_;
   const Environment& env_;
+  const CipherListChecker& checkCiphers_;
 };
 
 void Loader::applyEnvironment(toml::table& root) {
@@ -153,7 +158,42 @@ void Loader::readServer(const TableReader& root, ServerConfig& server) {
 }
 
 void Loader::readCiphers(const TableReader& reader, ListenerConfig& listener) {
-  reader.readString("ciphers", listener.ciphers);
+  if (reader.readString("ciphers", listener.ciphers) != Read::Ok) return;
+  // An empty list selects popbridge's profile, and tls = "none" is warned about in readListener.
+  if (listener.ciphers.empty() || listener.tls == ListenerTls::None || !checkCiphers_) return;
+  const CipherListCheck check = checkCiphers_(listener.ciphers);
+  if (!check.error.empty()) {
+    reader.error("ciphers", check.error);
+    return;
+  }
+  bool certificateSuite = false;
+  bool olderTlsSuite = false;
+  for (const CipherSuite& suite : check.suites) {
+    if (suite.psk) continue;
+    certificateSuite = true;
+    olderTlsSuite = olderTlsSuite || suite.minVersion < TlsVersion::V1_2;
+    if (suite.tripleDes) {
+      // Named on purpose for a device that speaks nothing else; allowed, never silently.
+      reader.warn("ciphers", "enables " + suite.name +
+                                 ": 3DES has 64-bit blocks and is open to SWEET32 "
+                                 "(CVE-2016-2183); keep it only for a device that has nothing "
+                                 "better");
+    }
+  }
+  if (!certificateSuite) {
+    reader.error("ciphers",
+                 "enables only pre-shared-key (PSK) suites, which popbridge never uses; name "
+                 "suites for a certificate, e.g. \"ECDHE+AESGCM\"");
+  } else if (listener.minTlsVersion == TlsVersion::V1_3) {
+    reader.warn("ciphers",
+                "has no effect with min_tls_version = \"1.3\": TLS 1.3 suites are not "
+                "configurable");
+  } else if (listener.minTlsVersion < TlsVersion::V1_2 && !olderTlsSuite) {
+    reader.warn("ciphers", "enables only TLS 1.2 suites, so the TLS " +
+                               std::string(toString(listener.minTlsVersion)) +
+                               " clients that min_tls_version admits cannot connect; add "
+                               "AES-CBC suites such as ECDHE-RSA-AES128-SHA");
+  }
 }
 
 void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
@@ -185,7 +225,7 @@ void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
   const std::string tlsClause = "when tls = \"" + std::string(toString(listener.tls)) + "\"" +
                                 (tls == Read::Absent ? " (the default)" : "");
   if (listener.tls == ListenerTls::None) {
-    for (std::string_view key : {"certificate", "private_key"}) {
+    for (std::string_view key : {"certificate", "private_key", "ciphers"}) {
       if (reader.has(key)) reader.warn(key, "ignored because tls = \"none\"");
     }
     if (!listener.allowPlaintextAuth) {
@@ -527,9 +567,9 @@ const AccountConfig* Config::findAccount(std::string_view user) const {
 }
 
 LoadResult loadConfigString(std::string_view toml, std::string_view sourceName,
-                            const Environment& env) {
+                            const Environment& env, const CipherListChecker& checkCiphers) {
   try {
-    Loader loader(sourceName, "", env);
+    Loader loader(sourceName, "", env, checkCiphers);
     return loader.load(toml);
   } catch (const std::exception& e) {
     // Only allocation failures can get here; the API promises not to throw.
@@ -540,7 +580,8 @@ LoadResult loadConfigString(std::string_view toml, std::string_view sourceName,
   }
 }
 
-LoadResult loadConfigFile(const std::string& path, const Environment& env) {
+LoadResult loadConfigFile(const std::string& path, const Environment& env,
+                          const CipherListChecker& checkCiphers) {
   try {
     std::string text;
     std::string problem;
@@ -549,7 +590,7 @@ LoadResult loadConfigFile(const std::string& path, const Environment& env) {
       result.errors.push_back({path, 0, 0, "", problem});
       return result;
     }
-    Loader loader(path, std::filesystem::path(path).parent_path().string(), env);
+    Loader loader(path, std::filesystem::path(path).parent_path().string(), env, checkCiphers);
     return loader.load(text);
   } catch (const std::exception& e) {
     LoadResult result;

@@ -13,6 +13,7 @@
 #include "proxy/boringssl_check.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/tls_context.h"
 
 extern char** environ;
 
@@ -41,7 +42,8 @@ popbridge::config::Environment readEnvironment() {
 
 // Loads and reports; returns the config only when it is valid.
 std::optional<popbridge::config::Config> load(const std::string& path) {
-  auto result = popbridge::config::loadConfigFile(path, readEnvironment());
+  auto result =
+      popbridge::config::loadConfigFile(path, readEnvironment(), popbridge::proxy::checkCipherList);
   for (const auto& error : result.errors) std::cerr << "error: " << error.toString() << "\n";
   for (const auto& warning : result.warnings) std::cerr << "warning: " << warning << "\n";
   if (!result.ok()) {

@@ -165,7 +165,8 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
         listener.host.find(':') != std::string::npos ? "[" + listener.host + "]" : listener.host;
     toml << "[[listener]]\naddress = \"" << host << ":" << port << "\"\ntls = \"" << listener.tls
          << "\"\nallow_plaintext_auth = " << (listener.allowPlaintextAuth ? "true" : "false")
-         << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n";
+         << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n"
+         << listener.extra << "\n";
     if (listener.tls != "none") {
       toml << "certificate = \"" << dovecot.pki().serverCert << "\"\nprivate_key = \""
            << dovecot.pki().serverKey << "\"\n";

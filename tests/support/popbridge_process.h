@@ -61,6 +61,7 @@ class PopbridgeProcess {
     bool allowPlaintextAuth = true;
     std::string minTlsVersion = "1.2";
     std::uint16_t port = 0;  // 0: a free one
+    std::string extra;       // more lines for this [[listener]], e.g. ciphers = "..."
   };
   struct Options {
     std::vector<Listener> listeners{Listener{}};
