@@ -107,6 +107,7 @@ void Pop3Parser::startLine() {
   state_ = State::LineStart;
   lineIsSasl_ = false;
   lineLength_ = 0;
+  lineLimit_ = kMaxCommandLine;
   wordCount_ = 0;
   verb_ = {};
   verbLength_ = 0;
@@ -130,6 +131,7 @@ void Pop3Parser::endVerb() {
     for (const VerbSpec& spec : kVerbs) {
       if (spec.name == name) {
         verb_ = spec.verb;
+        if (verb_ == Pop3Verb::Pass || verb_ == Pop3Verb::Auth) lineLimit_ = kMaxCredentialLine;
         return;
       }
     }
@@ -153,6 +155,12 @@ void Pop3Parser::endVerb() {
   }
   if (shown < length) text.append("...");
   fail(text);
+}
+
+bool Pop3Parser::inCredential() const {
+  if (lineIsSasl_) return false;
+  if (state_ == State::RestOfLine) return true;  // PASS
+  return verb_ == Pop3Verb::User && (state_ == State::Blanks || state_ == State::Word);
 }
 
 std::size_t Pop3Parser::maxWords() const {
@@ -281,10 +289,13 @@ Pop3Parser::Result Pop3Parser::parse(std::string_view input, std::size_t& consum
     const char c = data[i++];
     if (lineLength_ == 0) {
       lineIsSasl_ = saslMode_;
-      if (lineIsSasl_) state_ = State::RestOfLine;
+      if (lineIsSasl_) {
+        state_ = State::RestOfLine;
+        lineLimit_ = kMaxSaslLine;
+      }
     }
     ++lineLength_;
-    if (lineLength_ > (lineIsSasl_ ? kMaxSaslLine : kMaxCommandLine)) {
+    if (lineLength_ > lineLimit_) {
       Result result = errorResult(lineIsSasl_ ? "SASL response too long" : "Command line too long");
       result.lineTooLong = true;
       startLine();
@@ -308,7 +319,7 @@ Pop3Parser::Result Pop3Parser::parse(std::string_view input, std::size_t& consum
       default:
         break;
     }
-    if (c == '\0') {
+    if (c == '\0' && !inCredential()) {
       fail(kNul);
       continue;
     }

@@ -29,7 +29,9 @@ namespace popbridge::protocol {
 //   mechanism, which is upper-cased.
 // - PASS drops exactly one separator after the verb and keeps the rest of the
 //   line verbatim, spaces included.
-// - A NUL byte anywhere in a line makes the line an error.
+// - A NUL byte anywhere in a line makes the line an error, except in the USER
+//   name and the PASS argument: those are credentials, which the session
+//   refuses with "-ERR [AUTH]" whatever login command carried them.
 // - Error texts are short printable ASCII, meant for "-ERR <text>", and never
 //   contain a PASS or AUTH argument nor a SASL response.
 class Pop3Parser {
@@ -47,6 +49,9 @@ class Pop3Parser {
 
   static constexpr std::size_t kMaxCommandLine = 255;  // RFC 2449, including CRLF
   static constexpr std::size_t kMaxSaslLine = 16384;   // SASL responses can be long (RFC 5034)
+  // PASS and AUTH lines carry secrets, and OAuth2 tokens or generated
+  // passwords run to kilobytes: the same limit as a SASL response, not 255.
+  static constexpr std::size_t kMaxCredentialLine = kMaxSaslLine;
 
   Pop3Parser() = default;
 
@@ -85,6 +90,7 @@ class Pop3Parser {
   void fail(std::string_view error);
   void endVerb();
   std::size_t maxWords() const;
+  bool inCredential() const;
   Result finishLine();
   Result takeError();
 
@@ -92,6 +98,7 @@ class Pop3Parser {
   bool saslMode_ = false;
   bool lineIsSasl_ = false;
   std::size_t lineLength_ = 0;
+  std::size_t lineLimit_ = kMaxCommandLine;
   std::size_t wordCount_ = 0;
   Pop3Verb verb_{};
   std::size_t verbLength_ = 0;

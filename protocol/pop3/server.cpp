@@ -15,6 +15,21 @@ constexpr std::string_view kPlaintextRefused =
     "Plaintext authentication disallowed on non-secure connections; use STLS.";
 constexpr std::string_view kNotLoggedIn = "Not logged in; this command needs USER/PASS or AUTH first.";
 constexpr std::string_view kLoggedIn = "Already logged in.";
+constexpr std::string_view kBadCredentialByte =
+    "NUL, CR and LF are not allowed in user names and passwords.";
+
+// The first byte no credential may hold, named for the log; empty when there
+// is none. A NUL ends the string for some servers (Dovecot checked the part of
+// "pw\0junk" before the NUL and let the login in), and CR or LF would end an
+// IMAP line: a credential with one of them cannot reach the upstream intact.
+std::string_view badCredentialByte(std::string_view text) {
+  for (char c : text) {
+    if (c == '\0') return "NUL";
+    if (c == '\r') return "CR";
+    if (c == '\n') return "LF";
+  }
+  return {};
+}
 
 // Sizes come from the upstream: a hostile one must not wrap a total around.
 std::uint64_t addSaturating(std::uint64_t a, std::uint64_t b) {
@@ -174,6 +189,7 @@ void Pop3Server::cmdStls(const Pop3Command&) {
 
 void Pop3Server::cmdUser(const Pop3Command& command) {
   if (refusePlaintext()) return;
+  if (refuseBadCredential("USER", command.arg, {})) return;
   pendingUser_ = command.arg;
   reply("Send your password.");
 }
@@ -183,7 +199,7 @@ void Pop3Server::cmdPass(const Pop3Command& command) {
   if (pendingUser_.empty()) return badCommand("No user name given; send USER first.");
   std::string user = std::move(pendingUser_);
   pendingUser_.clear();
-  beginLogin(std::move(user), command.arg);
+  beginLogin("USER/PASS", std::move(user), command.arg);
 }
 
 void Pop3Server::cmdApop(const Pop3Command&) {
@@ -237,30 +253,36 @@ void Pop3Server::cmdSaslResponse(const Pop3Command& command) {
 
   switch (step) {
     case SaslStep::PlainResponse: {
-      // authzid NUL authcid NUL passwd (RFC 4616)
+      // authzid NUL authcid NUL passwd (RFC 4616); a further NUL belongs to
+      // the password, which then is refused like any credential holding one.
       std::string_view msg = *decoded;
       std::size_t first = msg.find('\0');
       std::size_t second = first == std::string_view::npos ? first : msg.find('\0', first + 1);
-      if (second == std::string_view::npos ||
-          msg.find('\0', second + 1) != std::string_view::npos) {
+      if (second == std::string_view::npos) {
         secureWipe(*decoded);
         return badCommand("Malformed SASL PLAIN response.");
       }
       std::string user(msg.substr(first + 1, second - first - 1));
-      bool foreignAuthzid = first != 0 && msg.substr(0, first) != user;
+      std::string authzid(msg.substr(0, first));
+      bool foreignAuthzid = !authzid.empty() && authzid != user;
       std::string password(msg.substr(second + 1));
       secureWipe(*decoded);
       if (user.empty()) return badCommand("Malformed SASL PLAIN response: empty user name.");
+      if (refuseBadCredential("AUTH PLAIN", authzid, {})) {
+        secureWipe(password);
+        return;
+      }
       if (foreignAuthzid) {
         secureWipe(password);
         return replyErr("Logging in as another user is not supported.", RespCode::Auth);
       }
-      beginLogin(std::move(user), password);
+      beginLogin("AUTH PLAIN", std::move(user), password);
       secureWipe(password);
       return;
     }
     case SaslStep::LoginUser:
       if (decoded->empty()) return badCommand("Empty user name.");
+      if (refuseBadCredential("AUTH LOGIN", *decoded, {})) return;
       saslUser_ = std::move(*decoded);
       sasl_ = SaslStep::LoginPassword;
       parser_.expectSaslResponse(true);
@@ -270,7 +292,7 @@ void Pop3Server::cmdSaslResponse(const Pop3Command& command) {
     case SaslStep::LoginPassword: {
       std::string user = std::move(saslUser_);
       saslUser_.clear();
-      beginLogin(std::move(user), *decoded);
+      beginLogin("AUTH LOGIN", std::move(user), *decoded);
       secureWipe(*decoded);
       return;
     }
@@ -279,7 +301,29 @@ void Pop3Server::cmdSaslResponse(const Pop3Command& command) {
   }
 }
 
-void Pop3Server::beginLogin(std::string user, std::string_view password) {
+bool Pop3Server::refuseBadCredential(std::string_view method, std::string_view user,
+                                     std::string_view password) {
+  std::string_view field = "user name";
+  std::string_view byte = badCredentialByte(user);
+  if (byte.empty()) {
+    field = "password";
+    byte = badCredentialByte(password);
+  }
+  if (byte.empty()) return false;
+  // Neither credential goes into the log: the user name is not clean, and
+  // the password never is logged.
+  std::string message = std::string(method) + " login refused: the " + std::string(field) +
+                        " contains a " + std::string(byte) + " byte";
+  if (field == "password") message += " (user " + std::string(user) + ")";
+  sink_.log(LogSeverity::Warn, message);
+  badCommand(kBadCredentialByte, RespCode::Auth);
+  return true;
+}
+
+void Pop3Server::beginLogin(std::string_view method, std::string user,
+                            std::string_view password) {
+  // Before the password check and before anything goes upstream.
+  if (refuseBadCredential(method, user, password)) return;
   stats_.user = user;
   state_ = State::LoggingIn;
   op_ = Op::Opening;

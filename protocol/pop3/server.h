@@ -138,7 +138,11 @@ class Pop3Server final : public MaildropEvents {
   bool plaintextAuthAllowed() const;
   bool refusePlaintext();
   void startSasl(SaslStep step, std::string_view initial, std::string_view prompt);
-  void beginLogin(std::string user, std::string_view password);
+  // Refuses with "-ERR [AUTH]" and a log line when a credential holds NUL,
+  // CR or LF; true when it did.
+  bool refuseBadCredential(std::string_view method, std::string_view user,
+                           std::string_view password);
+  void beginLogin(std::string_view method, std::string user, std::string_view password);
   void authFailure(std::string_view text, RespCode code);
   std::optional<std::size_t> lookup(const Pop3Command& command);
   void badCommand(std::string_view text, RespCode code = RespCode::None);

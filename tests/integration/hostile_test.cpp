@@ -295,6 +295,50 @@ TEST_F(HostileTest, MalformedAndCancelledSasl) {
   expectAnotherClientServed(proxy->port());
 }
 
+// Dovecot checks a LOGIN literal only up to a NUL: "right-password\0junk" logged in with the
+// right prefix. Every login command that can carry a NUL, CR or LF is refused before anything goes
+// upstream, and the session stays usable.
+TEST_F(HostileTest, NulInACredentialDoesNotLogInWithItsPrefix) {
+  PopbridgeProcess* proxy = start();
+  proxy->addSecret("junk");
+  std::ifstream dovecotLog(dovecot().logPath());
+  dovecotLog.seekg(0, std::ios::end);  // only this test's lines count
+  const std::string refused =
+      "-ERR [AUTH] NUL, CR and LF are not allowed in user names and passwords.";
+  const std::string nulJunk = password() + std::string("\0junk", 5);
+  Pop3TestClient pop(proxy->port());
+  ASSERT_TRUE(startsWith(pop.command(std::string("USER ") + kUser), "+OK"));
+  EXPECT_EQ(pop.command("PASS " + nulJunk), refused);
+  EXPECT_EQ(pop.command("AUTH PLAIN"), "+ ");
+  std::string plain = std::string("\0", 1) + kUser + std::string("\0", 1) + nulJunk;
+  EXPECT_EQ(pop.command(protocol::base64Encode(plain)), refused);
+  EXPECT_EQ(pop.command("AUTH LOGIN " + protocol::base64Encode(kUser)), "+ UGFzc3dvcmQ6");
+  EXPECT_EQ(pop.command(protocol::base64Encode(password() + "\r\njunk")), refused);
+  EXPECT_EQ(pop.command("STAT").rfind("-ERR", 0), 0u) << "logged in after all";
+  login(pop);
+  EXPECT_TRUE(startsWith(pop.command("QUIT"), "+OK"));
+  plain.assign(plain.size(), '\0');
+  const std::string log = proxy->log();
+  EXPECT_NE(log.find("USER/PASS login refused: the password contains a NUL byte"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("AUTH LOGIN login refused: the password contains a CR byte"),
+            std::string::npos);
+  // Nothing of the three reached Dovecot: its only login for the user is the clean one.
+  dovecotLog.clear();
+  std::string line;
+  int logins = 0;
+  while (std::getline(dovecotLog, line)) {
+    if (line.find("auth-worker") == std::string::npos &&
+        line.find(std::string("user=<") + kUser + ">") != std::string::npos &&
+        (line.find("Login: ") != std::string::npos ||
+         line.find("auth failed") != std::string::npos)) {
+      ++logins;
+    }
+  }
+  EXPECT_EQ(logins, 1) << dovecot().logTail();
+}
+
 TEST_F(HostileTest, GarbageTlsHandshakeAndPlaintextOnTheTlsPort) {
   PopbridgeProcess::Options options;
   options.listeners[0].tls = "implicit";

@@ -109,7 +109,8 @@ const std::vector<Case>& cases() {
       {"pass_missing", "PASS\r\n", {err("Missing password")}},
       {"pass_empty", "PASS \r\n", {err("Missing password")}},
       {"pass_bare_cr", "PASS se\rcret\r\n", {err("Bare CR in command line")}},
-      {"pass_nul", "PASS se\0cret\r\n"s, {err("NUL byte in command line")}},
+      // The session refuses credentials with NUL with [AUTH] (server_test.cpp).
+      {"pass_nul_kept", "PASS se\0cret\r\n"s, {cmd(Pop3Verb::Pass, "se\0cret"s)}},
       // APOP
       {"apop",
        "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n",
@@ -211,7 +212,9 @@ const std::vector<Case>& cases() {
       {"bare_cr_does_not_end_line",
        "NOOP\rQUIT\r\nSTAT\r\n",
        {err("Bare CR in command line"), cmd(Pop3Verb::Stat)}},
-      {"nul_in_argument", "USER b\0ob\r\n"s, {err("NUL byte in command line")}},
+      {"nul_in_user_kept", "USER b\0ob\r\n"s, {cmd(Pop3Verb::User, "b\0ob"s)}},
+      {"nul_in_argument", "LIST 1\0\r\n"s, {err("NUL byte in command line")}},
+      {"nul_in_apop_user", "APOP b\0ob d\r\n"s, {err("NUL byte in command line")}},
       {"nul_alone", "\0\r\n"s, {err("NUL byte in command line")}},
       {"nul_in_verb", "NO\0OP\r\n"s, {err("NUL byte in command line")}},
       {"nul_after_verb", "NOOP \0\r\n"s, {err("NUL byte in command line")}},
@@ -244,9 +247,21 @@ const std::vector<Case>& cases() {
       {"too_long_then_good_command",
        repeat('X', 300) + "\r\nRETR 2\r\n",
        {tooLong(), msnCmd(Pop3Verb::Retr, 2)}},
+      // PASS and AUTH lines carry long secrets (OAuth2 tokens): kMaxCredentialLine.
+      {"pass_4k", "PASS " + repeat('s', 4096) + "\r\n", {cmd(Pop3Verb::Pass, repeat('s', 4096))}},
+      {"pass_limit_exact",
+       "PASS " + repeat('s', 16384 - 7) + "\r\n",
+       {cmd(Pop3Verb::Pass, repeat('s', 16384 - 7))}},
+      {"auth_long_initial_response",
+       "AUTH PLAIN " + repeat('Q', 2000) + "\r\n",
+       {cmd(Pop3Verb::Auth, "PLAIN", repeat('Q', 2000))}},
       {"too_long_password_not_echoed",
-       "PASS " + repeat('s', 400) + "\r\nQUIT\r\n",
+       "PASS " + repeat('s', 16384 - 6) + "\r\nQUIT\r\n",
        {tooLong(), cmd(Pop3Verb::Quit)}},
+      {"long_line_only_for_pass_and_auth",
+       "APOP " + repeat('s', 300) + "\r\nQUIT\r\n",
+       {tooLong(), cmd(Pop3Verb::Quit)}},
+      {"passx_is_no_pass", "PASSX" + repeat('s', 300) + "\r\nQUIT\r\n", {tooLong(), cmd(Pop3Verb::Quit)}},
       {"too_long_after_error",
        "FOO " + repeat('x', 300) + "\nNOOP\n",
        {tooLong(), cmd(Pop3Verb::Noop)}},
@@ -395,9 +410,9 @@ INSTANTIATE_TEST_SUITE_P(Cases, Pop3ParserTable, testing::ValuesIn(cases()),
 
 TEST(Pop3Parser, ErrorsNeverEchoPasswords) {
   for (const std::string& input :
-       {"PASS hunter2\0x\r\n"s, "PASS hunter2\rx\r\n"s, "PASS\thunter2\r\r\n"s,
+       {"APOP u hunter2\0x\r\n"s, "PASS hunter2\rx\r\n"s, "PASS\thunter2\r\r\n"s,
         "PASShunter2 x\r\n"s, "AUTH PLAIN hunter2 x\r\n"s, "AUTH PLAIN hunter2\0\r\n"s,
-        "PASS hunter2" + std::string(300, ' ') + "\r\n"}) {
+        "PASS hunter2" + std::string(Pop3Parser::kMaxCredentialLine, ' ') + "\r\n"}) {
     Pop3Parser parser;
     std::size_t consumed = 0;
     Pop3Parser::Result result = parser.parse(input, consumed);

@@ -93,7 +93,8 @@ class RecordingSink : public Pop3ServerSink {
   void startClientTls() override { ++tlsStarts; }
   void startAuthDelay() override { ++delays; }
   void closeClient(std::string_view reason) override { closedWith = std::string(reason); }
-  void log(LogSeverity, std::string_view) override {}
+  std::vector<std::string> logs;
+  void log(LogSeverity, std::string_view message) override { logs.emplace_back(message); }
   bool clientCongested() const override { return congested; }
 
   std::string take() { return std::exchange(client, {}); }
@@ -279,6 +280,91 @@ TEST_F(Pop3ServerTest, SaslPlainLogsIn) {
   EXPECT_EQ(send(response + "\r\n"), "+OK Logged in.\r\n");
   EXPECT_EQ(maildrop_.log.front(), "open u");
 }
+
+// A credential with NUL, CR or LF never reaches the maildrop, whichever login
+// command carries it. "secret" is the right password: the bytes after the NUL
+// must not let the prefix log in.
+struct BadCredentialCase {
+  std::string name;
+  std::vector<std::string> lines;  // the last one is refused
+  std::string logged;              // part of the log line
+};
+
+void PrintTo(const BadCredentialCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+std::string b64(std::string_view text) {
+  return base64Encode(text);
+}
+
+class Pop3ServerBadCredentialTest : public Pop3ServerTest,
+                                    public ::testing::WithParamInterface<BadCredentialCase> {};
+
+TEST_P(Pop3ServerBadCredentialTest, RefusedWithAuthCodeBeforeTheMaildrop) {
+  for (bool oneByteAtATime : {false, true}) {
+    SCOPED_TRACE(oneByteAtATime ? "one byte at a time" : "whole lines");
+    sink_.logs.clear();
+    sink_.client.clear();
+    maildrop_.log.clear();
+    create();
+    const auto& lines = GetParam().lines;
+    std::string last;
+    for (const std::string& line : lines) {
+      if (oneByteAtATime) {
+        for (char c : line) {
+          ASSERT_EQ(server_->feedClient(std::string_view(&c, 1)), 1u);
+        }
+        last = sink_.take();
+      } else {
+        last = send(line);
+      }
+    }
+    EXPECT_EQ(last,
+              "-ERR [AUTH] NUL, CR and LF are not allowed in user names and passwords.\r\n");
+    EXPECT_TRUE(maildrop_.log.empty()) << maildrop_.log.front();
+    EXPECT_EQ(server_->state(), Pop3Server::State::Authorization);
+    ASSERT_EQ(sink_.logs.size(), 1u);
+    EXPECT_NE(sink_.logs[0].find(GetParam().logged), std::string::npos) << sink_.logs[0];
+    EXPECT_EQ(sink_.logs[0].find("junk"), std::string::npos) << sink_.logs[0];
+    EXPECT_EQ(sink_.logs[0].find("secret"), std::string::npos) << sink_.logs[0];
+    // The session goes on: a clean login still works.
+    send("USER u\r\n");
+    EXPECT_EQ(send("PASS secret\r\n"), "+OK Logged in.\r\n");
+  }
+}
+
+using namespace std::string_literals;
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, Pop3ServerBadCredentialTest,
+    ::testing::Values(
+        BadCredentialCase{"PassNul",
+                          {"USER u\r\n", "PASS secret\0junk\r\n"s},
+                          "USER/PASS login refused: the password contains a NUL byte (user u)"},
+        BadCredentialCase{"UserNul",
+                          {"USER u\0junk\r\n"s},
+                          "USER login refused: the user name contains a NUL byte"},
+        BadCredentialCase{
+            "PlainInitialResponseNulInPassword",
+            {"AUTH PLAIN " + b64("\0u\0secret\0junk"s) + "\r\n"},
+            "AUTH PLAIN login refused: the password contains a NUL byte (user u)"},
+        BadCredentialCase{"PlainCrInPassword",
+                          {"AUTH PLAIN\r\n", b64("\0u\0secret\rjunk"s) + "\r\n"},
+                          "AUTH PLAIN login refused: the password contains a CR byte"},
+        BadCredentialCase{"PlainLfInUser",
+                          {"AUTH PLAIN\r\n", b64("\0u\njunk\0secret"s) + "\r\n"},
+                          "AUTH PLAIN login refused: the user name contains a LF byte"},
+        BadCredentialCase{"PlainCrInAuthzid",
+                          {"AUTH PLAIN\r\n", b64("u\rjunk\0u\0secret"s) + "\r\n"},
+                          "AUTH PLAIN login refused: the user name contains a CR byte"},
+        BadCredentialCase{"LoginNulInUser",
+                          {"AUTH LOGIN\r\n", b64("u\0junk"s) + "\r\n"},
+                          "AUTH LOGIN login refused: the user name contains a NUL byte"},
+        BadCredentialCase{"LoginInitialUserLfInPassword",
+                          {"AUTH LOGIN " + b64("u") + "\r\n", b64("secret\njunk"s) + "\r\n"},
+                          "AUTH LOGIN login refused: the password contains a LF byte (user u)"}),
+    [](const ::testing::TestParamInfo<BadCredentialCase>& info) { return info.param.name; });
 
 TEST_F(Pop3ServerTest, AFailedMessageIsAnErrAndACutClosesWithoutTerminator) {
   login();
