@@ -1,5 +1,7 @@
 #include "protocol/bridge/session.h"
 
+#include <string>
+
 namespace popbridge::protocol {
 namespace {
 
@@ -7,6 +9,15 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
   ImapMaildropOptions result;
   result.client.startTls = options.upstreamStartTls;
   result.client.login = options.upstreamLogin;
+  if (options.forwardClient) {
+    // RFC 2971 names no fields for this; these are the ones Dovecot (from
+    // login_trusted_networks) and others that follow it take.
+    const ClientEndpoints& e = *options.forwardClient;
+    result.client.id = {{"x-originating-ip", e.clientIp},
+                        {"x-originating-port", std::to_string(e.clientPort)},
+                        {"x-connected-ip", e.localIp},
+                        {"x-connected-port", std::to_string(e.localPort)}};
+  }
   result.mailbox = options.mailbox;
   return result;
 }

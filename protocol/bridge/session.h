@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "protocol/bridge/imap_maildrop.h"
@@ -24,12 +25,23 @@
 
 namespace popbridge::protocol {
 
+// The device's TCP connection, as the upstream should see it.
+struct ClientEndpoints {
+  std::string clientIp;  // IPv6 without brackets
+  std::uint16_t clientPort = 0;
+  std::string localIp;  // where the device connected to: popbridge's listener side
+  std::uint16_t localPort = 0;
+};
+
 struct SessionOptions {
   bool tlsActive = false;           // the client connection is already encrypted
   bool stlsAvailable = false;       // the listener can upgrade with STLS
   bool allowPlaintextAuth = false;  // USER/PASS/AUTH before TLS
   bool upstreamStartTls = false;    // upgrade the IMAP connection with STARTTLS
   UpstreamLogin upstreamLogin = UpstreamLogin::Auto;
+  // Sent upstream with ID (x-originating-ip...) so per-IP penalties and logs
+  // see the device, not popbridge; unset: nothing is sent.
+  std::optional<ClientEndpoints> forwardClient;
   unsigned maxBadCommands = 10;
   MailboxOptions mailbox;
 };

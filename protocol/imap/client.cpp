@@ -4,6 +4,17 @@
 #include "protocol/text.h"
 
 namespace popbridge::protocol {
+namespace {
+
+// Credentials longer than this (user and password together) make a LOGIN
+// command longer than some servers take before login, literals included
+// (Dovecot answers "* BYE Input buffer full" at about 1 KB). A SASL response
+// on a line of its own has no such limit there, so AUTHENTICATE PLAIN is used
+// instead when the server offers it.
+constexpr std::size_t kMaxLoginCredentials = 768;
+
+}  // namespace
+
 std::string codeSuffix(const ImapEvent& event) {
   std::string text;
   if (event.code) {
@@ -50,6 +61,9 @@ void ImapClient::connected(std::string_view user, std::string_view password,
   // A new connection: nothing of an earlier one carries over.
   parser_.reset();
   caps_ = ImapCapabilities{};
+  builder_.setLiteralPlus(false);
+  builder_.setSaslIr(false);
+  idTag_.clear();
   tlsDone_ = false;
   discardInput_ = false;
   user_ = user;
@@ -169,6 +183,15 @@ void ImapClient::onContinuation(const ImapEvent& event) {
 }
 
 void ImapClient::onTagged(const ImapEvent& event) {
+  if (!idTag_.empty() && event.tag == idTag_) {
+    idTag_.clear();
+    if (event.status != ImapStatus::Ok) {
+      sink_.log(LogSeverity::Warn,
+                "upstream refused ID with the client's address (logging in anyway): " +
+                    codeSuffix(event));
+    }
+    return;
+  }
   if (pendingTag_.empty() || event.tag != pendingTag_) {
     broken("reply with unexpected tag " + event.tag);
     return;
@@ -257,8 +280,30 @@ void ImapClient::nextLoginStep() {
 std::unique_ptr<SaslMechanism> ImapClient::chooseMechanism() {
   bool plain = options_.login == UpstreamLogin::Plain ||
                (options_.login == UpstreamLogin::Auto && caps_.authPlain);
+  if (!plain && caps_.authPlain && user_.size() + password_.size() > kMaxLoginCredentials) {
+    sink_.log(LogSeverity::Info,
+              "credentials of " + std::to_string(user_.size() + password_.size()) +
+                  " bytes are too long for a LOGIN command; using AUTHENTICATE PLAIN, which "
+                  "the upstream offers");
+    plain = true;
+  }
   if (plain) return makeSaslPlain(user_, password_);
   return nullptr;  // the LOGIN command
+}
+
+void ImapClient::sendId() {
+  if (options_.id.empty() || !caps_.id) return;
+  ImapCommand command = builder_.id(options_.id);
+  // A value that needs a synchronizing literal would make the login wait for
+  // a "+" meant for the ID; addresses and ports never do.
+  if (command.segments.size() != 1) {
+    sink_.log(LogSeverity::Warn, "ID fields need a literal; not sending ID");
+    return;
+  }
+  // RFC 3501 5.5: the server answers pipelined commands in order, so the
+  // login that follows sees the ID's effect, and the ID's reply comes first.
+  idTag_ = command.tag;
+  sink_.sendToUpstream(command.segments.front());
 }
 
 void ImapClient::sendLogin() {
@@ -269,6 +314,7 @@ void ImapClient::sendLogin() {
     fail(ImapLoginFailure::LoginDisabled);
     return;
   }
+  sendId();
   if (!mechanism_) {
     ImapCommand command = builder_.login(user_, password_);
     wipeSecrets();
@@ -333,6 +379,7 @@ void ImapClient::close() {
   state_ = State::Closed;
   discardInput_ = false;
   pendingTag_.clear();
+  idTag_.clear();
   for (auto& segment : pendingSegments_) secureWipe(segment);
   pendingSegments_.clear();
   nextSegment_ = 0;
@@ -367,6 +414,8 @@ void ImapClient::applyCapabilities(const std::vector<std::string>& words) {
       caps_.uidPlus = true;
     else if (equalsIgnoreCase(word, "MOVE"))
       caps_.move = true;
+    else if (equalsIgnoreCase(word, "ID"))
+      caps_.id = true;
     if (word.size() > 5 && equalsIgnoreCase(std::string_view(word).substr(0, 5), "AUTH=")) {
       caps_.authMechanisms.emplace_back(std::string_view(word).substr(5));
     }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/imap/command.h"
@@ -27,6 +28,10 @@ namespace popbridge::protocol {
 struct ImapClientOptions {
   bool startTls = false;  // upgrade with STARTTLS before logging in
   UpstreamLogin login = UpstreamLogin::Auto;
+  // RFC 2971 ID fields sent just before the login when the server advertises
+  // ID (after STARTTLS), pipelined with it; none: no ID. A refused ID does not
+  // stop the login.
+  std::vector<std::pair<std::string, std::string>> id{};
 };
 
 struct ImapCapabilities {
@@ -38,6 +43,7 @@ struct ImapCapabilities {
   bool literalPlus = false;
   bool uidPlus = false;
   bool move = false;
+  bool id = false;
   std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
 };
 
@@ -137,6 +143,7 @@ class ImapClient {
   void sendInternal(const ImapCommand& command, State state);
   void nextLoginStep();
   void sendLogin();
+  void sendId();
   std::unique_ptr<SaslMechanism> chooseMechanism();
   void loginFailed(const ImapEvent& event);
   void fail(ImapLoginFailure failure);
@@ -161,6 +168,7 @@ class ImapClient {
   bool initialResponsePending_ = false;  // client-first mechanism without SASL-IR
 
   std::string pendingTag_;
+  std::string idTag_;  // the ID pipelined before the login, until its reply
   std::vector<std::string> pendingSegments_;  // after a synchronizing literal
   std::size_t nextSegment_ = 0;
 };

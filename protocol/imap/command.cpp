@@ -28,6 +28,11 @@ bool isAtom(std::string_view s) {
   });
 }
 
+// Servers limit the length of a command line, before login more tightly than after (Dovecot to
+// about 1 KB); a literal is the form meant for long strings (RFC 3501 4.3). Two quoted strings of
+// this size with every character escaped still fit in a 1 KB line.
+constexpr std::size_t kMaxQuotedString = 200;
+
 // Accumulates segments; a synchronizing literal closes the current segment.
 class Writer {
  public:
@@ -51,14 +56,14 @@ class Writer {
     return *this;
   }
   Writer& astring(std::string_view s) {
-    if (isAtom(s)) {
+    if (isAtom(s) && s.size() <= kMaxQuotedString) {
       cur_.append(s);
       return *this;
     }
     return string(s);
   }
   Writer& string(std::string_view s) {
-    if (isQuotable(s)) {
+    if (isQuotable(s) && s.size() <= kMaxQuotedString) {
       cur_.push_back('"');
       for (char ch : s) {
         if (ch == '"' || ch == '\\') cur_.push_back('\\');
@@ -99,6 +104,15 @@ class Writer {
   bool literalPlus_;
   std::string cur_;
 };
+
+void initialResponse(Writer& w, std::string_view base64, bool saslIr) {
+  if (saslIr && base64.size() <= kMaxInlineInitialResponse) {
+    w.sp().raw(base64.empty() ? std::string_view("=") : base64);
+  } else {
+    // The server's first challenge is empty; the response is the line after it.
+    w.breakLine().raw(base64);
+  }
+}
 
 void appendUtf16Be(std::u16string& out, char32_t cp) {
   if (cp >= 0x10000) {
@@ -223,11 +237,7 @@ ImapCommand ImapCommandBuilder::authenticatePlain(std::string_view user,
 
   Writer w(nextTag(), "AUTHENTICATE PLAIN", literalPlus_);
   w.sensitive();
-  if (saslIr_) {
-    w.sp().raw(base64Encode(message));
-  } else {
-    w.breakLine().raw(base64Encode(message));
-  }
+  initialResponse(w, base64Encode(message), saslIr_);
   return w.finish();
 }
 
@@ -235,9 +245,7 @@ ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
                                              std::optional<std::string_view> initialResponseBase64) {
   Writer w(nextTag(), "AUTHENTICATE", literalPlus_);
   w.sensitive().sp().raw(mechanism);
-  if (initialResponseBase64) {
-    w.sp().raw(initialResponseBase64->empty() ? std::string_view("=") : *initialResponseBase64);
-  }
+  if (initialResponseBase64) initialResponse(w, *initialResponseBase64, saslIr_);
   return w.finish();
 }
 

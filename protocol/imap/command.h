@@ -10,6 +10,11 @@
 
 namespace popbridge::protocol {
 
+// A SASL initial response longer than this (in base64) is not put on the AUTHENTICATE line even
+// with SASL-IR: it goes on a line of its own after the server's "+", where servers take long
+// responses (OAuth2 tokens) that their command line limit would refuse.
+inline constexpr std::size_t kMaxInlineInitialResponse = 768;
+
 // A command ready to send. Every segment except the last ends with a synchronizing literal
 // header "{n}\r\n" (or, for AUTHENTICATE without SASL-IR, with the command line itself): the
 // sender must wait for a "+" continuation before sending the next segment. segments[0] starts
@@ -24,7 +29,7 @@ struct ImapCommand {
 
 // Builds IMAP4rev1 / IMAP4rev2 client commands (RFC 3501, RFC 9051). Arguments that are strings
 // on the wire (user, password, mailbox, ID fields) are encoded as atom, quoted string or literal,
-// whichever is the simplest that can carry them. Arguments documented as "verbatim" (sets, search
+// whichever is the simplest that can carry them; strings over 200 octets always as literals. Arguments documented as "verbatim" (sets, search
 // criteria, fetch items, store operations) are protocol syntax chosen by the caller and are
 // copied as they are; they must not contain CR or LF.
 class ImapCommandBuilder {
@@ -42,12 +47,14 @@ class ImapCommandBuilder {
   ImapCommand logout();
   ImapCommand login(std::string_view user, std::string_view password);
   // SASL PLAIN (RFC 4616) with an empty authorization identity. With SASL-IR one segment
-  // "tag AUTHENTICATE PLAIN <b64>\r\n"; without it two segments, "tag AUTHENTICATE PLAIN\r\n"
-  // and "<b64>\r\n", the second to be sent after the server's "+".
+  // "tag AUTHENTICATE PLAIN <b64>\r\n"; without it, or when the response is longer than
+  // kMaxInlineInitialResponse, two segments, "tag AUTHENTICATE PLAIN\r\n" and "<b64>\r\n", the
+  // second to be sent after the server's "+".
   ImapCommand authenticatePlain(std::string_view user, std::string_view password);
   // "tag AUTHENTICATE <mechanism>", with SASL-IR (RFC 4959) followed by the initial response:
-  // base64, or "=" when it is empty. Later responses are lines of their own, which the client
-  // sends as each "+" challenge arrives.
+  // base64, or "=" when it is empty. An initial response longer than kMaxInlineInitialResponse,
+  // or one given without SASL-IR, is a second segment, sent after the server's "+". Later
+  // responses are lines of their own, which the client sends as each "+" challenge arrives.
   ImapCommand authenticate(std::string_view mechanism,
                            std::optional<std::string_view> initialResponseBase64);
   // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7.

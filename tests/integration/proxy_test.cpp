@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <ostream>
 #include <string>
@@ -434,6 +435,100 @@ TEST_F(ProxyTest, SigtermEndsSessionsWithoutApplyingDeletions) {
   EXPECT_EQ(pop.readLine(), "-ERR [SYS/TEMP] Server shutting down.");
   EXPECT_EQ(imapUids().size(), uids_.size());
   EXPECT_FALSE(hasFlag(imapFlags(uids_[0]), "\\Deleted"));
+}
+
+// --- the device's address upstream (issue 11 item 5) -------------------------------------------
+
+// Dovecot takes x-originating-ip from hosts in login_trusted_networks: its log's rip= and its auth
+// penalty then belong to the device. The test's device connects from 127.0.0.2 (Linux loopback
+// takes any 127/8 source); popbridge itself connects from 127.0.0.1.
+DovecotFixture& trustingDovecot() {
+  static DovecotFixture dovecot([] {
+    DovecotFixture::Options options;
+    options.enablePop3 = false;
+    options.extraConfig = "login_trusted_networks = 127.0.0.0/8 ::1\n";
+    return options;
+  }());
+  return dovecot;
+}
+
+// The rip= of each of Dovecot's "Login: user=<user>" lines, in order.
+std::vector<std::string> loginRips(const DovecotFixture& dovecot, const std::string& user) {
+  std::ifstream log(dovecot.logPath());
+  std::vector<std::string> rips;
+  std::string line;
+  const std::string login = "Login: user=<" + user + ">";
+  while (std::getline(log, line)) {
+    if (line.find(login) == std::string::npos) continue;
+    std::size_t at = line.find("rip=");
+    if (at == std::string::npos) continue;
+    at += 4;
+    rips.push_back(line.substr(at, line.find(',', at) - at));
+  }
+  return rips;
+}
+
+void loginAndQuit(std::uint16_t port, const DovecotUser& user, const std::string& sourceIp) {
+  Pop3TestClient pop(port, false, "", sourceIp);
+  ASSERT_EQ(pop.command("USER " + user.name).rfind("+OK", 0), 0u);
+  std::string reply = pop.command("PASS " + user.password);
+  ASSERT_EQ(reply.rfind("+OK", 0), 0u) << reply;
+  EXPECT_EQ(pop.command("QUIT").rfind("+OK", 0), 0u);
+}
+
+TEST(ClientAddressUpstream, DovecotLogsTheDevicesAddressUnlessDisabled) {
+  DovecotFixture& dovecot = trustingDovecot();
+  const DovecotUser user = dovecot.addUser("origin");
+  {
+    PopbridgeProcess proxy(dovecot, {});
+    loginAndQuit(proxy.port(), user, "127.0.0.2");
+  }
+  {
+    PopbridgeProcess::Options options;
+    options.upstream = "send_client_address = false\n";
+    PopbridgeProcess proxy(dovecot, options);
+    loginAndQuit(proxy.port(), user, "127.0.0.2");
+  }
+  EXPECT_EQ(loginRips(dovecot, user.name), (std::vector<std::string>{"127.0.0.2", "127.0.0.1"}))
+      << dovecot.logTail();
+}
+
+// --- long credentials (issue 11 item 8) --------------------------------------------------------
+
+// Dovecot ends a LOGIN command over about 1 KB with "* BYE Input buffer full", literal or not;
+// OAuth2 tokens and generated passwords are longer. They log in with every auth setting.
+TEST(LongCredentials, LogInWithEveryAuthSetting) {
+  DovecotFixture& dovecot = DovecotFixture::shared();
+  std::vector<DovecotUser> users;
+  for (std::size_t length : {1200u, 4000u}) {
+    std::string password;
+    const std::string_view alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!";
+    for (std::size_t i = 0; i < length; ++i) password += alphabet[(i * 7 + length) % alphabet.size()];
+    users.push_back(dovecot.addUser("long" + std::to_string(length), password));
+  }
+  for (const char* auth : {"login", "plain", "auto"}) {
+    SCOPED_TRACE(std::string("auth = ") + auth);
+    PopbridgeProcess::Options options;
+    options.upstream = std::string("auth = \"") + auth + "\"\n";
+    PopbridgeProcess proxy(dovecot, options);
+    for (const DovecotUser& user : users) {
+      SCOPED_TRACE(std::to_string(user.password.size()) + "-character password");
+      Pop3TestClient pop(proxy.port());
+      ASSERT_EQ(pop.command("USER " + user.name).rfind("+OK", 0), 0u);
+      std::string reply = pop.command("PASS " + user.password);
+      EXPECT_EQ(reply.rfind("+OK", 0), 0u) << reply << "\n" << proxy.log();
+      if (reply.rfind("+OK", 0) != 0) continue;
+      EXPECT_EQ(pop.command("STAT").rfind("+OK", 0), 0u);
+      EXPECT_EQ(pop.command("QUIT").rfind("+OK", 0), 0u);
+      // The same secret through AUTH PLAIN, as a continuation line.
+      Pop3TestClient sasl(proxy.port());
+      EXPECT_EQ(sasl.command("AUTH PLAIN"), "+ ");
+      std::string plain = std::string("\0", 1) + user.name + std::string("\0", 1) + user.password;
+      reply = sasl.command(protocol::base64Encode(plain));
+      EXPECT_EQ(reply.rfind("+OK", 0), 0u) << reply;
+      sasl.command("QUIT");
+    }
+  }
 }
 
 }  // namespace

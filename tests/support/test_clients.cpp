@@ -126,13 +126,23 @@ void TestConnection::SslCtxDeleter::operator()(ssl_ctx_st* ctx) const {
   SSL_CTX_free(ctx);
 }
 
-TestConnection::TestConnection(std::uint16_t port, int timeoutMs)
+TestConnection::TestConnection(std::uint16_t port, int timeoutMs, const std::string& sourceIp)
     : port_(port), timeoutMs_(timeoutMs) {
   ignoreSigpipe();
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!sourceIp.empty()) {
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    if (inet_pton(AF_INET, sourceIp.c_str(), &source.sin_addr) != 1 ||
+        bind(fd_, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
+      const int error = errno;
+      close();
+      throw std::runtime_error("cannot bind to " + sourceIp + ": " + std::strerror(error));
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -441,8 +451,9 @@ std::string TestConnection::tlsVersion() const {
 // ---------------------------------------------------------------------------------------------
 // Pop3TestClient
 
-Pop3TestClient::Pop3TestClient(std::uint16_t port, bool implicitTls, const std::string& caFile)
-    : connection_(port) {
+Pop3TestClient::Pop3TestClient(std::uint16_t port, bool implicitTls, const std::string& caFile,
+                               const std::string& sourceIp)
+    : connection_(port, kDefaultTimeoutMs, sourceIp) {
   if (implicitTls) connection_.startTls(caFile);
   greeting_ = stripLineEnd(connection_.readLine("the POP3 greeting"));
 }

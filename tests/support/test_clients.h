@@ -26,7 +26,10 @@ std::uint16_t freeLoopbackPort();
 // counts through one buffer, so large bodies are read without quadratic copying.
 class TestConnection {
  public:
-  explicit TestConnection(std::uint16_t port, int timeoutMs = kDefaultTimeoutMs);
+  // A sourceIp such as "127.0.0.2" binds the local end first (Linux takes any 127/8 source), so
+  // the peer sees another client address.
+  explicit TestConnection(std::uint16_t port, int timeoutMs = kDefaultTimeoutMs,
+                          const std::string& sourceIp = "");
   ~TestConnection();
   TestConnection(const TestConnection&) = delete;
   TestConnection& operator=(const TestConnection&) = delete;
@@ -82,7 +85,8 @@ class Pop3TestClient {
  public:
   // Connects to 127.0.0.1:port and reads the greeting. With implicitTls the handshake comes first
   // (verified against caFile when it is not empty).
-  Pop3TestClient(std::uint16_t port, bool implicitTls = false, const std::string& caFile = "");
+  Pop3TestClient(std::uint16_t port, bool implicitTls = false, const std::string& caFile = "",
+                 const std::string& sourceIp = "");
 
   std::string greeting() const { return greeting_; }
   // Sends line + CRLF and returns the status line without its line end.

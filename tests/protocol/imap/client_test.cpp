@@ -244,6 +244,119 @@ TEST_P(ImapClientTest, LogoutClosesWithoutWaiting) {
   EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
 }
 
+// --- the device's address with ID (RFC 2971) -------------------------------------------------
+
+const std::vector<std::pair<std::string, std::string>> kIdFields = {
+    {"x-originating-ip", "2001:db8::7"},
+    {"x-originating-port", "50123"},
+    {"x-connected-ip", "192.0.2.1"},
+    {"x-connected-port", "995"}};
+
+std::string idLine(std::string_view tag) {
+  return std::string(tag) +
+         " ID (\"x-originating-ip\" \"2001:db8::7\" \"x-originating-port\" \"50123\" "
+         "\"x-connected-ip\" \"192.0.2.1\" \"x-connected-port\" \"995\")\r\n";
+}
+
+const std::string kPlainIr = base64Encode(std::string("\0alice\0pa ss\"word", 17));
+
+TEST_P(ImapClientTest, IdWithTheClientAddressIsPipelinedBeforeAuthenticate) {
+  create({.id = kIdFields});
+  feed("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready\r\n");
+  ASSERT_EQ(rec_.sent.size(), 2u);
+  EXPECT_EQ(rec_.sent[0], idLine("P1"));
+  EXPECT_EQ(rec_.sent[1], "P2 AUTHENTICATE PLAIN " + kPlainIr + "\r\n");
+  feed("* ID (\"name\" \"Dovecot\")\r\nP1 OK ID completed.\r\n");
+  EXPECT_TRUE(rec_.events.empty());
+  feed("P2 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+TEST_P(ImapClientTest, IdGoesBeforeLoginAndAfterStartTls) {
+  create({.startTls = true, .login = UpstreamLogin::Login, .id = kIdFields});
+  feed("* OK [CAPABILITY IMAP4rev1 ID STARTTLS] ready\r\n");
+  ASSERT_EQ(rec_.sent, std::vector<std::string>{"P1 STARTTLS\r\n"});
+  feed("P1 OK Begin TLS\r\n");
+  client_->onTlsReady();
+  EXPECT_EQ(rec_.last(), "P2 CAPABILITY\r\n");
+  feed("* CAPABILITY IMAP4rev1 ID AUTH=PLAIN\r\nP2 OK done\r\n");
+  ASSERT_EQ(rec_.sent.size(), 4u);
+  EXPECT_EQ(rec_.sent[2], idLine("P3"));
+  EXPECT_EQ(rec_.sent[3], "P4 LOGIN alice \"pa ss\\\"word\"\r\n");
+  feed("P3 OK ID completed.\r\nP4 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+TEST_P(ImapClientTest, NoIdWithoutTheCapabilityOrWhenDisabled) {
+  create({.id = kIdFields});
+  feed("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n");
+  EXPECT_EQ(rec_.sent, std::vector<std::string>{"P1 AUTHENTICATE PLAIN " + kPlainIr + "\r\n"});
+  rec_.sent.clear();
+  create();  // no fields: send_client_address = false
+  feed("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready\r\n");
+  EXPECT_EQ(rec_.sent, std::vector<std::string>{"P1 AUTHENTICATE PLAIN " + kPlainIr + "\r\n"});
+}
+
+TEST_P(ImapClientTest, RefusedIdStillLogsIn) {
+  for (std::string_view refusal : {"P1 NO not from you\r\n", "P1 BAD what is ID\r\n"}) {
+    rec_.events.clear();
+    create({.login = UpstreamLogin::Login, .id = kIdFields});
+    feed("* OK [CAPABILITY IMAP4rev1 ID] ready\r\n");
+    EXPECT_EQ(rec_.last(), "P2 LOGIN alice \"pa ss\\\"word\"\r\n");
+    feed(refusal);
+    EXPECT_TRUE(rec_.events.empty());
+    feed("P2 OK [CAPABILITY IMAP4rev1] done\r\n");
+    EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"}) << refusal;
+  }
+}
+
+// --- long credentials (OAuth2 tokens, generated passwords) -------------------------------------
+
+TEST_P(ImapClientTest, LongPasswordWithLoginUsesAuthenticatePlainWhenOffered) {
+  // Dovecot answers a LOGIN over about 1 KB, literal or not, with "* BYE Input buffer full".
+  const std::string password(1200, 'k');
+  client_.emplace(ImapClientOptions{.login = UpstreamLogin::Login}, rec_, rec_);
+  client_->connected("alice", password);
+  feed("* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE PLAIN\r\n");
+  feed("+ \r\n");
+  EXPECT_EQ(rec_.last(), base64Encode(std::string("\0alice\0", 7) + password) + "\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+TEST_P(ImapClientTest, LongPasswordWithoutAuthPlainGoesAsALiteral) {
+  const std::string password(1200, 'k');
+  client_.emplace(ImapClientOptions{.login = UpstreamLogin::Auto}, rec_, rec_);
+  client_->connected("alice", password);
+  feed("* OK [CAPABILITY IMAP4rev1] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 LOGIN alice {1200}\r\n");
+  feed("+ go ahead\r\n");
+  EXPECT_EQ(rec_.last(), password + "\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+
+  rec_.events.clear();
+  client_.emplace(ImapClientOptions{.login = UpstreamLogin::Login}, rec_, rec_);
+  client_->connected("alice", password);
+  feed("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 LOGIN alice {1200+}\r\n" + password + "\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+TEST_P(ImapClientTest, LongInitialResponseWaitsForTheContinuationDespiteSaslIr) {
+  const std::string password(4000, 'k');
+  client_.emplace(ImapClientOptions{}, rec_, rec_);
+  client_->connected("alice", password);
+  feed("* OK [CAPABILITY " + std::string(kCaps) + "] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE PLAIN\r\n");
+  feed("+ \r\n");
+  EXPECT_EQ(rec_.last(), base64Encode(std::string("\0alice\0", 7) + password) + "\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
 INSTANTIATE_TEST_SUITE_P(Split, ImapClientTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("ByteByByte") : std::string("Whole");
