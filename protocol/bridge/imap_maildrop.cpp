@@ -571,6 +571,12 @@ void ImapMaildrop::windowCompleted(const ImapEvent& tagged) {
 // --- UPDATE --------------------------------------------------------------------
 
 void ImapMaildrop::update(std::span<const std::size_t> indexes) {
+  if (op_ == Op::Closed && indexes.empty()) {
+    // The upstream went away after the session was served, and nothing was
+    // marked: there is nothing QUIT could fail to apply.
+    events_->onUpdated(0);
+    return;
+  }
   if (op_ != Op::Open ||
       std::any_of(indexes.begin(), indexes.end(), [&](std::size_t i) { return i >= uids_.size(); })) {
     events_->onUpdateFailed({RespCode::SysTemp,

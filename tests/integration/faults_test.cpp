@@ -84,7 +84,7 @@ class FaultsTest : public ::testing::Test {
     for (std::uint32_t i = 0; i < 5; ++i) {
       std::string bytes = i == 0 && firstBytes != 0 ? bigMessage(firstBytes)
                                                     : simpleMessage(static_cast<int>(i) + 1, 3000);
-      s.messages.push_back({kFirstUid + i, bytes, ""});
+      s.messages.push_back({kFirstUid + i, bytes, "", {}});
     }
     return s;
   }

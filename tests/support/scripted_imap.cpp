@@ -103,6 +103,10 @@ struct ScriptedImapPeer::Connection {
   std::string input;
   bool closed = false;  // guarded by the peer's mutex_
   bool stalled = false;
+  int number = 0;  // 1 = the first accepted
+  // UIDs another client "expunged" (Substitute): not yet reported, and reported by a NOOP.
+  std::set<std::uint32_t> expungedUnseen;
+  std::set<std::uint32_t> expungedSeen;
 
   ~Connection() {
     if (fd >= 0) ::close(fd);
@@ -232,16 +236,22 @@ void ScriptedImapPeer::acceptLoop() {
     std::lock_guard lock(mutex_);
     if (stopping_) return;  // the Connection closes fd
     ++accepted_;
+    connection->number = accepted_;
     connections_.push_back(connection);
     threads_.emplace_back([this, connection] { serve(connection); });
     changed_.notify_all();
   }
 }
 
-const ScriptedImapPeer::Reaction& ScriptedImapPeer::reactionFor(Step step) const {
+const ScriptedImapPeer::Reaction& ScriptedImapPeer::reactionFor(Step step, int connection) const {
   static const Reaction kNormal;
   auto it = script_.reactions.find(step);
-  return it == script_.reactions.end() ? kNormal : it->second;
+  if (it == script_.reactions.end()) return kNormal;
+  const std::vector<int>& only = it->second.connections;
+  if (!only.empty() && std::find(only.begin(), only.end(), connection) == only.end()) {
+    return kNormal;
+  }
+  return it->second;
 }
 
 void ScriptedImapPeer::record(std::string command) {
@@ -276,7 +286,7 @@ void ScriptedImapPeer::converse(Connection& c) {
 
   // Returns false when the connection is over (closed by the script or write failed).
   auto react = [&](Step step, const std::string& tag, const std::string& normal) -> bool {
-    const Reaction& reaction = reactionFor(step);
+    const Reaction& reaction = reactionFor(step, c.number);
     for (const std::string& line : reaction.untaggedBefore) {
       if (!c.send(line + "\r\n")) return false;
     }
@@ -365,14 +375,32 @@ void ScriptedImapPeer::converse(Connection& c) {
           std::uint32_t key = verb == "FETCH" ? static_cast<std::uint32_t>(i + 1) : m.uid;
           if (!inSet(set, key, star)) continue;
           reply += "* " + std::to_string(i + 1) + " FETCH (UID " + std::to_string(m.uid) +
-                   " RFC822.SIZE " + std::to_string(m.bytes.size()) + " FLAGS (" + m.flags +
-                   "))\r\n";
+                   " RFC822.SIZE " + std::to_string(m.reportedSize.value_or(m.bytes.size())) +
+                   " FLAGS (" + m.flags + "))\r\n";
         }
         open = react(Step::Snapshot, tag, reply + tag + " OK Fetch completed.\r\n");
         continue;
       }
-      // One body.
       std::uint32_t uid = static_cast<std::uint32_t>(std::stoul(set));
+      // The sequence number of `uid` in this connection's view, or 0 when it is not there.
+      auto sequenceOf = [&](std::uint32_t wanted) -> std::uint32_t {
+        std::uint32_t seq = 0;
+        for (const Message& m : messages) {
+          if (c.expungedSeen.count(m.uid) != 0) continue;
+          ++seq;
+          if (m.uid == wanted) return seq;
+        }
+        return 0;
+      };
+      if (items == "(UID)") {
+        std::string reply;
+        if (std::uint32_t seq = sequenceOf(uid); seq != 0) {
+          reply = "* " + std::to_string(seq) + " FETCH (UID " + std::to_string(uid) + ")\r\n";
+        }
+        open = c.send(reply + tag + " OK Fetch completed.\r\n");
+        continue;
+      }
+      // One body.
       std::size_t index = 0;
       while (index < messages.size() && messages[index].uid != uid) ++index;
       std::string section;
@@ -381,7 +409,7 @@ void ScriptedImapPeer::converse(Connection& c) {
       if (open_bracket != std::string::npos && close_bracket != std::string::npos) {
         section = items.substr(open_bracket + 1, close_bracket - open_bracket - 1);
       }
-      const Reaction& reaction = reactionFor(Step::Body);
+      const Reaction& reaction = reactionFor(Step::Body, c.number);
       using Kind = Reaction::Kind;
       if (reaction.kind == Kind::WrongMessage && index + 1 < messages.size()) ++index;
       if (index >= messages.size() || reaction.kind == Kind::Vanished) {
@@ -401,6 +429,16 @@ void ScriptedImapPeer::converse(Connection& c) {
                          " BODY[" + section + "] {" + std::to_string(body.size()) + "}\r\n";
       std::string tail = ")\r\n" + tag + " OK Fetch completed.\r\n";
       switch (reaction.kind) {
+        case Kind::BrokenLiteral:
+          open = c.send(head + tail);
+          c.stalled = true;
+          break;
+        case Kind::Substitute:
+          c.expungedUnseen.insert(m.uid);
+          open = c.send("* " + std::to_string(index + 1) + " FETCH (UID " + std::to_string(m.uid) +
+                        " BODY[" + section + "] {" + std::to_string(reaction.text.size()) +
+                        "}\r\n" + reaction.text + tail);
+          break;
         case Kind::CloseMidLiteral:
         case Kind::ByeMidLiteral:
         case Kind::StallMidLiteral: {
@@ -435,11 +473,23 @@ void ScriptedImapPeer::converse(Connection& c) {
       open = react(Step::Copy, tag, tag + " OK Copy completed.\r\n");
     } else if (verb == "NOOP") {
       record(verb);
-      open = c.send(tag + " OK NOOP completed.\r\n");
+      std::string reply;
+      for (std::uint32_t uid : c.expungedUnseen) {
+        std::uint32_t seq = 0;
+        for (const Message& m : messages) {
+          if (c.expungedSeen.count(m.uid) != 0) continue;
+          ++seq;
+          if (m.uid == uid) break;
+        }
+        reply += "* " + std::to_string(seq) + " EXPUNGE\r\n";
+        c.expungedSeen.insert(uid);
+      }
+      c.expungedUnseen.clear();
+      open = c.send(reply + tag + " OK NOOP completed.\r\n");
     } else if (verb == "LOGOUT") {
       record(verb);
       open = react(Step::Logout, tag, "* BYE Logging out\r\n" + tag + " OK Logout completed.\r\n");
-      if (open && reactionFor(Step::Logout).kind != Reaction::Kind::Stall) open = false;
+      if (open && reactionFor(Step::Logout, c.number).kind != Reaction::Kind::Stall) open = false;
     } else {
       record(command->substr(tag.size() + 1));
       open = c.send(tag + " BAD Command not supported by the scripted peer.\r\n");
@@ -551,6 +601,10 @@ const char* toString(ScriptedImapPeer::Reaction::Kind kind) {
       return "WrongMessage";
     case Kind::Vanished:
       return "Vanished";
+    case Kind::BrokenLiteral:
+      return "BrokenLiteral";
+    case Kind::Substitute:
+      return "Substitute";
   }
   return "?";
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -21,7 +22,9 @@
 // thread. Each connection greets, then answers CAPABILITY, LOGIN, AUTHENTICATE PLAIN (with or
 // without SASL-IR), SELECT/EXAMINE, the snapshot fetch (UID FETCH 1:* or FETCH n:* of UID,
 // RFC822.SIZE and FLAGS), UID FETCH of one body (BODY[], BODY.PEEK[], BODY.PEEK[HEADER]),
-// UID STORE, UID EXPUNGE, UID MOVE, UID COPY, NOOP and LOGOUT from the Script, and "BAD" to
+// UID FETCH n (UID) (whether a message still exists), UID STORE, UID EXPUNGE, UID MOVE, UID COPY,
+// NOOP (which reports messages a Substitute reaction expunged) and LOGOUT from the Script, and
+// "BAD" to
 // anything else. Synchronizing literals get a "+" continuation. Every command is recorded
 // without its tag (LOGIN and AUTHENTICATE without their credentials), so tests can check exactly
 // what popbridge sent.
@@ -55,12 +58,20 @@ class ScriptedImapPeer {
       StallMidLiteral,  // Body: send `literalBytes` of the literal, then nothing
       WrongMessage,     // Body: answer with the next message's UID and body, then tagged OK
       Vanished,         // Body: "* n EXPUNGE" and a tagged OK without data (as Dovecot does)
+      // Body: the header of the literal, then ")" CRLF and the tagged OK inside it, then nothing
+      // (GNU Mailutils imap4d when another session changed the maildir).
+      BrokenLiteral,
+      // Body: `text` instead of the message, tagged OK, and the message counts as expunged by
+      // another client: the next NOOP reports its EXPUNGE (Courier IMAP's placeholder).
+      Substitute,
     };
     Kind kind = Kind::Normal;
     std::string text;
     std::size_t literalBytes = 0;
     // Sent before the answer (without CRLF), e.g. "* OK [UIDVALIDITY 7] changed".
     std::vector<std::string> untaggedBefore;
+    // The connections (1 = the first accepted) this reaction applies to; empty: all of them.
+    std::vector<int> connections;
 
     static Reaction of(Kind kind) {
       Reaction reaction;
@@ -73,6 +84,8 @@ class ScriptedImapPeer {
     std::uint32_t uid = 0;
     std::string bytes;
     std::string flags;  // inside the parentheses, e.g. "\\Seen"
+    // RFC822.SIZE in the snapshot when it is not the true size (Exchange's estimates).
+    std::optional<std::size_t> reportedSize;
   };
 
   struct Script {
@@ -120,7 +133,7 @@ class ScriptedImapPeer {
   void converse(Connection& connection);
   void record(std::string command);
   void markClosed(Connection& connection);
-  const Reaction& reactionFor(Step step) const;
+  const Reaction& reactionFor(Step step, int connection) const;
 
   Script script_;
   int listenFd_ = -1;

@@ -44,6 +44,9 @@ TEST_F(BrokenBodyTest, ALiteralThatNeverComesGivesSysTempAtOnce) {
   // Later commands answer at once instead of waiting on a dead upstream.
   client("RETR 2\r\n");
   EXPECT_EQ(sink_.takeClient(), "-ERR [SYS/TEMP] Upstream connection lost, try again later.\r\n");
+  // Nothing was marked: QUIT has nothing it could fail to apply.
+  client("QUIT\r\n");
+  EXPECT_EQ(sink_.takeClient(), "+OK Logging out.\r\n");
 }
 
 TEST_F(BrokenBodyTest, TheOkWaitsForTheFirstBytesOfTheLiteral) {
