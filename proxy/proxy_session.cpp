@@ -1,6 +1,8 @@
 #include "proxy/proxy_session.h"
 
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "config/password.h"
 #include "protocol/text.h"
@@ -8,9 +10,36 @@
 namespace popbridge::proxy {
 namespace {
 
+// One end of the client's TCP connection: address without brackets, port.
+bool socketEnd(const sockaddr_storage& storage, std::string& ip, std::uint16_t& port) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (uv_ip_name(reinterpret_cast<const sockaddr*>(&storage), text, sizeof text) != 0) return false;
+  ip = text;
+  port = ntohs(storage.ss_family == AF_INET6
+                   ? reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port
+                   : reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  return true;
+}
+
+std::optional<protocol::ClientEndpoints> clientEndpoints(uv_tcp_t* tcp) {
+  sockaddr_storage peer{};
+  sockaddr_storage local{};
+  int peerLength = sizeof peer;
+  int localLength = sizeof local;
+  protocol::ClientEndpoints e;
+  if (tcp == nullptr ||
+      uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &peerLength) != 0 ||
+      uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&local), &localLength) != 0 ||
+      !socketEnd(peer, e.clientIp, e.clientPort) || !socketEnd(local, e.localIp, e.localPort)) {
+    return std::nullopt;
+  }
+  return e;
+}
+
 protocol::SessionOptions makeOptions(const config::Config& config,
-                                     const config::ListenerConfig& listener) {
+                                     const config::ListenerConfig& listener, uv_tcp_t* client) {
   protocol::SessionOptions options;
+  if (config.upstream.sendClientAddress) options.forwardClient = clientEndpoints(client);
   options.tlsActive = listener.tls == config::ListenerTls::Implicit;
   options.stlsAvailable = listener.tls == config::ListenerTls::StartTls;
   options.allowPlaintextAuth = listener.allowPlaintextAuth;
@@ -26,9 +55,15 @@ protocol::SessionOptions makeOptions(const config::Config& config,
 // A password check on libuv's thread pool: argon2 takes tens of milliseconds
 // of CPU, which must not stall every other session on the loop.
 struct ProxySession::VerifyJob {
+  VerifyJob() = default;
+  VerifyJob(const VerifyJob&) = delete;
+  VerifyJob& operator=(const VerifyJob&) = delete;
+  ~VerifyJob() { protocol::secureWipe(password); }
+
   uv_work_t request{};
   std::weak_ptr<bool> alive;
   ProxySession* session = nullptr;
+  LoginGuard* guard = nullptr;  // outlives every loop; the slot goes back to it
   const config::AccountConfig* account = nullptr;
   std::string password;
   bool ok = false;
@@ -42,7 +77,9 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
       id_(id),
       onDone_(std::move(onDone)),
       started_(std::chrono::steady_clock::now()),
-      session_(makeOptions(*env.config, *listener.config), *this),
+      session_(makeOptions(*env.config, *listener.config,
+                           client.initialised() ? client.get() : nullptr),
+               *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),
       delayTimer_(env.loop) {
@@ -53,16 +90,18 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
   options.handshakeTimeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(listener_.config->handshakeTimeout);
   Stream::Callbacks callbacks;
-  callbacks.onData = [this](std::string_view data) { onClientData(data); };
-  callbacks.onDrain = [this] { onClientDrain(); };
-  callbacks.onTlsReady = [this] { onClientTlsReady(); };
-  callbacks.onClose = [this](std::string_view reason) { onClientClosed(reason); };
+  callbacks.onData = guard([this](std::string_view data) { onClientData(data); });
+  callbacks.onDrain = guard([this] { onClientDrain(); });
+  callbacks.onTlsReady = guard([this] { onClientTlsReady(); });
+  callbacks.onClose = guard([this](std::string_view reason) { onClientClosed(reason); });
   client_ = std::make_unique<Stream>(env_.loop, std::move(client), options, std::move(callbacks));
   clientAddress_ = client_->peerAddress();
 }
 
 ProxySession::~ProxySession() {
   *alive_ = false;
+  if (env_.loginGate) env_.loginGate->cancel(id_);
+  protocol::secureWipe(heldPassword_);
 }
 
 std::string ProxySession::clientIp() const {
@@ -75,9 +114,17 @@ std::string ProxySession::clientIp() const {
 }
 
 void ProxySession::start() {
+  guarded([this] { startGuarded(); });
+}
+
+void ProxySession::startGuarded() {
   logAt(LogLevel::Info, "session start on " + listener_.config->address +
                             " (tls=" + std::string(config::toString(listener_.config->tls)) + ")");
   touchIdle();
+  // From accept, so a client stalling in the TLS handshake is covered too.
+  loginTimer_.start(
+      std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.loginTimeout),
+      guard([this] { onLoginTimeout(); }));
   if (listener_.config->tls == config::ListenerTls::Implicit) {
     client_->startTlsServer(listener_.tls->get());
   } else {
@@ -126,8 +173,14 @@ void ProxySession::pumpClient() {
     offset += consumed;
   }
   clientInput_.erase(0, offset);
+  noteLoginProgress();
   if (session_.closed()) return;
-  bool wantPause = !clientInput_.empty() || client_->aboveHighWatermark();
+  // While a login waits (throttle, queue, check), reading goes on up to one read buffer of
+  // pipelined input, so that a client hanging up is noticed and its check skipped.
+  bool readDuringLogin = session_.state() == protocol::Pop3Session::State::LoggingIn &&
+                         clientInput_.size() < env_.config->server.bufferSize;
+  bool wantPause =
+      (!clientInput_.empty() && !readDuringLogin) || client_->aboveHighWatermark();
   if (wantPause && !clientPaused_) {
     client_->pauseReading();
     clientPaused_ = true;
@@ -161,6 +214,14 @@ void ProxySession::onClientTlsReady() {
 
 void ProxySession::onClientClosed(std::string_view reason) {
   if (endReason_.empty()) endReason_ = reason;
+  if (loginPending_ && !session_.closed() && env_.loginGate) {
+    loginPending_ = false;
+    unsigned failures =
+        env_.loginGate->guard().recordFailure(clientIp(), std::chrono::steady_clock::now());
+    logAt(LogLevel::Info, "login abandoned: the client left before its answer (" +
+                              std::to_string(failures) + " failed or abandoned logins from " +
+                              clientIp() + ")");
+  }
   auto alive = alive_;
   session_.onClientClosed(reason);
   if (!*alive) return;
@@ -191,18 +252,54 @@ void ProxySession::closeClient(std::string_view reason) {
 }
 
 void ProxySession::startAuthDelay() {
+  // Only a rejected login gets here (outages answer at once), local or upstream.
+  if (loginPending_ && env_.loginGate) {
+    loginPending_ = false;
+    unsigned failures =
+        env_.loginGate->guard().recordFailure(clientIp(), std::chrono::steady_clock::now());
+    logAt(LogLevel::Debug, "login failed (" + std::to_string(failures) +
+                               " failed or abandoned logins from " + clientIp() + ")");
+  }
   delayTimer_.start(
       std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.authFailureDelay),
-      [this] {
+      guard([this] {
         auto alive = alive_;
         session_.onDelayElapsed();
         if (*alive) pumpClient();
-      });
+      }));
 }
 
 // --- credentials ---------------------------------------------------------------
 
 void ProxySession::resolveCredentials(std::string_view user, std::string_view password) {
+  loginPending_ = true;
+  if (env_.loginGate) {
+    std::string ip = clientIp();
+    LoginGuard::Throttle throttle =
+        env_.loginGate->guard().throttle(ip, std::chrono::steady_clock::now());
+    if (throttle.delay.count() > 0) {
+      logAt(LogLevel::Info, "login throttled: " + std::to_string(throttle.failures) +
+                                " failed or abandoned logins from " + ip + "; checking in " +
+                                std::to_string(throttle.delay.count()) + " ms");
+      heldUser_ = std::string(user);
+      heldPassword_ = std::string(password);
+      delayTimer_.start(throttle.delay, guard([this] {
+        auto alive = alive_;
+        // Copied, not moved: a moved short string leaves its bytes behind, unwiped.
+        std::string heldUser = std::exchange(heldUser_, {});
+        std::string heldPassword = heldPassword_;
+        protocol::secureWipe(heldPassword_);
+        checkCredentials(heldUser, heldPassword);
+        protocol::secureWipe(heldPassword);
+        if (*alive) pumpClient();
+      }));
+      return;
+    }
+  }
+  checkCredentials(user, password);
+}
+
+void ProxySession::checkCredentials(std::string_view user, std::string_view password) {
   const config::Config& config = *env_.config;
   if (config.accounts.empty()) {
     protocol::UpstreamCredentials credentials;
@@ -211,13 +308,39 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
     session_.onCredentials(std::move(credentials));
     return;
   }
-  const config::AccountConfig* account = config.findAccount(user);
   auto job = std::make_unique<VerifyJob>();
   job->alive = alive_;
   job->session = this;
-  job->account = account;
+  job->guard = env_.loginGate ? &env_.loginGate->guard() : nullptr;
+  job->account = config.findAccount(user);
   job->password = std::string(password);
   job->request.data = job.get();
+  queuedJob_ = std::move(job);
+  if (!env_.loginGate) return startVerify();
+  switch (env_.loginGate->requestCheck(id_, guard([this] { startVerify(); }))) {
+    case LoginGuard::Admission::Run:
+      return startVerify();
+    case LoginGuard::Admission::Queued:
+      logAt(LogLevel::Debug, "password check queued");
+      return;
+    case LoginGuard::Admission::Refused:
+      queuedJob_.reset();
+      loginPending_ = false;
+      logAt(LogLevel::Warn, "password check refused: " +
+                                std::to_string(config.server.maxPasswordChecks) + " running and " +
+                                std::to_string(config.server.passwordCheckQueue) +
+                                " waiting (max_password_checks, password_check_queue)");
+      endBeforeLogin("Too many logins in progress, try again later.", protocol::RespCode::SysTemp,
+                     "password checks busy");
+      return;
+  }
+}
+
+// Holds a check slot (or there is no gate): the slot is handed back when the job ends.
+void ProxySession::startVerify() {
+  std::unique_ptr<VerifyJob> job = std::move(queuedJob_);
+  if (!job) return;
+  logAt(LogLevel::Debug, "password check started");
   int rc = uv_queue_work(
       env_.loop, &job->request,
       [](uv_work_t* request) {
@@ -232,25 +355,71 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
       },
       [](uv_work_t* request, int status) {
         std::unique_ptr<VerifyJob> work(static_cast<VerifyJob*>(request->data));
+        if (work->guard) work->guard->releaseCheck();
         auto alive = work->alive.lock();
         if (!alive || !*alive) return;
         ProxySession& self = *work->session;
-        if (status != 0 || !work->ok) {
-          self.session_.onCredentials(std::nullopt);
-        } else {
-          protocol::UpstreamCredentials credentials;
-          credentials.user = work->account->upstreamUser;
-          credentials.password = work->account->upstreamPassword;
-          credentials.mailbox = work->account->mailbox;
-          self.session_.onCredentials(std::move(credentials));
-        }
-        if (*alive) self.pumpClient();
+        self.guarded([&] {
+          if (status != 0 || !work->ok) {
+            self.session_.onCredentials(std::nullopt);
+          } else {
+            protocol::UpstreamCredentials credentials;
+            credentials.user = work->account->upstreamUser;
+            credentials.password = work->account->upstreamPassword;
+            credentials.mailbox = work->account->mailbox;
+            self.session_.onCredentials(std::move(credentials));
+          }
+          if (*alive) self.pumpClient();
+        });
       });
   if (rc != 0) {
+    if (job->guard) job->guard->releaseCheck();
     session_.onCredentials(std::nullopt);
     return;
   }
   job.release();  // owned by the after-work callback now
+}
+
+// Called after every event: a login ends in TRANSACTION, or back in AUTHORIZATION without a
+// rejection (an outage, answered at once), which is no failure of the client's.
+void ProxySession::noteLoginProgress() {
+  if (loggedIn_) return;
+  auto state = session_.state();
+  if (state == protocol::Pop3Session::State::Transaction) {
+    loggedIn_ = true;
+    loginTimer_.stop();
+    if (loginPending_ && env_.loginGate) env_.loginGate->guard().recordSuccess(clientIp());
+    loginPending_ = false;
+  } else if (state != protocol::Pop3Session::State::LoggingIn) {
+    loginPending_ = false;
+  }
+}
+
+void ProxySession::onLoginTimeout() {
+  if (done_ || loggedIn_) return;
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(env_.config->server.loginTimeout);
+  logAt(LogLevel::Info,
+        "login timeout: not logged in after " + std::to_string(seconds.count()) + "s, closing");
+  loginPending_ = false;
+  if (!greeted_) {
+    // Still in the implicit-TLS handshake: there is no POP3 conversation to answer in.
+    if (client_) client_->close("login timeout");
+    return;
+  }
+  endBeforeLogin("Login timeout, closing connection.", protocol::RespCode::None, "login timeout");
+}
+
+void ProxySession::endBeforeLogin(std::string_view text, protocol::RespCode code,
+                                  std::string_view reason) {
+  auto state = session_.state();
+  if (state != protocol::Pop3Session::State::Authorization &&
+      state != protocol::Pop3Session::State::LoggingIn) {
+    return;
+  }
+  sendToClient(protocol::errReply(text, code));
+  // The session's "connection over" input: it ends the session (dropping a login in progress)
+  // and closes the client after flushing the line above.
+  session_.onClientClosed(reason);
 }
 
 // --- upstream side -------------------------------------------------------------
@@ -263,9 +432,9 @@ void ProxySession::connectUpstream() {
   connector_->connect(
       upstream.host, upstream.port,
       std::chrono::duration_cast<std::chrono::milliseconds>(upstream.connectTimeout),
-      [this](UvHandle<uv_tcp_t> tcp, std::string error) {
+      guard([this](UvHandle<uv_tcp_t> tcp, std::string error) {
         onConnected(std::move(tcp), std::move(error));
-      });
+      }));
 }
 
 void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
@@ -283,12 +452,12 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
       std::chrono::duration_cast<std::chrono::milliseconds>(config.upstream.connectTimeout);
   std::uint64_t generation = ++upstreamGeneration_;
   Stream::Callbacks callbacks;
-  callbacks.onData = [this](std::string_view data) { onUpstreamData(data); };
+  callbacks.onData = guard([this](std::string_view data) { onUpstreamData(data); });
   callbacks.onDrain = [] {};
-  callbacks.onTlsReady = [this] { onUpstreamTlsReady(); };
-  callbacks.onClose = [this, generation](std::string_view reason) {
+  callbacks.onTlsReady = guard([this] { onUpstreamTlsReady(); });
+  callbacks.onClose = guard([this, generation](std::string_view reason) {
     onUpstreamClosed(reason, generation);
-  };
+  });
   upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options, std::move(callbacks));
   upstreamPaused_ = false;
   if (config.upstream.tls == config::UpstreamTls::Implicit) {
@@ -368,10 +537,10 @@ void ProxySession::touchIdle() {
   if (done_) return;
   idleTimer_.start(
       std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.idleTimeout),
-      [this] {
+      guard([this] {
         logAt(LogLevel::Info, "idle timeout");
         session_.onIdleTimeout();
-      });
+      }));
 }
 
 void ProxySession::updateTimers() {
@@ -385,15 +554,32 @@ void ProxySession::updateTimers() {
   }
   const auto& upstream = env_.config->upstream;
   auto timeout = session_.awaitingGreeting() ? upstream.connectTimeout : upstream.commandTimeout;
-  commandTimer_.start(std::chrono::duration_cast<std::chrono::milliseconds>(timeout), [this] {
-    logAt(LogLevel::Warn, "upstream command timed out");
-    auto alive = alive_;
-    session_.onUpstreamTimeout();
-    if (*alive) pumpClient();
-  });
+  commandTimer_.start(std::chrono::duration_cast<std::chrono::milliseconds>(timeout), guard([this] {
+                        logAt(LogLevel::Warn, "upstream command timed out");
+                        auto alive = alive_;
+                        session_.onUpstreamTimeout();
+                        if (*alive) pumpClient();
+                      }));
 }
 
 // --- end -----------------------------------------------------------------------
+
+void ProxySession::failInternal(const char* what) noexcept {
+  try {
+    logAt(LogLevel::Error,
+          std::string("internal error, ending this session; nothing it marked is deleted: ") + what);
+    if (endReason_.empty()) endReason_ = "internal error";
+    if (done_) return;
+    closeUpstream();
+    if (client_ && !client_->closing()) {
+      client_->close("internal error");  // its onClose ends the session
+      return;
+    }
+    markDone();
+  } catch (...) {
+    // Nothing more can be done for this session; the process and the other sessions go on.
+  }
+}
 
 void ProxySession::markDone() {
   if (done_) return;
@@ -401,7 +587,14 @@ void ProxySession::markDone() {
   idleTimer_.stop();
   commandTimer_.stop();
   delayTimer_.stop();
+  loginTimer_.stop();
   connector_.reset();
+  // A check still waiting for a slot is never run for a client that is gone.
+  if (env_.loginGate && env_.loginGate->cancel(id_)) {
+    logAt(LogLevel::Debug, "queued password check skipped: the client is gone");
+  }
+  queuedJob_.reset();
+  protocol::secureWipe(heldPassword_);
   const auto& stats = session_.stats();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)

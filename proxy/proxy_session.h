@@ -12,6 +12,7 @@
 #include "protocol/bridge/session.h"
 #include "proxy/connector.h"
 #include "proxy/log.h"
+#include "proxy/login_guard.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
@@ -29,6 +30,7 @@ struct SessionEnvironment {
   uv_loop_t* loop = nullptr;
   const config::Config* config = nullptr;
   const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
+  LoginGate* loginGate = nullptr;                 // this loop's share of the process's LoginGuard
 };
 
 // Glue between two Streams and one protocol::Pop3Session: turns the
@@ -66,6 +68,7 @@ class ProxySession : public protocol::SessionSink {
  private:
   struct VerifyJob;
 
+  void startGuarded();
   void onClientData(std::string_view data);
   void onClientDrain();
   void onClientTlsReady();
@@ -74,11 +77,38 @@ class ProxySession : public protocol::SessionSink {
   void onUpstreamTlsReady();
   void onUpstreamClosed(std::string_view reason, std::uint64_t generation);
   void onConnected(UvHandle<uv_tcp_t> tcp, std::string error);
+  void checkCredentials(std::string_view user, std::string_view password);
+  void startVerify();
+  void noteLoginProgress();
+  void onLoginTimeout();
+  void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
   void pumpClient();
   void updateTimers();
   void touchIdle();
   void logAt(LogLevel level, std::string_view message);
   void markDone();
+
+  // Every entry from libuv goes through here: an exception from this session's code (a
+  // std::bad_alloc, say) ends this session alone, with nothing it marked deleted, instead of
+  // reaching libuv, where it would end the process and every other session with it.
+  template <typename Body>
+  void guarded(Body&& body) noexcept {
+    try {
+      body();
+    } catch (const std::exception& error) {
+      failInternal(error.what());
+    } catch (...) {
+      failInternal("unknown exception");
+    }
+  }
+  // `callback` wrapped for a libuv callback: see guarded().
+  template <typename Callback>
+  auto guard(Callback callback) {
+    return [this, callback = std::move(callback)](auto&&... args) {
+      guarded([&] { callback(std::forward<decltype(args)>(args)...); });
+    };
+  }
+  void failInternal(const char* what) noexcept;
 
   SessionEnvironment env_;
   ListenerRuntime listener_;
@@ -103,9 +133,18 @@ class ProxySession : public protocol::SessionSink {
   bool done_ = false;
   std::string endReason_;
 
+  // A PASS/AUTH waiting for its answer (throttle, queue, check, upstream login): a client that
+  // hangs up meanwhile abandoned it, which counts against its IP like a failure.
+  bool loginPending_ = false;
+  bool loggedIn_ = false;
+  std::string heldUser_;      // during the throttle wait
+  std::string heldPassword_;  // during the throttle wait; wiped
+  std::unique_ptr<VerifyJob> queuedJob_;  // waiting for a password-check slot
+
   Timer idleTimer_;
   Timer commandTimer_;
-  Timer delayTimer_;
+  Timer delayTimer_;  // the failed-login delay, or the per-IP throttle before a check
+  Timer loginTimer_{env_.loop};  // env_ is initialised first: it is declared first
 };
 
 }  // namespace popbridge::proxy

@@ -51,11 +51,13 @@ std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std:
       continue;
     }
     auto context = TlsServerContext::create(listener.certificate, listener.privateKey,
-                                            listener.minTlsVersion, error);
+                                            listener.minTlsVersion, error, listener.ciphers);
     if (!context) {
       error = "listener " + listener.address + ": " + error;
       return nullptr;
     }
+    // What a client can negotiate is otherwise invisible until one fails to.
+    logLine(LogLevel::Info, "listener " + listener.address + " accepts " + context->policy());
     contexts->listeners.push_back(std::move(context));
   }
   if (config.upstream.tls != config::UpstreamTls::None) {
@@ -88,12 +90,14 @@ std::string peerIp(uv_tcp_t* tcp) {
 }  // namespace
 
 Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
-               std::atomic<std::uint64_t>& nextSessionId, unsigned index)
+               LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index)
     : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
+  loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
   env_.loop = &loop_;
   env_.config = &config_;
   env_.upstreamTls = tls_.upstream.get();
+  env_.loginGate = loginGate_.get();
   wake_ = UvHandle<uv_async_t>::allocate();
   uv_async_init(&loop_, wake_.get(), [](uv_async_t* handle) noexcept {
     auto* self = static_cast<Worker*>(handle->data);
@@ -105,6 +109,9 @@ Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionL
 
 Worker::~Worker() {
   sessions_.clear();
+  // Its async handle must be closed while the loop runs once more below; the object stays for
+  // password checks still finishing in that run.
+  loginGate_->close();
   listeners_.clear();
   wake_.reset();
   sigint_.reset();
@@ -194,12 +201,22 @@ void Worker::accept(Listener& listener) {
       break;
   }
   std::uint64_t id = nextSessionId_.fetch_add(1);
-  auto session = std::make_unique<ProxySession>(env_, listener.runtime, id, std::move(tcp),
-                                                [this](ProxySession& done) { sessionDone(done); });
-  ProxySession* raw = session.get();
-  sessions_.emplace(id, std::move(session));
-  sessionIps_.emplace(id, std::move(ip));
-  raw->start();
+  ProxySession* raw = nullptr;
+  try {
+    auto session = std::make_unique<ProxySession>(
+        env_, listener.runtime, id, std::move(tcp),
+        [this](ProxySession& done) { sessionDone(done); });
+    raw = session.get();
+    sessionIps_.emplace(id, ip);
+    sessions_.emplace(id, std::move(session));
+  } catch (const std::exception& error) {
+    // This runs in a libuv callback: one connection that cannot start must not end the process.
+    logLine(LogLevel::Error, std::string("cannot start a session: ") + error.what());
+    sessionIps_.erase(id);
+    limits_.release(ip);
+    return;  // UvHandle closes the socket
+  }
+  raw->start();  // guarded: an exception ends that session alone
 }
 
 void Worker::reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why) {
@@ -285,6 +302,7 @@ void Worker::beginShutdown() {
 
 void Worker::finishShutdown() {
   // Closing the last handles lets uv_run return.
+  loginGate_->close();
   wake_.reset();
   reapTimer_.reset();
   shutdownTimer_.reset();
@@ -334,11 +352,12 @@ int runServer(const config::Config& config) {
   unsigned workers = config.server.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
+  LoginGuard loginGuard(LoginGuard::limitsFrom(config.server));
   std::atomic<std::uint64_t> nextId{1};
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(config, *tls, limits, nextId, i));
+    pool.push_back(std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i));
     all.push_back(pool.back().get());
   }
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop

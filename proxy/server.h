@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/login_guard.h"
 #include "proxy/proxy_session.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
@@ -50,7 +51,7 @@ std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std:
 class Worker {
  public:
   Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
-         std::atomic<std::uint64_t>& nextSessionId, unsigned index);
+         LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -87,6 +88,7 @@ class Worker {
   unsigned index_;
   uv_loop_t loop_{};
   SessionEnvironment env_;
+  std::unique_ptr<LoginGate> loginGate_;  // outlives the sessions, which cancel their checks
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
   std::map<std::uint64_t, std::string> sessionIps_;
