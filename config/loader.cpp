@@ -150,6 +150,11 @@ void Loader::readServer(const TableReader& root, ServerConfig& server) {
   reader.readInteger("login_throttle_after", 0, 1000, server.loginThrottleAfter);
   reader.readDuration("login_throttle_max_delay", Duration::zero(), std::chrono::hours(1),
                       server.loginThrottleMaxDelay);
+  if (server.loginThrottleAfter != 0 && server.authFailureDelay == Duration::zero()) {
+    reader.warn("auth_failure_delay",
+                "0s also turns off the per-IP login throttle (login_throttle_after), which "
+                "doubles this delay");
+  }
   reader.readDuration("shutdown_timeout", Duration::zero(), std::chrono::hours(1),
                       server.shutdownTimeout);
   reader.readInteger("buffer_size", 4096, 16 * 1024 * 1024, server.bufferSize);

@@ -36,13 +36,10 @@ LoginGuard::Throttle LoginGuard::throttle(const std::string& ip, TimePoint now) 
   if (it == ips_.end()) return result;
   result.failures = it->second.failures;
   if (result.failures < limits_.throttleAfter) return result;
-  // Doubling per failure beyond the threshold; the cap also ends the loop long before overflow.
-  std::chrono::milliseconds delay = limits_.baseDelay;
-  for (unsigned extra = result.failures - limits_.throttleAfter;
-       extra > 0 && delay < limits_.maxDelay; --extra) {
-    delay *= 2;
-  }
-  result.delay = std::min(delay, limits_.maxDelay);
+  // Doubling per failure beyond the threshold, in closed form: no loop under the lock. The base
+  // is at most a minute (auth_failure_delay), so 2^20 times it cannot overflow.
+  unsigned extra = std::min(result.failures - limits_.throttleAfter, 20u);
+  result.delay = std::min(limits_.baseDelay * (std::int64_t{1} << extra), limits_.maxDelay);
   return result;
 }
 

@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include <openssl/rand.h>
+
 #include "config/password.h"
 #include "protocol/text.h"
 
@@ -36,9 +38,20 @@ std::optional<protocol::ClientEndpoints> clientEndpoints(uv_tcp_t* tcp) {
   return e;
 }
 
+// IMAP tags no one outside can predict: a message that starts with ")" CRLF
+// and a guessed tag would otherwise pass for a server's broken literal.
+std::string randomTagPrefix() {
+  std::uint8_t bytes[6];
+  RAND_bytes(bytes, sizeof bytes);
+  std::string prefix;
+  for (std::uint8_t b : bytes) prefix += static_cast<char>('A' + b % 26);
+  return prefix;
+}
+
 protocol::SessionOptions makeOptions(const config::Config& config,
                                      const config::ListenerConfig& listener, uv_tcp_t* client) {
   protocol::SessionOptions options;
+  options.upstreamTagPrefix = randomTagPrefix();
   if (config.upstream.sendClientAddress) options.forwardClient = clientEndpoints(client);
   options.tlsActive = listener.tls == config::ListenerTls::Implicit;
   options.stlsAvailable = listener.tls == config::ListenerTls::StartTls;
@@ -340,17 +353,28 @@ void ProxySession::checkCredentials(std::string_view user, std::string_view pass
 void ProxySession::startVerify() {
   std::unique_ptr<VerifyJob> job = std::move(queuedJob_);
   if (!job) return;
+  // Until uv_queue_work owns the job, an exception must still give the slot back.
+  struct SlotReturn {
+    VerifyJob* job;
+    ~SlotReturn() {
+      if (job != nullptr && job->guard != nullptr) job->guard->releaseCheck();
+    }
+  } slotReturn{job.get()};
   logAt(LogLevel::Debug, "password check started");
   int rc = uv_queue_work(
       env_.loop, &job->request,
       [](uv_work_t* request) {
         auto* work = static_cast<VerifyJob*>(request->data);
         // Unknown users get a hash check too, so timing does not reveal which names exist.
-        work->ok =
-            config::verifyPassword(work->account ? std::string_view(work->account->passwordHash)
-                                                 : config::dummyPasswordHash(),
-                                   work->password) &&
-            work->account != nullptr;
+        try {
+          work->ok =
+              config::verifyPassword(work->account ? std::string_view(work->account->passwordHash)
+                                                   : config::dummyPasswordHash(),
+                                     work->password) &&
+              work->account != nullptr;
+        } catch (...) {
+          work->ok = false;  // a thread-pool thread must not throw: the check simply fails
+        }
         protocol::secureWipe(work->password);
       },
       [](uv_work_t* request, int status) {
@@ -373,11 +397,11 @@ void ProxySession::startVerify() {
         });
       });
   if (rc != 0) {
-    if (job->guard) job->guard->releaseCheck();
     session_.onCredentials(std::nullopt);
-    return;
+    return;  // slotReturn gives the slot back
   }
-  job.release();  // owned by the after-work callback now
+  slotReturn.job = nullptr;
+  job.release();  // owned by the after-work callback now, which gives the slot back
 }
 
 // Called after every event: a login ends in TRANSACTION, or back in AUTHORIZATION without a
@@ -416,6 +440,12 @@ void ProxySession::endBeforeLogin(std::string_view text, protocol::RespCode code
       state != protocol::Pop3Session::State::LoggingIn) {
     return;
   }
+  // Whatever this login still waits for (a throttle, a queued or running check) is for nobody.
+  delayTimer_.stop();
+  if (env_.loginGate) env_.loginGate->cancel(id_);
+  queuedJob_.reset();
+  protocol::secureWipe(heldPassword_);
+  loginPending_ = false;
   sendToClient(protocol::errReply(text, code));
   // The session's "connection over" input: it ends the session (dropping a login in progress)
   // and closes the client after flushing the line above.
@@ -599,12 +629,16 @@ void ProxySession::markDone() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)
                 .count();
-  std::string reason = session_.endReason().empty() ? endReason_ : session_.endReason();
-  logAt(LogLevel::Info, "session end: messages=" + std::to_string(stats.messages) +
-                            " retrieved=" + std::to_string(stats.retrieved) +
-                            " deleted=" + std::to_string(stats.deleted) +
-                            " bytes=" + std::to_string(stats.bodyBytes) +
-                            " duration_ms=" + std::to_string(ms) + " reason=\"" + reason + "\"");
+  try {
+    std::string reason = session_.endReason().empty() ? endReason_ : session_.endReason();
+    logAt(LogLevel::Info, "session end: messages=" + std::to_string(stats.messages) +
+                              " retrieved=" + std::to_string(stats.retrieved) +
+                              " deleted=" + std::to_string(stats.deleted) +
+                              " bytes=" + std::to_string(stats.bodyBytes) +
+                              " duration_ms=" + std::to_string(ms) + " reason=\"" + reason + "\"");
+  } catch (...) {
+    // The owner must still hear of the end, or the session and its connection slot leak.
+  }
   if (onDone_) onDone_(*this);
 }
 

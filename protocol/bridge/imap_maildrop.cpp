@@ -408,19 +408,35 @@ void ImapMaildrop::verifyStep(const ImapEvent& tagged) {
     op_ = Op::Open;
     events_->onMessageFailed({RespCode::None, "Message was deleted by another client.", {}});
   };
+  auto failed = [&] {
+    // Nothing went out yet: an honest -ERR is still possible, and better than
+    // a body the server itself did not vouch for, or a "deleted" it did not say.
+    sink_.log(LogSeverity::Warn, "UID " + std::to_string(uid) + ": checking a body of " +
+                                     std::to_string(literalSize_) + " octets (RFC822.SIZE " +
+                                     std::to_string(sizes_[fetchIndex_]) +
+                                     ") failed: " + codeSuffix(tagged));
+    verifying_ = false;
+    held_.clear();
+    op_ = Op::Open;
+    events_->onMessageFailed(
+        {RespCode::SysTemp, "Upstream could not fetch the message, try again later.", {}});
+  };
   switch (phase_) {
     case FetchPhase::Whole:
       if (tagged.code && tagged.code->name == "EXPUNGEISSUED") return gone();
-      // Whatever the FETCH itself said, only the UID's presence decides.
+      if (tagged.status != ImapStatus::Ok) return failed();
       phase_ = FetchPhase::Noop;
       client_.send(client_.builder().noop());  // brings the EXPUNGEs the server held back
       return;
     case FetchPhase::Noop:
+      if (tagged.status != ImapStatus::Ok) return failed();
       phase_ = FetchPhase::Exists;
       uidConfirmed_ = false;
       client_.send(client_.builder().uidFetch(std::to_string(uid), "(UID)"));
       return;
     case FetchPhase::Exists:
+      // Only a completed search that did not find the UID means it is gone.
+      if (tagged.status != ImapStatus::Ok) return failed();
       if (!uidConfirmed_) return gone();
       sizeAccepted_ = true;
       verifying_ = false;

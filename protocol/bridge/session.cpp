@@ -9,6 +9,7 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
   ImapMaildropOptions result;
   result.client.startTls = options.upstreamStartTls;
   result.client.login = options.upstreamLogin;
+  result.client.tagPrefix = options.upstreamTagPrefix;
   if (options.forwardClient) {
     // RFC 2971 names no fields for this; these are the ones Dovecot (from
     // login_trusted_networks) and others that follow it take.

@@ -42,6 +42,7 @@ struct SessionOptions {
   // Sent upstream with ID (x-originating-ip...) so per-IP penalties and logs
   // see the device, not popbridge; unset: nothing is sent.
   std::optional<ClientEndpoints> forwardClient;
+  std::string upstreamTagPrefix = "P";  // see ImapClientOptions::tagPrefix
   unsigned maxBadCommands = 10;
   MailboxOptions mailbox;
 };

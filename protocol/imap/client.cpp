@@ -27,7 +27,7 @@ std::string codeSuffix(const ImapEvent& event) {
 }
 
 ImapClient::ImapClient(ImapClientOptions options, ImapClientSink& sink, ImapClientEvents& events)
-    : options_(options), sink_(sink), events_(events) {}
+    : options_(options), sink_(sink), events_(events), builder_(options_.tagPrefix) {}
 
 ImapClient::~ImapClient() {
   wipeSecrets();

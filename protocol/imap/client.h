@@ -32,6 +32,10 @@ struct ImapClientOptions {
   // ID (after STARTTLS), pipelined with it; none: no ID. A refused ID does not
   // stop the login.
   std::vector<std::pair<std::string, std::string>> id{};
+  // Starts every command tag (atom characters, no '+'). The proxy makes it
+  // random per connection: a message whose body starts with ")" CRLF and a
+  // tag must not be able to pass for a broken literal (imap_maildrop.cpp).
+  std::string tagPrefix = "P";
 };
 
 struct ImapCapabilities {

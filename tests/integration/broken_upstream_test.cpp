@@ -108,6 +108,21 @@ TEST_F(BrokenUpstreamTest, ALiteralThatNeverComesIsAnsweredAtOnce) {
       << proxy->log();
 }
 
+// A message anyone can mail: it starts the way a broken literal does, with the tag the FETCH of
+// a fresh session would carry if tags were predictable ("P4" after AUTHENTICATE, SELECT and the
+// snapshot). popbridge's tags are random per connection, so it is served as it is.
+TEST_F(BrokenUpstreamTest, AMessageThatMimicsABrokenLiteralIsServed) {
+  ScriptedImapPeer::Script s = script();
+  s.messages[0].bytes = ")\r\nP4 OK Fetch completed.\r\n" + s.messages[0].bytes;
+  ScriptedImapPeer peer(s);
+  auto proxy = proxyFor(peer);
+
+  Pop3TestClient pop(proxy->port());
+  login(pop);
+  EXPECT_EQ(pop.multiLine("RETR 1"), s.messages[0].bytes) << proxy->log();
+  EXPECT_TRUE(startsWith(pop.command("QUIT"), "+OK"));
+}
+
 TEST_F(BrokenUpstreamTest, ASubstituteForAnExpungedMessageIsNotServed) {
   ScriptedImapPeer::Script s = script();
   Reaction substitute = Reaction::of(Kind::Substitute);

@@ -149,6 +149,30 @@ TEST_F(BrokenBodyTest, AnInexactSizeTooLargeToHoldIsFetchedAgain) {
   EXPECT_TRUE(session_->readyForCommand());
 }
 
+// A failure anywhere in the check is no proof either way: -ERR [SYS/TEMP], never the held body
+// and never "deleted". `failAt` is the step whose tagged reply is NO.
+class FailedCheckTest : public BrokenBodyTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(FailedCheckTest, GivesSysTemp) {
+  login();
+  client("RETR 1\r\n");
+  upstream("* 1 FETCH (UID 10 BODY[] {" + std::to_string(kPlaceholder.size()) + "}\r\n" +
+           std::string(kPlaceholder) + ")\r\n");
+  tagged(GetParam() == 0 ? "NO [SERVERBUG] Internal error" : "OK FETCH completed.");
+  if (GetParam() >= 1) tagged(GetParam() == 1 ? "BAD NOOP refused" : "OK NOOP completed");
+  if (GetParam() >= 2) tagged("NO [SERVERBUG] Search failed");
+  EXPECT_EQ(sink_.takeClient(),
+            "-ERR [SYS/TEMP] Upstream could not fetch the message, try again later.\r\n");
+  EXPECT_TRUE(session_->readyForCommand());
+}
+
+std::string failedStepName(const ::testing::TestParamInfo<int>& info) {
+  constexpr const char* kNames[] = {"Fetch", "Noop", "UidFetch"};
+  return kNames[info.param];
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, FailedCheckTest, ::testing::Values(0, 1, 2), failedStepName);
+
 TEST_F(BrokenBodyTest, ASubstituteAnsweredWithExpungeIssuedNeedsNoCheck) {
   login();
   client("RETR 1\r\n");
