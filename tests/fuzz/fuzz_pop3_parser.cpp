@@ -40,13 +40,20 @@ void checkResult(const Pop3Parser::Result& result, bool saslLine) {
         command.verb == Pop3Verb::Dele) {
       require(command.msn.has_value());
     }
+    // PASS and AUTH lines carry secrets and may be long; USER and PASS keep a NUL so that the
+    // session can refuse the credential with [AUTH] (a NUL anywhere else is a syntax error).
+    const bool credentialLine = command.verb == Pop3Verb::Pass || command.verb == Pop3Verb::Auth;
+    const bool nulAllowed = command.verb == Pop3Verb::User || command.verb == Pop3Verb::Pass;
     if (saslLine) {
       require(command.arg.size() < Pop3Parser::kMaxSaslLine);
     } else {
-      require(command.arg.size() + command.arg2.size() < Pop3Parser::kMaxCommandLine);
+      require(command.arg.size() + command.arg2.size() <
+              (credentialLine ? Pop3Parser::kMaxCredentialLine : Pop3Parser::kMaxCommandLine));
     }
-    require(command.arg.find('\0') == std::string::npos);
-    require(command.arg2.find('\0') == std::string::npos);
+    if (!nulAllowed) {
+      require(command.arg.find('\0') == std::string::npos);
+      require(command.arg2.find('\0') == std::string::npos);
+    }
     return;
   }
   require(result.status == Status::Error);
