@@ -256,7 +256,7 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
   window_ = kFirstTopWindow;
   if (!topLines) {
     phase_ = FetchPhase::Whole;
-    sendFetch(options_.mailbox.markSeenOnRetr ? "(BODY[])" : "(BODY.PEEK[])");
+    sendFetch(retrItems());
   } else {
     // Header-only clients (neomutt indexing) and previewing scanners must not
     // pull whole attachments: the header first, then only as much text as
@@ -264,6 +264,10 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
     phase_ = *topLines == 0 ? FetchPhase::Whole : FetchPhase::Header;
     sendFetch("(BODY.PEEK[HEADER])");
   }
+}
+
+std::string_view ImapMaildrop::retrItems() const {
+  return options_.mailbox.markSeenOnRetr ? "(BODY[])" : "(BODY.PEEK[])";
 }
 
 void ImapMaildrop::sendFetch(std::string_view items) {
@@ -362,8 +366,7 @@ bool ImapMaildrop::releaseHold() {
     return false;
   }
   if (sizeMismatch_) {
-    verifying_ = true;
-    if (held_.size() > kMaxHeldBody) held_.resize(kMaxHeldBody);  // never: heldNeed_ is tiny
+    verifying_ = true;  // held_ (a few octets) grows up to kMaxHeldBody from here
     return true;
   }
   if (!begun_ && phase_ != FetchPhase::TextWindow) {
@@ -440,19 +443,16 @@ void ImapMaildrop::verifyStep(const ImapEvent& tagged) {
       if (!uidConfirmed_) return gone();
       sizeAccepted_ = true;
       verifying_ = false;
-      if (heldOverflow_) {
-        sink_.log(LogSeverity::Warn,
-                  "UID " + std::to_string(uid) + ": body is " + std::to_string(literalSize_) +
-                      " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]) +
-                      "; the message exists, fetching it again");
-        phase_ = FetchPhase::Whole;
-        sendFetch(options_.mailbox.markSeenOnRetr ? "(BODY[])" : "(BODY.PEEK[])");
-        return;
-      }
       sink_.log(LogSeverity::Warn,
                 "UID " + std::to_string(uid) + ": body is " + std::to_string(literalSize_) +
                     " octets but RFC822.SIZE said " + std::to_string(sizes_[fetchIndex_]) +
-                    "; the message exists, serving it");
+                    (heldOverflow_ ? "; the message exists, fetching it again"
+                                   : "; the message exists, serving it"));
+      if (heldOverflow_) {
+        phase_ = FetchPhase::Whole;
+        sendFetch(retrItems());
+        return;
+      }
       begun_ = true;
       events_->onMessageBegin();
       if (!held_.empty()) events_->onMessageData(held_);

@@ -125,6 +125,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void sendSnapshot();
   void enterOpen();
   void sendFetch(std::string_view items);
+  std::string_view retrItems() const;  // RETR's FETCH items: PEEK unless mark_seen_on_retr
   void fetchCompleted(const ImapEvent& tagged);
   void windowCompleted(const ImapEvent& tagged);
   void endMessage();

@@ -108,6 +108,17 @@ struct ScriptedImapPeer::Connection {
   std::set<std::uint32_t> expungedUnseen;
   std::set<std::uint32_t> expungedSeen;
 
+  // The sequence number of `uid` in this connection's view, or 0 when it is not there.
+  std::uint32_t sequenceOf(const std::vector<Message>& messages, std::uint32_t uid) const {
+    std::uint32_t seq = 0;
+    for (const Message& m : messages) {
+      if (expungedSeen.count(m.uid) != 0) continue;
+      ++seq;
+      if (m.uid == uid) return seq;
+    }
+    return 0;
+  }
+
   ~Connection() {
     if (fd >= 0) ::close(fd);
   }
@@ -382,19 +393,9 @@ void ScriptedImapPeer::converse(Connection& c) {
         continue;
       }
       std::uint32_t uid = static_cast<std::uint32_t>(std::stoul(set));
-      // The sequence number of `uid` in this connection's view, or 0 when it is not there.
-      auto sequenceOf = [&](std::uint32_t wanted) -> std::uint32_t {
-        std::uint32_t seq = 0;
-        for (const Message& m : messages) {
-          if (c.expungedSeen.count(m.uid) != 0) continue;
-          ++seq;
-          if (m.uid == wanted) return seq;
-        }
-        return 0;
-      };
       if (items == "(UID)") {
         std::string reply;
-        if (std::uint32_t seq = sequenceOf(uid); seq != 0) {
+        if (std::uint32_t seq = c.sequenceOf(messages, uid); seq != 0) {
           reply = "* " + std::to_string(seq) + " FETCH (UID " + std::to_string(uid) + ")\r\n";
         }
         open = c.send(reply + tag + " OK Fetch completed.\r\n");
@@ -475,13 +476,7 @@ void ScriptedImapPeer::converse(Connection& c) {
       record(verb);
       std::string reply;
       for (std::uint32_t uid : c.expungedUnseen) {
-        std::uint32_t seq = 0;
-        for (const Message& m : messages) {
-          if (c.expungedSeen.count(m.uid) != 0) continue;
-          ++seq;
-          if (m.uid == uid) break;
-        }
-        reply += "* " + std::to_string(seq) + " EXPUNGE\r\n";
+        reply += "* " + std::to_string(c.sequenceOf(messages, uid)) + " EXPUNGE\r\n";
         c.expungedSeen.insert(uid);
       }
       c.expungedUnseen.clear();
