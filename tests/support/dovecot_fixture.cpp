@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "tests/support/test_clients.h"
+#include "tests/support/token_endpoint.h"
 
 namespace popbridge::test {
 namespace {
@@ -250,6 +251,7 @@ DovecotFixture::DovecotFixture(Options options)
 
     pki_ = makeTestPki(dir_ + "/pki");
     prepareDirectory();
+    if (options_.oauth2) writeOAuth2Files();
     seedTime_ = static_cast<long long>(std::time(nullptr));
 
     std::string lastFailure;
@@ -397,7 +399,7 @@ void DovecotFixture::writeConfig() const {
        << "log_timestamp = \"%Y-%m-%d %H:%M:%S \"\n"
        << "auth_verbose = yes\n"
        << "auth_verbose_passwords = no\n"
-       << "auth_mechanisms = plain login\n"
+       << "auth_mechanisms = plain login" << (options_.oauth2 ? " xoauth2 oauthbearer" : "") << "\n"
        << "disable_plaintext_auth = no\n"
        // Dovecot waits 2 s before every failed login by default; tests of bad credentials need the
        // reply, not the wait.
@@ -421,8 +423,15 @@ void DovecotFixture::writeConfig() const {
        << "passdb {\n"
        << "  driver = passwd-file\n"
        << "  args = scheme=PLAIN username_format=%u " << d << "/users.d/%u\n"
-       << "}\n"
-       << "userdb {\n"
+       << (options_.oauth2 ? "  mechanisms = plain login\n" : "") << "}\n";
+  if (options_.oauth2) {
+    conf << "passdb {\n"
+         << "  driver = oauth2\n"
+         << "  mechanisms = xoauth2 oauthbearer\n"
+         << "  args = " << d << "/oauth2/dovecot-oauth2.conf.ext\n"
+         << "}\n";
+  }
+  conf << "userdb {\n"
        << "  driver = passwd-file\n"
        << "  args = username_format=%u " << d << "/users.d/%u\n"
        << "  default_fields = home=" << d << "/home/%u\n"
@@ -479,6 +488,53 @@ void DovecotFixture::writeConfig() const {
     conf << "# extraConfig\n" << options_.extraConfig << "\n";
   }
   writeFile(d + "/dovecot.conf", conf.str(), 0644);
+}
+
+std::string DovecotFixture::oauth2KeysDir() const {
+  if (!options_.oauth2) throw std::logic_error("DovecotFixture: OAuth2 is not enabled");
+  return dir_ + "/oauth2/keys/";
+}
+
+void DovecotFixture::writeOAuth2Files() const {
+  const DovecotOAuth2Options& oauth2 = *options_.oauth2;
+  // The auth process runs as user dovecot: every level needs o+x, the files o+r.
+  const std::string base = dir_ + "/oauth2";
+  for (const std::string& level : {base, base + "/keys"}) {
+    if (mkdir(level.c_str(), 0755) != 0) throw std::runtime_error(errnoText("mkdir " + level));
+    chmod(level.c_str(), 0755);
+  }
+  std::ostringstream ext;
+  ext << "# Written by popbridge::test::DovecotFixture.\n"
+      << "username_attribute = sub\n";
+  if (oauth2.introspectionPost) {
+    ext << "introspection_mode = post\n"
+        << "introspection_url = " << oauth2.introspectionUrl << "\n"
+        << "active_attribute = active\n"
+        << "active_value = true\n";
+    if (!oauth2.introspectionCaFile.empty()) {
+      ext << "tls_ca_cert_file = " << oauth2.introspectionCaFile << "\n";
+    }
+  } else {
+    ext << "introspection_mode = local\n"
+        << "local_validation_key_dict = fs:posix:prefix=" << oauth2KeysDir() << "\n";
+  }
+  writeFile(base + "/dovecot-oauth2.conf.ext", ext.str(), 0644);
+  if (oauth2.jwtSecret.empty()) return;
+
+  // Dovecot's dict keys write '/' as %2f so that a name stays one path component.
+  auto escape = [](const std::string& name) {
+    std::string out;
+    for (const char c : name) out += c == '/' ? std::string("%2f") : std::string(1, c);
+    return out;
+  };
+  const std::string keyDir = oauth2KeysDir() + escape(oauth2.azp.empty() ? "default" : oauth2.azp);
+  for (const std::string& level : {keyDir, keyDir + "/HS256"}) {
+    if (mkdir(level.c_str(), 0755) != 0) throw std::runtime_error(errnoText("mkdir " + level));
+    chmod(level.c_str(), 0755);
+  }
+  // The base64 of the secret without a newline: Dovecot decodes the whole file.
+  writeFile(keyDir + "/HS256/" + escape(oauth2.keyId.empty() ? "default" : oauth2.keyId),
+            base64Encode(oauth2.jwtSecret), 0644);
 }
 
 void DovecotFixture::spawn() {

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,24 @@ struct DovecotUser {
   std::string password;
 };
 
+// Dovecot's oauth2 passdb, for XOAUTH2 and OAUTHBEARER next to the passwd-file passdb (which is
+// then limited to PLAIN and LOGIN). Users still come from the passwd-file userdb, so a token's
+// "sub" must name an existing user, and must equal the SASL user.
+struct DovecotOAuth2Options {
+  // Local JWT validation (introspection_mode = local): the HS256 key of the tokens, written as
+  // oauth2KeysDir()/<azp>/HS256/<kid>. Empty writes no key: the test writes its own there, e.g.
+  // with TokenEndpoint::writeDovecotKey(), before the first login (Dovecot caches keys).
+  std::string jwtSecret;
+  std::string keyId;  // empty: "default", which Dovecot uses for a JWT without "kid"
+  std::string azp;    // empty: "default", which Dovecot uses for a JWT without "azp"
+  // introspection_mode = post instead: Dovecot POSTs token=... to introspectionUrl and wants
+  // {"active":true,"sub":"<user>"} back (TokenEndpoint's /introspect). For an https URL,
+  // introspectionCaFile is the CA that verifies it.
+  bool introspectionPost = false;
+  std::string introspectionUrl;
+  std::string introspectionCaFile;
+};
+
 // Outside the class only because a nested struct with default member initializers cannot be a
 // defaulted constructor argument of its enclosing class; use it as DovecotFixture::Options.
 struct DovecotOptions {
@@ -49,6 +68,8 @@ struct DovecotOptions {
   // to 15 s (4 s seen after one failure). All tests come from 127.0.0.1, and
   // login_trusted_networks did not exempt it in 2.3.19, so it is off unless a test wants it.
   bool authPenalty = false;
+  // Adds `auth_mechanisms = plain login xoauth2 oauthbearer` and an oauth2 passdb.
+  std::optional<DovecotOAuth2Options> oauth2;
 };
 
 class DovecotFixture {
@@ -99,6 +120,10 @@ class DovecotFixture {
   // Stops Dovecot now (to test "upstream down"); returns once its ports refuse connections.
   void stop();
 
+  // Where local JWT validation looks for keys (<dir>/oauth2/keys, with a trailing '/'); throws
+  // std::logic_error unless Options::oauth2 is set.
+  std::string oauth2KeysDir() const;
+
   std::string logTail(std::size_t lines = 50) const;
   std::string logPath() const { return dir_ + "/dovecot.log"; }
 
@@ -107,6 +132,7 @@ class DovecotFixture {
   void writeUserFile(const DovecotUser& user) const;
   void createMaildir(const std::string& path) const;
   void writeConfig() const;
+  void writeOAuth2Files() const;
   void spawn();
   // Returns an empty string when Dovecot is ready, else why it is not (and it has been stopped).
   std::string waitUntilReady();
