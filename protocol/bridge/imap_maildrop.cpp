@@ -45,6 +45,7 @@ ImapMaildrop::ImapMaildrop(ImapMaildropOptions options, MaildropSink& sink,
 void ImapMaildrop::open(std::string_view user, std::string_view password) {
   if (op_ != Op::Idle) return;
   op_ = Op::Resolving;
+  bearerRetried_ = false;
   // The sink may answer synchronously; nothing may follow this call.
   sink_.resolveCredentials(user, password);
 }
@@ -56,15 +57,37 @@ void ImapMaildrop::onCredentials(std::optional<UpstreamCredentials> credentials)
     openFailed({RespCode::Auth, "Authentication failed.", {}});
     return;
   }
+  secureWipe(upstream_.password);
+  secureWipe(upstream_.accessToken);
   upstream_ = std::move(*credentials);
   if (upstream_.mailbox) options_.mailbox = *upstream_.mailbox;
   op_ = Op::Connecting;
   sink_.connectUpstream();
 }
 
+void ImapMaildrop::onCredentialsFailed(RespCode code, std::string_view reason) {
+  if (op_ != Op::Resolving) return;
+  sink_.log(code == RespCode::Auth ? LogSeverity::Warn : LogSeverity::Error,
+            std::string("no upstream credentials: ").append(reason));
+  switch (code) {
+    case RespCode::Auth:
+      return openFailed({RespCode::Auth, "Authentication failed.", {}});
+    case RespCode::SysPerm:
+      return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
+    default:
+      return openFailed(unavailable());
+  }
+}
+
 void ImapMaildrop::onUpstreamConnected() {
   if (op_ != Op::Connecting) return;
   op_ = Op::LoggingIn;
+  if (upstream_.bearer) {
+    client_.connected(BearerLogin{upstream_.user, upstream_.accessToken, *upstream_.bearer,
+                                  upstream_.bearerHost, upstream_.bearerPort});
+    secureWipe(upstream_.accessToken);
+    return;
+  }
   client_.connected(upstream_.user, upstream_.password);
   secureWipe(upstream_.password);
 }
@@ -78,6 +101,25 @@ void ImapMaildrop::onUpstreamFailed(std::string_view reason) {
 void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
   switch (failure) {
     case ImapLoginFailure::Rejected:
+      if (upstream_.bearer) {
+        if (!bearerRetried_) {
+          // A token can be revoked or lose its grant before it expires: one
+          // fresh token gets one more try on a new connection.
+          bearerRetried_ = true;
+          client_.close();
+          sink_.closeUpstream();
+          op_ = Op::Resolving;
+          sink_.log(LogSeverity::Warn,
+                    "upstream refused the access token; renewing it and trying once more");
+          if (sink_.renewCredentials()) return;
+          op_ = Op::LoggingIn;
+        } else {
+          sink_.log(LogSeverity::Warn,
+                    "upstream refused a freshly renewed access token too; check that the "
+                    "identity may open mailbox " +
+                        upstream_.user + " and that its scope grants IMAP access");
+        }
+      }
       return openFailed({RespCode::Auth, "Authentication failed.", {}});
     case ImapLoginFailure::InUse:
       return openFailed({RespCode::InUse, "Mailbox is in use, try again later.", {}});
@@ -87,12 +129,15 @@ void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
       return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
     case ImapLoginFailure::LoginDisabled:
       return openFailed({RespCode::SysPerm, "Upstream refuses the login on this connection.", {}});
+    case ImapLoginFailure::NoMechanism:
+      return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
   }
 }
 
 void ImapMaildrop::openFailed(const MaildropError& error) {
   client_.close();
   secureWipe(upstream_.password);
+  secureWipe(upstream_.accessToken);
   resetSnapshot();
   sink_.closeUpstream();
   // A later login may open again.
@@ -242,9 +287,8 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
     return;
   }
   if (uidValidityChanged_) {
-    events_->onMessageFailed({RespCode::SysTemp,
-                              "Mailbox changed on the server (UIDVALIDITY); log in again.",
-                              {}});
+    events_->onMessageFailed(
+        {RespCode::SysTemp, "Mailbox changed on the server (UIDVALIDITY); log in again.", {}});
     return;
   }
   op_ = Op::Fetch;
@@ -293,8 +337,10 @@ void ImapMaildrop::onBody(const ImapEvent& event) {
       bodySeen_ = true;
       if (phase_ == FetchPhase::TextWindow) {
         // Without an origin the server sent the whole text: nothing follows.
-        if (!event.origin) textEnded_ = true;
-        else if (*event.origin != textOffset_) return upstreamBroken("FETCH returned the wrong part of the message");
+        if (!event.origin)
+          textEnded_ = true;
+        else if (*event.origin != textOffset_)
+          return upstreamBroken("FETCH returned the wrong part of the message");
         startHold(event.literalSize);
         return;
       }
@@ -401,11 +447,10 @@ void ImapMaildrop::brokenLiteral() {
 void ImapMaildrop::verifyStep(const ImapEvent& tagged) {
   std::uint32_t uid = uids_[fetchIndex_];
   auto gone = [&] {
-    sink_.log(LogSeverity::Info, "UID " + std::to_string(uid) +
-                                     " was expunged by another client; the server sent a " +
-                                     std::to_string(literalSize_) +
-                                     "-octet substitute body instead of " +
-                                     std::to_string(sizes_[fetchIndex_]) + " octets");
+    sink_.log(LogSeverity::Info,
+              "UID " + std::to_string(uid) + " was expunged by another client; the server sent a " +
+                  std::to_string(literalSize_) + "-octet substitute body instead of " +
+                  std::to_string(sizes_[fetchIndex_]) + " octets");
     verifying_ = false;
     held_.clear();
     op_ = Op::Open;
@@ -527,7 +572,8 @@ void ImapMaildrop::fetchCompleted(const ImapEvent& tagged) {
       expunged = true;
     }
     if (expunged) {
-      sink_.log(LogSeverity::Info, "UID " + std::to_string(uid) + " was expunged by another client");
+      sink_.log(LogSeverity::Info,
+                "UID " + std::to_string(uid) + " was expunged by another client");
       op_ = Op::Open;
       events_->onMessageFailed({RespCode::None, "Message was deleted by another client.", {}});
       return;
@@ -593,8 +639,8 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
     events_->onUpdated(0);
     return;
   }
-  if (op_ != Op::Open ||
-      std::any_of(indexes.begin(), indexes.end(), [&](std::size_t i) { return i >= uids_.size(); })) {
+  if (op_ != Op::Open || std::any_of(indexes.begin(), indexes.end(),
+                                     [&](std::size_t i) { return i >= uids_.size(); })) {
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Upstream connection lost; deletions may not have been applied.",
                              "quit; the maildrop was not open"});
@@ -609,9 +655,9 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
   updateSteps_.clear();
   updateStep_ = 0;
   if (!updateSet_.empty() && uidValidityChanged_) {
-    sink_.log(LogSeverity::Error,
-              "UIDVALIDITY changed during the session; not applying deletions of UIDs " +
-                  updateSet_);
+    sink_.log(
+        LogSeverity::Error,
+        "UIDVALIDITY changed during the session; not applying deletions of UIDs " + updateSet_);
     client_.logout();
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Mailbox changed on the server (UIDVALIDITY); no messages were "
@@ -659,9 +705,9 @@ void ImapMaildrop::nextUpdateStep() {
   ImapCommandBuilder& builder = client_.builder();
   switch (updateSteps_[updateStep_++]) {
     case UpdateStep::Store:
-      client_.send(builder.uidStore(
-          updateSet_, "+FLAGS.SILENT",
-          effectivePolicy_ == DeletePolicy::Seen ? "(\\Seen)" : "(\\Deleted)"));
+      client_.send(
+          builder.uidStore(updateSet_, "+FLAGS.SILENT",
+                           effectivePolicy_ == DeletePolicy::Seen ? "(\\Seen)" : "(\\Deleted)"));
       return;
     case UpdateStep::Expunge:
       // Only our UIDs: a bare EXPUNGE would also remove whatever another
@@ -680,9 +726,9 @@ void ImapMaildrop::nextUpdateStep() {
 void ImapMaildrop::updateStepFailed(const ImapEvent& tagged) {
   auto step = static_cast<std::uint8_t>(updateSteps_[updateStep_ - 1]);
   std::string applied = updateStep_ > 1 ? " (earlier steps succeeded)" : "";
-  sink_.log(LogSeverity::Error, "QUIT: " + std::string(stepName(step)) + " failed: " +
-                                    codeSuffix(tagged) + "; on_delete=" +
-                                    std::string(toString(effectivePolicy_)) +
+  sink_.log(LogSeverity::Error, "QUIT: " + std::string(stepName(step)) +
+                                    " failed: " + codeSuffix(tagged) +
+                                    "; on_delete=" + std::string(toString(effectivePolicy_)) +
                                     " not applied to UIDs " + updateSet_ + applied);
   client_.logout();
   events_->onUpdateFailed({RespCode::SysTemp,

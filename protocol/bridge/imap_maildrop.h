@@ -31,6 +31,12 @@ struct UpstreamCredentials {
   std::string user;
   std::string password;
   std::optional<MailboxOptions> mailbox;  // per-account overrides
+  // Set for an account bound to an OAuth2 identity: log in with accessToken
+  // by this mechanism instead of the password.
+  std::optional<BearerMechanism> bearer{};
+  std::string accessToken{};
+  std::string bearerHost{};  // the upstream as OAUTHBEARER names it
+  std::uint16_t bearerPort = 0;
 };
 
 struct ImapMaildropOptions {
@@ -45,6 +51,10 @@ class MaildropSink {
   // Decide whether user/password may log in and with which upstream
   // credentials; answer with ImapMaildrop::onCredentials (now or later).
   virtual void resolveCredentials(std::string_view user, std::string_view password) = 0;
+  // The upstream refused an access token: get a fresh one (the token source
+  // knows which one was refused) and answer with onCredentials or
+  // onCredentialsFailed. False when there is nothing to renew.
+  virtual bool renewCredentials() { return false; }
   // Open the upstream connection (implicit TLS included); answer with
   // onUpstreamConnected or onUpstreamFailed.
   virtual void connectUpstream() = 0;
@@ -69,6 +79,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
 
   // Outcomes of the I/O it asked for.
   void onCredentials(std::optional<UpstreamCredentials> credentials);
+  // The credentials could not be had (an OAuth2 token endpoint that refused
+  // or failed): the device sees `code`; `reason` goes to the log.
+  void onCredentialsFailed(RespCode code, std::string_view reason);
   void onUpstreamConnected();
   void onUpstreamFailed(std::string_view reason);
   void onUpstreamTlsReady() { client_.onTlsReady(); }
@@ -144,6 +157,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   ImapClient client_;
   Op op_ = Op::Idle;
   UpstreamCredentials upstream_;  // the password only until it was sent
+  bool bearerRetried_ = false;    // a refused token was renewed once this login
 
   // Snapshot.
   std::uint32_t exists_ = 0;

@@ -79,6 +79,9 @@ class Pop3Session {
   void onCredentials(std::optional<UpstreamCredentials> credentials) {
     maildrop_.onCredentials(std::move(credentials));
   }
+  void onCredentialsFailed(RespCode code, std::string_view reason) {
+    maildrop_.onCredentialsFailed(code, reason);
+  }
   void onUpstreamConnected() { maildrop_.onUpstreamConnected(); }
   void onUpstreamFailed(std::string_view reason) { maildrop_.onUpstreamFailed(reason); }
   void onUpstreamTlsReady() { maildrop_.onUpstreamTlsReady(); }

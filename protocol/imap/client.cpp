@@ -53,6 +53,12 @@ void ImapClient::connected(std::unique_ptr<SaslMechanism> mechanism) {
   connected({}, {}, std::move(mechanism));
 }
 
+void ImapClient::connected(BearerLogin login) {
+  connected({}, {}, nullptr);
+  if (state_ != State::Greeting) return;
+  bearer_ = std::move(login);
+}
+
 void ImapClient::connected(std::string_view user, std::string_view password,
                            std::unique_ptr<SaslMechanism> mechanism) {
   if (state_ != State::Idle && state_ != State::Closed) return;
@@ -222,11 +228,11 @@ void ImapClient::onTagged(const ImapEvent& event) {
       sink_.startUpstreamTls();
       return;
     case State::Authenticating:
-      wipeSecrets();
       if (!ok) {
         loginFailed(event);
         return;
       }
+      wipeSecrets();
       if (event.code && event.code->name == "CAPABILITY") {
         applyCapabilities(event.words);
         state_ = State::Ready;
@@ -278,6 +284,23 @@ void ImapClient::nextLoginStep() {
 }
 
 std::unique_ptr<SaslMechanism> ImapClient::chooseMechanism() {
+  if (bearer_) {
+    BearerMechanism choice = bearer_->mechanism;
+    if (choice == BearerMechanism::Auto) {
+      if (caps_.offers("OAUTHBEARER"))
+        choice = BearerMechanism::OAuthBearer;
+      else if (caps_.offers("XOAUTH2"))
+        choice = BearerMechanism::XOAuth2;
+      else
+        return nullptr;
+    }
+    std::unique_ptr<SaslMechanism> mechanism =
+        choice == BearerMechanism::OAuthBearer
+            ? makeSaslOAuthBearer(bearer_->user, bearer_->accessToken, bearer_->host, bearer_->port)
+            : makeSaslXOAuth2(bearer_->user, bearer_->accessToken);
+    secureWipe(bearer_->accessToken);
+    return mechanism;
+  }
   bool plain = options_.login == UpstreamLogin::Plain ||
                (options_.login == UpstreamLogin::Auto && caps_.authPlain);
   if (!plain && caps_.authPlain && user_.size() + password_.size() > kMaxLoginCredentials) {
@@ -308,6 +331,13 @@ void ImapClient::sendId() {
 
 void ImapClient::sendLogin() {
   if (!mechanism_) mechanism_ = chooseMechanism();
+  if (!mechanism_ && bearer_) {
+    sink_.log(LogSeverity::Error,
+              "upstream advertises neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2; an OAuth2 login "
+              "needs one (set mechanism in [oauth2.NAME] to try one anyway)");
+    fail(ImapLoginFailure::NoMechanism);
+    return;
+  }
   if (!mechanism_ && caps_.loginDisabled) {
     sink_.log(LogSeverity::Error,
               "upstream advertises LOGINDISABLED and no AUTH=PLAIN; use TLS to the upstream");
@@ -343,7 +373,14 @@ void ImapClient::sendLogin() {
 
 void ImapClient::loginFailed(const ImapEvent& event) {
   std::string_view code = event.code ? std::string_view(event.code->name) : std::string_view();
-  sink_.log(LogSeverity::Info, "upstream login failed: " + codeSuffix(event));
+  std::string message = "upstream login failed: " + codeSuffix(event);
+  if (mechanism_) {
+    std::string detail = mechanism_->failureDetail();
+    if (!detail.empty())
+      message += " (" + std::string(mechanism_->name()) + " error: " + detail + ")";
+  }
+  wipeSecrets();
+  sink_.log(LogSeverity::Info, message);
   if (event.status == ImapStatus::No &&
       (code.empty() || code == "AUTHENTICATIONFAILED" || code == "AUTHORIZATIONFAILED" ||
        code == "EXPIRED" || code == "PRIVACYREQUIRED" || code == "CONTACTADMIN")) {
@@ -393,7 +430,19 @@ void ImapClient::wipeSecrets() {
     mechanism_->wipe();
     mechanism_.reset();
   }
+  if (bearer_) {
+    secureWipe(bearer_->user);
+    secureWipe(bearer_->accessToken);
+    bearer_.reset();
+  }
   initialResponsePending_ = false;
+}
+
+bool ImapCapabilities::offers(std::string_view mechanism) const {
+  for (const std::string& name : authMechanisms) {
+    if (equalsIgnoreCase(name, mechanism)) return true;
+  }
+  return false;
 }
 
 void ImapClient::applyCapabilities(const std::vector<std::string>& words) {

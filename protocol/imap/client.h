@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,6 +50,8 @@ struct ImapCapabilities {
   bool move = false;
   bool id = false;
   std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
+
+  bool offers(std::string_view mechanism) const;  // AUTH=<mechanism>, any case
 };
 
 // Why a login did not happen; the client has logged the details.
@@ -58,6 +61,17 @@ enum class ImapLoginFailure : std::uint8_t {
   Unavailable,    // greeting, CAPABILITY or STARTTLS failed, or another NO/BAD
   PreAuth,        // the server skipped authentication, which would admit any password
   LoginDisabled,  // LOGINDISABLED and no usable SASL mechanism
+  NoMechanism,    // an OAuth2 login, and the server offers no bearer mechanism
+};
+
+// An OAuth2 login: the SASL mechanism is chosen once the capabilities are
+// known (after STARTTLS), so BearerMechanism::Auto can follow the server.
+struct BearerLogin {
+  std::string user;  // the mailbox to open; may differ from the token's owner
+  std::string accessToken;
+  BearerMechanism mechanism = BearerMechanism::Auto;
+  std::string host;  // what OAUTHBEARER names as the server (RFC 7628 3.1)
+  std::uint16_t port = 0;
 };
 
 // "[CODE] text" of a status or tagged response, for logs.
@@ -114,6 +128,8 @@ class ImapClient {
   // Same, but log in with this SASL mechanism whatever the server
   // advertises (OAuth2 tokens, say); it holds its own credentials.
   void connected(std::unique_ptr<SaslMechanism> mechanism);
+  // Same, with an access token; the token is kept only until it was sent.
+  void connected(BearerLogin login);
   void onTlsReady();
   // Runs all bytes; events fire from inside.
   void feed(std::string_view data);
@@ -169,10 +185,11 @@ class ImapClient {
   std::string user_;
   std::string password_;
   std::unique_ptr<SaslMechanism> mechanism_;
+  std::optional<BearerLogin> bearer_;    // until the mechanism was chosen
   bool initialResponsePending_ = false;  // client-first mechanism without SASL-IR
 
   std::string pendingTag_;
-  std::string idTag_;  // the ID pipelined before the login, until its reply
+  std::string idTag_;                         // the ID pipelined before the login, until its reply
   std::vector<std::string> pendingSegments_;  // after a synchronizing literal
   std::size_t nextSegment_ = 0;
 };
