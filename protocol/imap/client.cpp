@@ -344,6 +344,10 @@ void ImapClient::sendLogin() {
     fail(ImapLoginFailure::LoginDisabled);
     return;
   }
+  if (bearer_) {
+    sink_.log(LogSeverity::Debug, "upstream login by AUTHENTICATE " +
+                                      std::string(mechanism_->name()) + " as " + bearer_->user);
+  }
   sendId();
   if (!mechanism_) {
     ImapCommand command = builder_.login(user_, password_);

@@ -1,7 +1,8 @@
 // The IMAP client state machine under arbitrary server bytes and the calls
 // its user makes. It must never crash, never write after it closed, never
 // report a completion for a command it did not send, and never put the
-// password on the wire outside the login.
+// password (or the OAuth2 access token, which takes its place) on the wire
+// outside the login.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -51,14 +52,13 @@ class Harness : public ImapClientSink, public ImapClientEvents {
   }
   void onUntagged(const ImapEvent&) override { require(loggedIn); }
   void onBody(const ImapEvent&) override { require(loggedIn); }
-  void onCompleted(const ImapEvent& tagged) override {
-    require(loggedIn && !tagged.tag.empty());
-  }
+  void onCompleted(const ImapEvent& tagged) override { require(loggedIn && !tagged.tag.empty()); }
   void onBroken(std::string_view) override {}
 };
 
 constexpr std::string_view kGreeting =
-    "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS] ready\r\n";
+    "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN AUTH=XOAUTH2 AUTH=OAUTHBEARER "
+    "STARTTLS] ready\r\n";
 
 }  // namespace
 
@@ -70,7 +70,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Harness harness;
   ImapClient client(options, harness, harness);
   harness.client = &client;
-  client.connected("user", kPassword);
+  if (data[0] & 0x40) {
+    client.connected(BearerLogin{"user", std::string(kPassword),
+                                 static_cast<BearerMechanism>((data[0] >> 3) % 3), "host", 993});
+  } else {
+    client.connected("user", kPassword);
+  }
   if (data[0] & 0x80) client.feed(kGreeting);
 
   std::size_t pos = 1;

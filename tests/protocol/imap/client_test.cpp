@@ -357,6 +357,101 @@ TEST_P(ImapClientTest, LongInitialResponseWaitsForTheContinuationDespiteSaslIr) 
   EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
 }
 
+// OAuth2: mechanism auto follows the server's AUTH= list, an explicit one is
+// sent even when not advertised, and none at all is refused before anything
+// is sent.
+TEST_P(ImapClientTest, BearerMechanismFollowsTheServer) {
+  struct Case {
+    std::string caps;
+    BearerMechanism wanted;
+    std::string sent;  // the mechanism name, or "" for a local refusal
+  };
+  const std::vector<Case> cases = {
+      {"IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER", BearerMechanism::Auto, "OAUTHBEARER"},
+      {"IMAP4rev1 SASL-IR AUTH=xoauth2", BearerMechanism::Auto, "XOAUTH2"},
+      {"IMAP4rev1 SASL-IR AUTH=PLAIN", BearerMechanism::Auto, ""},
+      {"IMAP4rev1 SASL-IR AUTH=PLAIN", BearerMechanism::XOAuth2, "XOAUTH2"},
+      {"IMAP4rev1 SASL-IR AUTH=XOAUTH2", BearerMechanism::OAuthBearer, "OAUTHBEARER"},
+      {"IMAP4rev1 SASL-IR LOGINDISABLED AUTH=XOAUTH2", BearerMechanism::Auto, "XOAUTH2"},
+  };
+  for (const Case& c : cases) {
+    rec_ = Recorder{};
+    client_.emplace(ImapClientOptions{}, rec_, rec_);
+    client_->connected(BearerLogin{"shared@example.com", "tok", c.wanted, "imap.example.com", 993});
+    feed("* OK [CAPABILITY " + c.caps + "] ready\r\n");
+    if (c.sent.empty()) {
+      EXPECT_TRUE(rec_.sent.empty()) << c.caps;
+      EXPECT_EQ(rec_.events, std::vector<std::string>{
+                                 "login-failed " +
+                                 std::to_string(static_cast<int>(ImapLoginFailure::NoMechanism))});
+      continue;
+    }
+    std::string message = c.sent == "XOAUTH2" ? std::string(
+                                                    "user=shared@example.com\x01"
+                                                    "auth=Bearer tok\x01\x01")
+                                              : std::string(
+                                                    "n,a=shared@example.com,\x01"
+                                                    "host=imap.example.com\x01"
+                                                    "port=993\x01"
+                                                    "auth=Bearer tok\x01\x01");
+    EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE " + c.sent + " " + base64Encode(message) + "\r\n")
+        << c.caps;
+    feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+    EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"}) << c.caps;
+  }
+}
+
+TEST_P(ImapClientTest, BearerWithoutSaslIrAnswersTheEmptyChallenge) {
+  client_.emplace(ImapClientOptions{}, rec_, rec_);
+  client_->connected(BearerLogin{"u", "tok", BearerMechanism::Auto, "h", 143});
+  feed("* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 AUTHENTICATE XOAUTH2\r\n");
+  feed("+ \r\n");
+  EXPECT_EQ(rec_.last(), base64Encode(std::string("user=u\x01"
+                                                  "auth=Bearer tok\x01\x01")) +
+                             "\r\n");
+  feed("P1 OK [CAPABILITY IMAP4rev1] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+}
+
+// RFC 7628 3.2.3 and what Dovecot, Gmail and Microsoft 365 send: the error is
+// a base64 JSON challenge; XOAUTH2 answers with an empty line, OAUTHBEARER
+// with ^A; then the tagged NO is a rejection of the credentials.
+TEST_P(ImapClientTest, BearerErrorExchange) {
+  struct Case {
+    BearerMechanism mechanism;
+    std::string name;
+    std::string answer;
+  };
+  for (const Case& c : {Case{BearerMechanism::XOAuth2, "XOAUTH2", "\r\n"},
+                        Case{BearerMechanism::OAuthBearer, "OAUTHBEARER", "AQ==\r\n"}}) {
+    rec_ = Recorder{};
+    client_.emplace(ImapClientOptions{}, rec_, rec_);
+    client_->connected(BearerLogin{"u", "tok", c.mechanism, "h", 143});
+    feed("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ready\r\n");
+    ASSERT_EQ(rec_.sent.size(), 1u);
+    feed("+ " + base64Encode(R"({"status":"401","schemes":"bearer"})") + "\r\n");
+    EXPECT_EQ(rec_.last(), c.answer) << c.name;
+    feed("P1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+    EXPECT_EQ(rec_.events,
+              std::vector<std::string>{
+                  "login-failed " + std::to_string(static_cast<int>(ImapLoginFailure::Rejected))});
+  }
+}
+
+TEST_P(ImapClientTest, BearerMechanismIsChosenAfterStartTls) {
+  client_.emplace(ImapClientOptions{.startTls = true}, rec_, rec_);
+  client_->connected(BearerLogin{"u", "tok", BearerMechanism::Auto, "h", 143});
+  // Before TLS the server offers nothing; afterwards it offers XOAUTH2.
+  feed("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n");
+  EXPECT_EQ(rec_.last(), "P1 STARTTLS\r\n");
+  feed("P1 OK go\r\n");
+  client_->onTlsReady();
+  EXPECT_EQ(rec_.last(), "P2 CAPABILITY\r\n");
+  feed("* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\nP2 OK done\r\n");
+  EXPECT_EQ(rec_.last().rfind("P3 AUTHENTICATE XOAUTH2 ", 0), 0u) << rec_.last();
+}
+
 INSTANTIATE_TEST_SUITE_P(Split, ImapClientTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("ByteByByte") : std::string("Whole");
@@ -368,8 +463,9 @@ struct LoginReplyCase {
   ImapLoginFailure failure;
 };
 // ctest shows the printed parameter in each test name.
-void PrintTo(const LoginReplyCase& c, std::ostream* os) { *os << c.name; }
-
+void PrintTo(const LoginReplyCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ImapClientLoginReplyTest : public ::testing::TestWithParam<LoginReplyCase> {};
 
@@ -379,22 +475,21 @@ TEST_P(ImapClientLoginReplyTest, MapsTheTaggedReply) {
   client.connected("u", "p");
   client.feed("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n");
   client.feed("P1 " + GetParam().reply + "\r\n");
-  EXPECT_EQ(rec.events, std::vector<std::string>{
-                            "login-failed " +
-                            std::to_string(static_cast<int>(GetParam().failure))});
+  EXPECT_EQ(rec.events, std::vector<std::string>{"login-failed " + std::to_string(static_cast<int>(
+                                                                       GetParam().failure))});
   EXPECT_EQ(client.state(), ImapClient::State::Closed);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ImapClientLoginReplyTest,
-    ::testing::Values(
-        LoginReplyCase{"PlainNo", "NO bad password", ImapLoginFailure::Rejected},
-        LoginReplyCase{"AuthenticationFailed", "NO [AUTHENTICATIONFAILED] no",
-                       ImapLoginFailure::Rejected},
-        LoginReplyCase{"Expired", "NO [EXPIRED] renew", ImapLoginFailure::Rejected},
-        LoginReplyCase{"InUse", "NO [INUSE] busy", ImapLoginFailure::InUse},
-        LoginReplyCase{"Unavailable", "NO [UNAVAILABLE] later", ImapLoginFailure::Unavailable},
-        LoginReplyCase{"Bad", "BAD what", ImapLoginFailure::Unavailable}),
+    ::testing::Values(LoginReplyCase{"PlainNo", "NO bad password", ImapLoginFailure::Rejected},
+                      LoginReplyCase{"AuthenticationFailed", "NO [AUTHENTICATIONFAILED] no",
+                                     ImapLoginFailure::Rejected},
+                      LoginReplyCase{"Expired", "NO [EXPIRED] renew", ImapLoginFailure::Rejected},
+                      LoginReplyCase{"InUse", "NO [INUSE] busy", ImapLoginFailure::InUse},
+                      LoginReplyCase{"Unavailable", "NO [UNAVAILABLE] later",
+                                     ImapLoginFailure::Unavailable},
+                      LoginReplyCase{"Bad", "BAD what", ImapLoginFailure::Unavailable}),
     [](const ::testing::TestParamInfo<LoginReplyCase>& info) { return info.param.name; });
 
 }  // namespace
