@@ -48,6 +48,7 @@ using protocol::DeletePolicy;    // mailbox.on_delete
 using protocol::LogSeverity;     // server.log_level
 using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
 using protocol::UpstreamLogin;   // upstream.auth
+using protocol::BearerMechanism; // oauth2.NAME.mechanism
 
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };
@@ -116,10 +117,45 @@ struct UpstreamConfig {
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };
 
+// Where an upstream OAuth2 identity's access tokens come from.
+enum class OAuthProvider { Microsoft, Google, Generic };
+enum class OAuthGrant { RefreshToken, ClientCredentials, Command };
+
+// [oauth2.NAME]: one upstream identity that [[account]]s log in as with XOAUTH2 or OAUTHBEARER.
+// Presets (provider) fill in endpoints, scope and mechanism; explicit keys win.
+struct OAuthIdentityConfig {
+  std::string name;  // the NAME of [oauth2.NAME], also `popbridge oauth login NAME`
+  OAuthProvider provider = OAuthProvider::Generic;
+  OAuthGrant grant = OAuthGrant::RefreshToken;
+  std::string tenant;  // microsoft: the directory, e.g. "contoso.onmicrosoft.com"
+  std::string clientId;
+  std::string clientSecretFile;
+  // Read from clientSecretFile at load, trailing CR/LF stripped. Never print or log it.
+  std::string clientSecret;
+  // grant = refresh_token: read when a token is needed, rewritten (temp file + rename, mode
+  // 0600) when the endpoint rotates it; written first by `popbridge oauth login NAME`.
+  std::string refreshTokenFile;
+  std::vector<std::string> tokenCommand;  // grant = command: argv; stdout is the access token
+  Duration tokenCommandTimeout = std::chrono::seconds(10);
+  std::string tokenEndpoint;
+  std::string deviceAuthorizationEndpoint;  // for `popbridge oauth login`
+  std::string scope;
+  std::string user;  // the upstream login (token owner or mailbox) when an account names none
+  BearerMechanism mechanism = BearerMechanism::Auto;
+  std::string httpsProxy;  // "http://host:port" for the token endpoint; empty: direct
+  std::string caFile;      // for the token endpoint; empty: the system CA bundle
+  Duration requestTimeout = std::chrono::seconds(15);
+  // A cached token is refreshed this long before it expires.
+  Duration refreshBefore = std::chrono::minutes(5);
+};
+
 struct AccountConfig {
   std::string user;
   std::string passwordHash;  // argon2 encoded string, checked by checkPasswordHash()
+  // The upstream login. With oauth2, empty means the identity's `user`.
   std::string upstreamUser;
+  // The [oauth2.NAME] this account logs in with; empty: upstreamPassword with LOGIN or PLAIN.
+  std::string oauth2;
   std::string upstreamPasswordFile;
   // Read from upstreamPasswordFile at load, trailing CR/LF stripped. Never print or log it.
   std::string upstreamPassword;
@@ -133,9 +169,11 @@ struct Config {
   // uidl_format is parsed once, at load: a bad template is a load error, never a runtime one.
   MailboxOptions mailbox;
   std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
+  std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
 
   // Exact, case-sensitive match; nullptr when there is no such account.
   const AccountConfig* findAccount(std::string_view user) const;
+  const OAuthIdentityConfig* findOAuthIdentity(std::string_view name) const;
 };
 
 struct ConfigError {
@@ -194,5 +232,8 @@ std::string_view toString(ListenerTls value);
 std::string_view toString(UpstreamTls value);
 std::string_view toString(TlsVersion value);  // "1.0" .. "1.3"
 std::string_view toString(UpstreamLogin value);
+std::string_view toString(OAuthProvider value);
+std::string_view toString(OAuthGrant value);
+std::string_view toString(BearerMechanism value);
 
 }  // namespace popbridge::config

@@ -24,6 +24,18 @@ constexpr std::array<EnumName<TlsVersion>, 4> kTlsVersions{{{"1.0", TlsVersion::
 constexpr std::array<EnumName<UpstreamLogin>, 3> kUpstreamLogins{{{"auto", UpstreamLogin::Auto},
                                                                   {"login", UpstreamLogin::Login},
                                                                   {"plain", UpstreamLogin::Plain}}};
+constexpr std::array<EnumName<OAuthProvider>, 3> kOAuthProviders{
+    {{"microsoft", OAuthProvider::Microsoft},
+     {"google", OAuthProvider::Google},
+     {"generic", OAuthProvider::Generic}}};
+constexpr std::array<EnumName<OAuthGrant>, 3> kOAuthGrants{
+    {{"refresh_token", OAuthGrant::RefreshToken},
+     {"client_credentials", OAuthGrant::ClientCredentials},
+     {"command", OAuthGrant::Command}}};
+constexpr std::array<EnumName<BearerMechanism>, 3> kBearerMechanisms{
+    {{"auto", BearerMechanism::Auto},
+     {"xoauth2", BearerMechanism::XOAuth2},
+     {"oauthbearer", BearerMechanism::OAuthBearer}}};
 
 // protocol/ owns DeletePolicy's spelling; the table only fixes the order the messages use.
 std::array<EnumName<DeletePolicy>, 5> makeDeletePolicies() {
@@ -76,6 +88,18 @@ template <>
 std::span<const EnumName<UpstreamLogin>> enumNames() {
   return kUpstreamLogins;
 }
+template <>
+std::span<const EnumName<OAuthProvider>> enumNames() {
+  return kOAuthProviders;
+}
+template <>
+std::span<const EnumName<OAuthGrant>> enumNames() {
+  return kOAuthGrants;
+}
+template <>
+std::span<const EnumName<BearerMechanism>> enumNames() {
+  return kBearerMechanisms;
+}
 
 std::string_view toString(LogSeverity value) {
   return nameOf(value);
@@ -93,6 +117,15 @@ std::string_view toString(TlsVersion value) {
   return nameOf(value);
 }
 std::string_view toString(UpstreamLogin value) {
+  return nameOf(value);
+}
+std::string_view toString(OAuthProvider value) {
+  return nameOf(value);
+}
+std::string_view toString(OAuthGrant value) {
+  return nameOf(value);
+}
+std::string_view toString(BearerMechanism value) {
   return nameOf(value);
 }
 

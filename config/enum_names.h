@@ -34,6 +34,12 @@ template <>
 std::span<const EnumName<TlsVersion>> enumNames();
 template <>
 std::span<const EnumName<UpstreamLogin>> enumNames();
+template <>
+std::span<const EnumName<OAuthProvider>> enumNames();
+template <>
+std::span<const EnumName<OAuthGrant>> enumNames();
+template <>
+std::span<const EnumName<BearerMechanism>> enumNames();
 
 // "one of none, starttls, implicit"
 template <class E>

@@ -5,8 +5,8 @@
 namespace popbridge::config {
 namespace {
 
-constexpr std::array<std::string_view, 5> kRoot{"server", "listener", "upstream", "mailbox",
-                                                "account"};
+constexpr std::array<std::string_view, 6> kRoot{"server",  "listener", "upstream",
+                                                "mailbox", "account",  "oauth2"};
 constexpr std::array<std::string_view, 16> kServer{"workers",
                                                    "idle_timeout",
                                                    "max_connections",
@@ -39,10 +39,27 @@ constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "send_client_address"};
 constexpr std::array<std::string_view, 6> kMailbox{
     "folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"};
-constexpr std::array<std::string_view, 10> kAccount{
+constexpr std::array<std::string_view, 11> kAccount{
     "user",        "password_hash", "upstream_user", "upstream_password_file",
-    "folder",      "on_delete",     "move_to",       "mark_seen_on_retr",
-    "uidl_format", "max_messages"};
+    "oauth2",      "folder",        "on_delete",     "move_to",
+    "mark_seen_on_retr", "uidl_format", "max_messages"};
+constexpr std::array<std::string_view, 17> kOAuth2{"provider",
+                                                   "grant",
+                                                   "tenant",
+                                                   "client_id",
+                                                   "client_secret_file",
+                                                   "refresh_token_file",
+                                                   "token_command",
+                                                   "token_command_timeout",
+                                                   "token_endpoint",
+                                                   "device_authorization_endpoint",
+                                                   "scope",
+                                                   "user",
+                                                   "mechanism",
+                                                   "https_proxy",
+                                                   "ca_file",
+                                                   "request_timeout",
+                                                   "refresh_before"};
 
 constexpr std::array<EnvironmentOverride, 9> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
@@ -64,6 +81,7 @@ constinit const std::span<const std::string_view> kListenerKeys = kListener;
 constinit const std::span<const std::string_view> kUpstreamKeys = kUpstream;
 constinit const std::span<const std::string_view> kMailboxKeys = kMailbox;
 constinit const std::span<const std::string_view> kAccountKeys = kAccount;
+constinit const std::span<const std::string_view> kOAuth2Keys = kOAuth2;
 constinit const std::span<const EnvironmentOverride> kEnvironmentOverrides = kOverrides;
 
 }  // namespace popbridge::config

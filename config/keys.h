@@ -14,6 +14,7 @@ extern const std::span<const std::string_view> kListenerKeys;
 extern const std::span<const std::string_view> kUpstreamKeys;
 extern const std::span<const std::string_view> kMailboxKeys;
 extern const std::span<const std::string_view> kAccountKeys;  // its own and the mailbox keys
+extern const std::span<const std::string_view> kOAuth2Keys;   // one [oauth2.NAME]
 
 struct EnvironmentOverride {
   std::string_view variable;  // POPBRIDGE_...

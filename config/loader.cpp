@@ -11,6 +11,7 @@
 #include "config/message_text.h"
 #include "config/password.h"
 #include "config/toml_reader.h"
+#include "protocol/http/url.h"
 #include "protocol/net_address.h"
 #include "protocol/pop3/uidl_format.h"
 #include "protocol/text.h"
@@ -56,9 +57,22 @@ class Loader {
   void readAccounts(const toml::table& root, const MailboxOptions& defaults,
                     std::vector<AccountConfig>& accounts);
   void readAccount(const TableReader& reader, AccountConfig& account);
+  void readOAuth2(const toml::table& root, std::vector<OAuthIdentityConfig>& identities);
+  void readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& identity);
+  // Reads a secret from a small file (client_secret_file), trailing CR/LF stripped.
+  void readSecretFile(const TableReader& reader, std::string_view key, const std::string& path,
+                      std::string& out);
+  // An account's oauth2 = "NAME": the identity exists, gives the upstream user when the account
+  // names none, and its provider's preset chooses the delete policy unless the file does.
+  void bindAccount(const TableReader& reader, AccountConfig& account, bool setsDelete);
+  void warnUnusedIdentities(const Config& config);
+  // An endpoint URL: https, or http to a loopback address (a local token helper).
+  void checkEndpoint(const TableReader& reader, std::string_view key, const std::string& url);
   void readPath(const TableReader& reader, std::string_view key, std::string& out);
 
   Diagnostics diagnostics_;
+  bool mailboxSetsDelete_ = false;  // [mailbox] (or its environment override) sets on_delete
+  const std::vector<OAuthIdentityConfig>* identities_ = nullptr;
   std::string baseDir_;
   const Environment& env_;
   const CipherListChecker& checkCiphers_;
@@ -444,9 +458,19 @@ void Loader::readAccount(const TableReader& reader, AccountConfig& account) {
     std::string problem;
     if (!checkPasswordHash(account.passwordHash, problem)) reader.error("password_hash", problem);
   }
+  const Read oauth2 = reader.readString("oauth2", account.oauth2);
+  if (oauth2 == Read::Ok && account.oauth2.empty()) reader.error("oauth2", "must not be empty");
+  const bool usesOAuth2 = oauth2 != Read::Absent;
+  if (usesOAuth2 && reader.has("upstream_password_file")) {
+    reader.error("upstream_password_file",
+                 "an account with oauth2 logs in with an access token, not a password; remove "
+                 "one of the two");
+  }
   switch (reader.readString("upstream_user", account.upstreamUser)) {
     case Read::Absent:
-      reader.errorAtTable("upstream_user", "required: the IMAP login this account maps to");
+      if (!usesOAuth2) {
+        reader.errorAtTable("upstream_user", "required: the IMAP login this account maps to");
+      }
       break;
     case Read::Ok:
       if (account.upstreamUser.empty()) reader.error("upstream_user", "must not be empty");
@@ -454,10 +478,12 @@ void Loader::readAccount(const TableReader& reader, AccountConfig& account) {
     case Read::Invalid:
       break;
   }
-  switch (reader.readString("upstream_password_file", account.upstreamPasswordFile)) {
+  switch (usesOAuth2 ? Read::Invalid
+                     : reader.readString("upstream_password_file", account.upstreamPasswordFile)) {
     case Read::Absent:
       reader.errorAtTable("upstream_password_file",
-                          "required: a file holding the IMAP password, e.g. a Docker secret");
+                          "required: a file holding the IMAP password, e.g. a Docker secret, or "
+                          "oauth2 = \"NAME\" for an [oauth2.NAME] identity");
       break;
     case Read::Ok: {
       account.upstreamPasswordFile = resolvePath(account.upstreamPasswordFile);
@@ -505,6 +531,7 @@ void Loader::readAccounts(const toml::table& root, const MailboxOptions& default
                  AccountConfig account;
                  account.mailbox = defaults;
                  readAccount(reader, account);
+                 bindAccount(reader, account, reader.has("on_delete") || reader.has("move_to"));
                  if (!account.user.empty()) {
                    const auto [it, inserted] = users.emplace(account.user, i);
                    if (!inserted) {
@@ -514,6 +541,361 @@ void Loader::readAccounts(const toml::table& root, const MailboxOptions& default
                  }
                  accounts.push_back(std::move(account));
                });
+}
+
+// --- [oauth2.NAME] ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t kMaxSecretFileBytes = 16 * 1024;
+constexpr std::size_t kMaxIdentityName = 64;
+
+bool validIdentityName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxIdentityName &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+         });
+}
+
+bool validTenant(std::string_view tenant) {
+  return !tenant.empty() && tenant.size() <= 255 &&
+         std::all_of(tenant.begin(), tenant.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.';
+         });
+}
+
+// curl's rule for NO_PROXY: "*", or a comma-separated list of names that match the host itself
+// or any name below it (a leading dot is optional).
+bool noProxyMatches(std::string_view list, std::string_view host) {
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    std::size_t end = list.find(',', start);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view entry = list.substr(start, end - start);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+    while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+    if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
+    if (entry == "*") return true;
+    if (!entry.empty()) {
+      if (protocol::equalsIgnoreCase(host, entry)) return true;
+      if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+          protocol::equalsIgnoreCase(host.substr(host.size() - entry.size()), entry)) {
+        return true;
+      }
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+void Loader::readSecretFile(const TableReader& reader, std::string_view key,
+                            const std::string& path, std::string& out) {
+  std::string problem;
+  if (!readSmallFile(path, kMaxSecretFileBytes, out, problem)) {
+    reader.error(key, problem);
+    return;
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.empty()) {
+    reader.error(key, quote(path) + " is empty");
+  } else if (std::any_of(out.begin(), out.end(), protocol::isAsciiControl)) {
+    protocol::secureWipe(out);
+    out.clear();
+    reader.error(key, quote(path) + " must hold the secret alone on one line");
+  }
+}
+
+void Loader::checkEndpoint(const TableReader& reader, std::string_view key,
+                           const std::string& url) {
+  std::string problem;
+  auto parsed = protocol::parseHttpUrl(url, problem);
+  if (!parsed) {
+    reader.error(key, problem + ", got " + quote(url));
+  } else if (parsed->scheme != "https" && !isLoopbackHost(parsed->host)) {
+    reader.error(key, "must be an https:// URL (http:// only to a loopback address), got " +
+                          quote(url));
+  } else if (!parsed->user.empty() || !parsed->password.empty()) {
+    reader.error(key, "must not hold a user or password; use client_id and client_secret_file");
+  }
+}
+
+void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& identity) {
+  reader.readEnum("provider", identity.provider);
+  const bool hasCommand = reader.has("token_command");
+  identity.grant = hasCommand ? OAuthGrant::Command : OAuthGrant::RefreshToken;
+  const Read grant = reader.readEnum("grant", identity.grant);
+  reader.readString("client_id", identity.clientId);
+  reader.readString("scope", identity.scope);
+  reader.readString("user", identity.user);
+  const Read mechanism = reader.readEnum("mechanism", identity.mechanism);
+  reader.readDuration("request_timeout", std::chrono::seconds(1), std::chrono::minutes(5),
+                      identity.requestTimeout);
+  reader.readDuration("refresh_before", Duration::zero(), std::chrono::hours(1),
+                      identity.refreshBefore);
+  reader.readDuration("token_command_timeout", std::chrono::seconds(1), std::chrono::minutes(5),
+                      identity.tokenCommandTimeout);
+  readPath(reader, "ca_file", identity.caFile);
+  if (!identity.caFile.empty()) {
+    std::string problem;
+    if (!checkReadable(identity.caFile, problem)) reader.error("ca_file", problem);
+  }
+
+  if (reader.readString("tenant", identity.tenant) == Read::Ok) {
+    if (identity.provider != OAuthProvider::Microsoft) {
+      reader.error("tenant", "only provider = \"microsoft\" has a tenant");
+    } else if (!validTenant(identity.tenant)) {
+      reader.error("tenant", "expected a directory name or id such as "
+                             "\"contoso.onmicrosoft.com\", got " + quote(identity.tenant));
+    }
+  }
+
+  // The presets: what Microsoft and Google document for IMAP, filled in where the file is
+  // silent.
+  const bool appOnly = identity.grant == OAuthGrant::ClientCredentials;
+  switch (identity.provider) {
+    case OAuthProvider::Microsoft: {
+      if (identity.tenant.empty()) {
+        if (appOnly) {
+          reader.errorAtTable("tenant",
+                              "required with grant = \"client_credentials\": app-only access "
+                              "needs the directory, e.g. \"contoso.onmicrosoft.com\"");
+        }
+        identity.tenant = "organizations";
+      } else if (appOnly && (identity.tenant == "organizations" || identity.tenant == "common" ||
+                             identity.tenant == "consumers")) {
+        reader.error("tenant", "grant = \"client_credentials\" needs the directory itself, not " +
+                                   quote(identity.tenant));
+      }
+      const std::string base = "https://login.microsoftonline.com/" + identity.tenant;
+      identity.tokenEndpoint = base + "/oauth2/v2.0/token";
+      identity.deviceAuthorizationEndpoint = base + "/oauth2/v2.0/devicecode";
+      if (identity.scope.empty()) {
+        identity.scope = appOnly ? "https://outlook.office365.com/.default"
+                                 : "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
+      }
+      if (mechanism == Read::Absent) identity.mechanism = BearerMechanism::XOAuth2;
+      break;
+    }
+    case OAuthProvider::Google:
+      if (appOnly) {
+        reader.error("grant",
+                     "Google has no client-credentials grant for Gmail; app-only access uses a "
+                     "service account with domain-wide delegation: fetch its tokens with "
+                     "grant = \"command\"");
+      }
+      identity.tokenEndpoint = "https://oauth2.googleapis.com/token";
+      identity.deviceAuthorizationEndpoint = "https://oauth2.googleapis.com/device/code";
+      if (identity.scope.empty()) identity.scope = "https://mail.google.com/";
+      break;
+    case OAuthProvider::Generic:
+      break;
+  }
+  if (reader.readString("token_endpoint", identity.tokenEndpoint) == Read::Ok ||
+      !identity.tokenEndpoint.empty()) {
+    checkEndpoint(reader, "token_endpoint", identity.tokenEndpoint);
+  }
+  if (reader.readString("device_authorization_endpoint", identity.deviceAuthorizationEndpoint) ==
+          Read::Ok ||
+      !identity.deviceAuthorizationEndpoint.empty()) {
+    checkEndpoint(reader, "device_authorization_endpoint", identity.deviceAuthorizationEndpoint);
+  }
+
+  // What each grant needs.
+  if (identity.grant != OAuthGrant::Command) {
+    if (identity.tokenEndpoint.empty()) {
+      reader.errorAtTable("token_endpoint",
+                          "required with provider = \"generic\" unless grant = \"command\"");
+    }
+    if (identity.clientId.empty()) {
+      reader.errorAtTable("client_id", "required: the application (client) id registered with "
+                                       "the provider");
+    }
+  }
+  if (reader.readString("client_secret_file", identity.clientSecretFile) == Read::Ok) {
+    identity.clientSecretFile = resolvePath(identity.clientSecretFile);
+    readSecretFile(reader, "client_secret_file", identity.clientSecretFile, identity.clientSecret);
+  } else if (appOnly) {
+    reader.errorAtTable("client_secret_file",
+                        "required with grant = \"client_credentials\": a file holding the client "
+                        "secret, e.g. a Docker secret");
+  }
+  if (reader.readString("refresh_token_file", identity.refreshTokenFile) == Read::Ok) {
+    identity.refreshTokenFile = resolvePath(identity.refreshTokenFile);
+    if (identity.grant != OAuthGrant::RefreshToken) {
+      reader.error("refresh_token_file", "only used with grant = \"refresh_token\"");
+    }
+  }
+  if (identity.grant == OAuthGrant::RefreshToken) {
+    if (identity.refreshTokenFile.empty()) {
+      if (!reader.has("refresh_token_file")) {
+        reader.errorAtTable("refresh_token_file",
+                            "required with grant = \"refresh_token\": where `popbridge oauth "
+                            "login " + identity.name + "` stores the refresh token");
+      } else {
+        reader.error("refresh_token_file", "must not be empty");
+      }
+    } else {
+      std::error_code ec;
+      const auto parent = std::filesystem::path(identity.refreshTokenFile).parent_path();
+      if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+        reader.error("refresh_token_file",
+                     "the directory " + quote(parent.string()) + " does not exist");
+      } else if (!std::filesystem::exists(identity.refreshTokenFile, ec)) {
+        reader.warn("refresh_token_file",
+                    quote(identity.refreshTokenFile) + " does not exist yet: run `popbridge "
+                    "oauth login " + identity.name + "` before devices log in");
+      } else {
+        auto perms = std::filesystem::status(identity.refreshTokenFile, ec).permissions();
+        using std::filesystem::perms;
+        if (!ec && (perms & (perms::group_read | perms::others_read)) != perms::none) {
+          reader.warn("refresh_token_file",
+                      quote(identity.refreshTokenFile) +
+                          " is readable by other users; a refresh token is a password (chmod 600)");
+        }
+      }
+    }
+  }
+  if (const toml::node* node = reader.find("token_command")) {
+    const toml::array* array = node->as_array();
+    bool ok = array != nullptr && !array->empty();
+    if (ok) {
+      for (const toml::node& element : *array) {
+        if (!element.is_string()) {
+          ok = false;
+          break;
+        }
+        identity.tokenCommand.push_back(element.as_string()->get());
+      }
+    }
+    if (!ok || identity.tokenCommand.front().empty()) {
+      identity.tokenCommand.clear();
+      reader.error("token_command",
+                   "expected an array of strings, the program first, e.g. "
+                   "[\"/usr/local/bin/get-token\", \"--mailbox\", \"scanner\"], got " +
+                       describe(*node));
+    } else if (identity.grant != OAuthGrant::Command) {
+      reader.error("token_command", "only used with grant = \"command\"");
+    } else if (identity.tokenCommand.front().find('/') != std::string::npos) {
+      identity.tokenCommand.front() = resolvePath(identity.tokenCommand.front());
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(identity.tokenCommand.front(), ec)) {
+        reader.error("token_command", quote(identity.tokenCommand.front()) + " is not a file");
+      }
+    }
+  } else if (identity.grant == OAuthGrant::Command && grant == Read::Ok) {
+    reader.errorAtTable("token_command",
+                        "required with grant = \"command\": the program that prints a token");
+  }
+
+  if (reader.readString("https_proxy", identity.httpsProxy) == Read::Absent) {
+    // Like curl: https_proxy, then HTTPS_PROXY, unless no_proxy names the endpoint's host.
+    for (const char* name : {"https_proxy", "HTTPS_PROXY"}) {
+      auto it = env_.find(name);
+      if (it != env_.end() && !it->second.empty()) {
+        identity.httpsProxy = it->second;
+        break;
+      }
+    }
+    if (!identity.httpsProxy.empty()) {
+      std::string problem;
+      auto endpoint = protocol::parseHttpUrl(identity.tokenEndpoint, problem);
+      for (const char* name : {"no_proxy", "NO_PROXY"}) {
+        auto it = env_.find(name);
+        if (endpoint && it != env_.end() && noProxyMatches(it->second, endpoint->host)) {
+          identity.httpsProxy.clear();
+          break;
+        }
+      }
+    }
+  }
+  if (!identity.httpsProxy.empty()) {
+    std::string problem;
+    auto proxy = protocol::parseHttpUrl(identity.httpsProxy, problem);
+    if (!proxy) {
+      reader.error("https_proxy", problem);
+    } else if (proxy->scheme != "http") {
+      reader.error("https_proxy",
+                   "expected an http://host:port proxy (HTTPS goes through it with CONNECT)");
+    }
+  }
+  reader.reportUnknownKeys();
+}
+
+void Loader::readOAuth2(const toml::table& root, std::vector<OAuthIdentityConfig>& identities) {
+  const toml::node* node = root.get("oauth2");
+  if (node == nullptr) return;
+  const toml::table* table = node->as_table();
+  if (table == nullptr) {
+    diagnostics_.error(position("oauth2", node->source()), "oauth2",
+                       "expected tables [oauth2.NAME], got " + describe(*node));
+    return;
+  }
+  for (const auto& [key, value] : *table) {
+    const std::string name(key.str());
+    const std::string path = "oauth2." + name;
+    if (!value.is_table()) {
+      diagnostics_.error(position(path, value.source()), path,
+                         "expected a table ([oauth2." + name + "]), got " + describe(value));
+      continue;
+    }
+    const TableReader reader(diagnostics_, value.as_table(), path, kOAuth2Keys, &value);
+    OAuthIdentityConfig identity;
+    identity.name = name;
+    if (!validIdentityName(name)) {
+      reader.errorAtTable("", "the name must be 1-64 letters, digits, '-', '_' or '.'");
+    }
+    readOAuthIdentity(reader, identity);
+    identities.push_back(std::move(identity));
+  }
+}
+
+void Loader::bindAccount(const TableReader& reader, AccountConfig& account, bool setsDelete) {
+  if (account.oauth2.empty() || identities_ == nullptr) return;
+  const OAuthIdentityConfig* identity = nullptr;
+  for (const OAuthIdentityConfig& candidate : *identities_) {
+    if (candidate.name == account.oauth2) identity = &candidate;
+  }
+  if (identity == nullptr) {
+    std::string message = "no [oauth2." + account.oauth2 + "] is defined";
+    for (const OAuthIdentityConfig& candidate : *identities_) {
+      if (editDistance(candidate.name, account.oauth2) <= kMaxSuggestionDistance) {
+        message += " (did you mean " + quote(candidate.name) + "?)";
+        break;
+      }
+    }
+    reader.error("oauth2", std::move(message));
+    return;
+  }
+  if (account.upstreamUser.empty()) {
+    if (identity->user.empty()) {
+      reader.errorAtTable("upstream_user", "required: [oauth2." + identity->name +
+                                               "] has no user, so the account must name the "
+                                               "mailbox it logs in to");
+    }
+    account.upstreamUser = identity->user;
+  }
+  // On Gmail, \Deleted + EXPUNGE in INBOX only archives (removes the INBOX label), and on
+  // Microsoft 365 a flagged message stays visible in Outlook: moving to the special-use Trash
+  // is what a user's own "delete" does on both, and stays recoverable.
+  if (!setsDelete && !mailboxSetsDelete_ && identity->provider != OAuthProvider::Generic) {
+    account.mailbox.onDelete = DeletePolicy::Move;
+    account.mailbox.moveTo = "\\Trash";
+  }
+}
+
+void Loader::warnUnusedIdentities(const Config& config) {
+  for (const OAuthIdentityConfig& identity : config.oauth2) {
+    const bool used = std::any_of(config.accounts.begin(), config.accounts.end(),
+                                  [&](const AccountConfig& a) { return a.oauth2 == identity.name; });
+    if (!used) {
+      diagnostics_.warn({source(), 0, 0}, "oauth2." + identity.name,
+                        "no [[account]] uses this identity (oauth2 = \"" + identity.name + "\")");
+    }
+  }
 }
 
 LoadResult Loader::load(std::string_view text) {
@@ -536,13 +918,17 @@ LoadResult Loader::load(std::string_view text) {
   if (const toml::node* node = root.get("mailbox")) {
     if (node->is_table()) {
       TableReader reader(diagnostics_, node->as_table(), "mailbox", kMailboxKeys, node);
+      mailboxSetsDelete_ = reader.has("on_delete") || reader.has("move_to");
       readMailboxKeys(reader, config.mailbox);
       reader.reportUnknownKeys();
     } else {
       rootReader.error("mailbox", "expected a table ([mailbox]), got " + describe(*node));
     }
   }
+  readOAuth2(root, config.oauth2);
+  identities_ = &config.oauth2;
   readAccounts(root, config.mailbox, config.accounts);
+  warnUnusedIdentities(config);
   rootReader.reportUnknownKeys();
 
   result.errors = diagnostics_.takeErrors();
@@ -562,6 +948,13 @@ std::string ConfigError::toString() const {
   if (!keyPath.empty()) out += keyPath + ": ";
   out += message;
   return out;
+}
+
+const OAuthIdentityConfig* Config::findOAuthIdentity(std::string_view name) const {
+  for (const OAuthIdentityConfig& identity : oauth2) {
+    if (identity.name == name) return &identity;
+  }
+  return nullptr;
 }
 
 const AccountConfig* Config::findAccount(std::string_view user) const {

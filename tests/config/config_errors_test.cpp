@@ -288,7 +288,7 @@ const ErrorCase kErrorCases[] = {
      {"t.toml:1:1: account[0].password_hash: required: run `popbridge hash-password` to make one",
       "t.toml:1:1: account[0].upstream_user: required: the IMAP login this account maps to",
       "t.toml:1:1: account[0].upstream_password_file: required: a file holding the IMAP password, "
-      "e.g. a Docker secret"}},
+      "e.g. a Docker secret, or oauth2 = \"NAME\" for an [oauth2.NAME] identity"}},
     {"AccountUserWithSpace",
      replaceAll(account("a"), "\"a\"", "\"a b\"") + kMinimal,
      {"t.toml:2:8: account[0].user: expected at most 255 bytes without spaces or control "

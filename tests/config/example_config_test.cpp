@@ -48,11 +48,19 @@ class ExampleConfig : public ::testing::Test {
     std::ofstream(dir_ + "/tls/cert.pem") << "-----BEGIN CERTIFICATE-----\n";
     std::ofstream(dir_ + "/tls/key.pem") << "-----BEGIN PRIVATE KEY-----\n";
     std::ofstream(dir_ + "/secrets/scans") << "imap-password\n";
+    std::ofstream(dir_ + "/secrets/printers_client_secret") << "client-secret\n";
+    std::filesystem::create_directories(dir_ + "/state");
+    std::ofstream(dir_ + "/state/printers.token") << "refresh-token\n";
+    std::filesystem::permissions(dir_ + "/state/printers.token",
+                                 std::filesystem::perms::owner_read |
+                                     std::filesystem::perms::owner_write);
 
     example_ = readFile(kExamplePath);
     ASSERT_FALSE(example_.empty()) << "cannot read " << kExamplePath;
-    const std::string text = replaceAll(replaceAll(example_, "/etc/popbridge/tls/", dir_ + "/tls/"),
-                                        "/run/secrets/", dir_ + "/secrets/");
+    const std::string text = replaceAll(
+        replaceAll(replaceAll(example_, "/etc/popbridge/tls/", dir_ + "/tls/"), "/run/secrets/",
+                   dir_ + "/secrets/"),
+        "/var/lib/popbridge/", dir_ + "/state/");
     configPath_ = dir_ + "/popbridge.toml";
     std::ofstream(configPath_) << text;
   }
@@ -83,7 +91,7 @@ TEST_F(ExampleConfig, LoadsWithoutErrorsOrWarnings) {
   EXPECT_EQ(config.listeners[1].tls, ListenerTls::Implicit);
   EXPECT_EQ(config.upstream.host, "imap.example.com");
   EXPECT_EQ(config.upstream.port, 993);
-  ASSERT_EQ(config.accounts.size(), 1u);
+  ASSERT_EQ(config.accounts.size(), 2u);
   const AccountConfig& scanner = config.accounts[0];
   EXPECT_EQ(scanner.user, "scanner1");
   EXPECT_EQ(scanner.upstreamUser, "scans@example.com");
@@ -93,6 +101,12 @@ TEST_F(ExampleConfig, LoadsWithoutErrorsOrWarnings) {
   EXPECT_EQ(scanner.mailbox.moveTo, "Scans/Done");
   EXPECT_EQ(scanner.mailbox.maxMessages, 500u);
   EXPECT_TRUE(verifyPassword(scanner.passwordHash, "change-me"));
+  const AccountConfig& printer = config.accounts[1];
+  EXPECT_EQ(printer.oauth2, "printers");
+  EXPECT_EQ(printer.upstreamUser, "shared-scans@example.com");
+  ASSERT_EQ(config.oauth2.size(), 1u);
+  EXPECT_EQ(config.oauth2[0].clientSecret, "client-secret");
+  EXPECT_EQ(config.oauth2[0].refreshTokenFile, dir_ + "/state/printers.token");
 }
 
 // The example documents defaults; they must be the defaults the code uses. Only the values the
@@ -160,6 +174,12 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
         "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"}},
+      // ca_file, https_proxy, token_command and token_command_timeout are shown commented out:
+      // set, they would change what the example does.
+      {"[oauth2.printers]",
+       {"provider", "grant", "tenant", "client_id", "client_secret_file", "refresh_token_file",
+        "token_endpoint", "device_authorization_endpoint", "scope", "user", "mechanism",
+        "request_timeout", "refresh_before"}},
   };
   for (const auto& [header, keys] : tables) {
     const std::size_t start = example_.find("\n" + header + "\n");
