@@ -7,11 +7,13 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "config/password.h"
 #include "proxy/boringssl_check.h"
 #include "proxy/log.h"
+#include "proxy/oauth_login.h"
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
 
@@ -23,6 +25,10 @@ constexpr const char* kUsage =
     "Usage: popbridge --config FILE        run the proxy\n"
     "       popbridge --check-config FILE  validate FILE, print a summary; exit 0 when valid\n"
     "       popbridge hash-password        read a password on stdin, print its argon2id hash\n"
+    "       popbridge oauth login NAME [--config FILE]\n"
+    "                                      sign [oauth2.NAME] in (device code flow) and store\n"
+    "                                      its refresh token; FILE defaults to\n"
+    "                                      /etc/popbridge/popbridge.toml\n"
     "       popbridge --version\n"
     "       popbridge --help\n"
     "\n"
@@ -32,9 +38,13 @@ popbridge::config::Environment readEnvironment() {
   popbridge::config::Environment env;
   for (char** entry = environ; entry && *entry; ++entry) {
     std::string_view item(*entry);
-    if (item.rfind("POPBRIDGE_", 0) != 0) continue;
     auto eq = item.find('=');
     if (eq == std::string_view::npos) continue;
+    std::string_view name = item.substr(0, eq);
+    // The proxy variables curl honours, for the token endpoint of [oauth2.NAME].
+    const bool proxyVariable = name == "https_proxy" || name == "HTTPS_PROXY" ||
+                               name == "no_proxy" || name == "NO_PROXY";
+    if (!proxyVariable && item.rfind("POPBRIDGE_", 0) != 0) continue;
     env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
   }
   return env;
@@ -70,9 +80,34 @@ int hashPassword() {
   return 0;
 }
 
+// popbridge oauth login NAME [--config FILE]
+int oauthCommand(int argc, char** argv) {
+  std::string configPath = "/etc/popbridge/popbridge.toml";
+  std::vector<std::string> words;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      configPath = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      configPath = std::string(arg.substr(9));
+    } else {
+      words.emplace_back(arg);
+    }
+  }
+  if (words.size() != 2 || words[0] != "login") {
+    std::cerr << "Usage: popbridge oauth login NAME [--config FILE]\n";
+    return 2;
+  }
+  auto config = load(configPath);
+  if (!config) return 1;
+  ::signal(SIGPIPE, SIG_IGN);
+  return popbridge::proxy::runOAuthLogin(*config, words[1], std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "oauth") return oauthCommand(argc, argv);
   std::string configPath;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -386,6 +386,8 @@ void ProxySession::startVerify() {
         self.guarded([&] {
           if (status != 0 || !work->ok) {
             self.session_.onCredentials(std::nullopt);
+          } else if (!work->account->oauth2.empty()) {
+            self.requestToken(*work->account, 0);
           } else {
             protocol::UpstreamCredentials credentials;
             credentials.user = work->account->upstreamUser;
@@ -402,6 +404,61 @@ void ProxySession::startVerify() {
   }
   slotReturn.job = nullptr;
   job.release();  // owned by the after-work callback now, which gives the slot back
+}
+
+void ProxySession::requestToken(const config::AccountConfig& account, std::uint64_t rejected) {
+  oauthAccount_ = &account;
+  if (env_.tokens == nullptr || !env_.mailbox) {
+    session_.onCredentialsFailed(protocol::RespCode::SysTemp, "no token service on this loop");
+    return;
+  }
+  std::weak_ptr<bool> weak = alive_;
+  auto asked = std::chrono::steady_clock::now();
+  env_.tokens->get(account.oauth2, rejected, env_.mailbox,
+                   [this, weak, asked](TokenResult result) {
+                     auto alive = weak.lock();
+                     if (!alive || !*alive) return;
+                     guarded([&] {
+                       onToken(std::move(result), asked);
+                       if (*alive) pumpClient();
+                     });
+                   });
+}
+
+void ProxySession::onToken(TokenResult result, std::chrono::steady_clock::time_point asked) {
+  const config::AccountConfig* account = oauthAccount_;
+  if (account == nullptr) return;
+  switch (result.status) {
+    case TokenResult::Status::Ok: {
+      const config::OAuthIdentityConfig* identity = env_.config->findOAuthIdentity(account->oauth2);
+      auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - asked);
+      logAt(LogLevel::Debug, "access token of [oauth2." + account->oauth2 + "] in " +
+                                 std::to_string(waited.count()) + " ms");
+      tokenGeneration_ = result.generation;
+      protocol::UpstreamCredentials credentials;
+      credentials.user = account->upstreamUser;
+      credentials.bearer = identity ? identity->mechanism : protocol::BearerMechanism::Auto;
+      credentials.accessToken = std::move(result.accessToken);
+      credentials.bearerHost = env_.config->upstream.host;
+      credentials.bearerPort = env_.config->upstream.port;
+      credentials.mailbox = account->mailbox;
+      session_.onCredentials(std::move(credentials));
+      return;
+    }
+    case TokenResult::Status::Auth:
+      return session_.onCredentialsFailed(protocol::RespCode::Auth, result.reason);
+    case TokenResult::Status::Configuration:
+      return session_.onCredentialsFailed(protocol::RespCode::SysPerm, result.reason);
+    case TokenResult::Status::Temporary:
+      return session_.onCredentialsFailed(protocol::RespCode::SysTemp, result.reason);
+  }
+}
+
+bool ProxySession::renewCredentials() {
+  if (oauthAccount_ == nullptr) return false;
+  requestToken(*oauthAccount_, tokenGeneration_);
+  return true;
 }
 
 // Called after every event: a login ends in TRANSACTION, or back in AUTHORIZATION without a

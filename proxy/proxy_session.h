@@ -13,7 +13,9 @@
 #include "proxy/connector.h"
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
+#include "proxy/loop_mailbox.h"
 #include "proxy/stream.h"
+#include "proxy/token_service.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
 
@@ -31,6 +33,8 @@ struct SessionEnvironment {
   const config::Config* config = nullptr;
   const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
   LoginGate* loginGate = nullptr;                 // this loop's share of the process's LoginGuard
+  TokenService* tokens = nullptr;                 // null when no [oauth2.NAME] is configured
+  std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
 };
 
 // Glue between two Streams and one protocol::Pop3Session: turns the
@@ -56,6 +60,7 @@ class ProxySession : public protocol::SessionSink {
   void sendToClientAndRecycle(std::string& bytes) override;
   void sendToUpstream(std::string_view bytes) override;
   void resolveCredentials(std::string_view user, std::string_view password) override;
+  bool renewCredentials() override;
   void connectUpstream() override;
   void startUpstreamTls() override;
   void startClientTls() override;
@@ -79,6 +84,10 @@ class ProxySession : public protocol::SessionSink {
   void onConnected(UvHandle<uv_tcp_t> tcp, std::string error);
   void checkCredentials(std::string_view user, std::string_view password);
   void startVerify();
+  // An account bound to [oauth2.NAME]: its credentials are an access token from the token
+  // service. `rejected` is the generation of a token the upstream refused (0: none).
+  void requestToken(const config::AccountConfig& account, std::uint64_t rejected);
+  void onToken(TokenResult result, std::chrono::steady_clock::time_point asked);
   void noteLoginProgress();
   void onLoginTimeout();
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
@@ -140,6 +149,8 @@ class ProxySession : public protocol::SessionSink {
   std::string heldUser_;      // during the throttle wait
   std::string heldPassword_;  // during the throttle wait; wiped
   std::unique_ptr<VerifyJob> queuedJob_;  // waiting for a password-check slot
+  const config::AccountConfig* oauthAccount_ = nullptr;  // set while an OAuth2 login runs
+  std::uint64_t tokenGeneration_ = 0;                    // of the token last sent upstream
 
   Timer idleTimer_;
   Timer commandTimer_;

@@ -90,10 +90,16 @@ std::string peerIp(uv_tcp_t* tcp) {
 }  // namespace
 
 Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
-               LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index)
+               LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
+               TokenService* tokens)
     : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
+  if (tokens != nullptr) {
+    mailbox_ = LoopMailbox::create(&loop_);
+    env_.tokens = tokens;
+    env_.mailbox = mailbox_;
+  }
   env_.loop = &loop_;
   env_.config = &config_;
   env_.upstreamTls = tls_.upstream.get();
@@ -112,6 +118,7 @@ Worker::~Worker() {
   // Its async handle must be closed while the loop runs once more below; the object stays for
   // password checks still finishing in that run.
   loginGate_->close();
+  if (mailbox_) mailbox_->close();
   listeners_.clear();
   wake_.reset();
   sigint_.reset();
@@ -303,6 +310,7 @@ void Worker::beginShutdown() {
 void Worker::finishShutdown() {
   // Closing the last handles lets uv_run return.
   loginGate_->close();
+  if (mailbox_) mailbox_->close();
   wake_.reset();
   reapTimer_.reset();
   shutdownTimer_.reset();
@@ -353,11 +361,22 @@ int runServer(const config::Config& config) {
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
   LoginGuard loginGuard(LoginGuard::limitsFrom(config.server));
+  // Before the workers, which ask it for tokens until they are gone.
+  std::unique_ptr<TokenService> tokens;
+  if (!config.oauth2.empty()) {
+    tokens = std::make_unique<TokenService>(config);
+    if (!tokens->start(error)) {
+      logLine(LogLevel::Error, error);
+      return 1;
+    }
+    logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(config.oauth2.size()));
+  }
   std::atomic<std::uint64_t> nextId{1};
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i));
+    pool.push_back(
+        std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i, tokens.get()));
     all.push_back(pool.back().get());
   }
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop
@@ -384,6 +403,7 @@ int runServer(const config::Config& config) {
   }
   pool.front()->run();
   for (auto& thread : threads) thread.join();
+  if (tokens) tokens->stop();
   logLine(LogLevel::Info, "popbridge stopped");
   return 0;
 }

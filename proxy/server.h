@@ -51,7 +51,8 @@ std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std:
 class Worker {
  public:
   Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
-         LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index);
+         LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
+         TokenService* tokens = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -89,6 +90,7 @@ class Worker {
   uv_loop_t loop_{};
   SessionEnvironment env_;
   std::unique_ptr<LoginGate> loginGate_;  // outlives the sessions, which cancel their checks
+  std::shared_ptr<LoopMailbox> mailbox_;  // where the token service answers this loop
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
   std::map<std::uint64_t, std::string> sessionIps_;
