@@ -394,7 +394,23 @@ void Loader::readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox)
   }
   const Read onDelete = reader.readEnum("on_delete", mailbox.onDelete);
   const Read moveTo = reader.readString("move_to", mailbox.moveTo);
-  if (moveTo == Read::Ok && !mailbox.moveTo.empty()) checkFolder("move_to", mailbox.moveTo);
+  if (moveTo == Read::Ok && protocol::isSpecialUse(mailbox.moveTo)) {
+    if (auto attribute = protocol::canonicalSpecialUse(mailbox.moveTo)) {
+      mailbox.moveTo = *attribute;
+    } else {
+      // Quoted as in TOML, so each is shown the way it is written in the file.
+      std::string valid;
+      for (std::string_view name : protocol::kSpecialUseAttributes) {
+        valid.append(valid.empty() ? "" : ", ").append(quote(name));
+      }
+      reader.error("move_to", quote(mailbox.moveTo) +
+                                  " is not a special-use attribute; a move_to starting with a "
+                                  "backslash must be one of " +
+                                  valid + " (RFC 6154, any case)");
+    }
+  } else if (moveTo == Read::Ok && !mailbox.moveTo.empty()) {
+    checkFolder("move_to", mailbox.moveTo);
+  }
   reader.readBool("mark_seen_on_retr", mailbox.markSeenOnRetr);
   if (std::string spec; reader.readString("uidl_format", spec) == Read::Ok) {
     std::string problem;
@@ -423,7 +439,7 @@ void Loader::readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox)
   const std::string_view key = moveTo == Read::Ok ? "move_to" : "on_delete";
   if (mailbox.moveTo.empty()) {
     reader.error(key, "on_delete = \"move\" needs a non-empty move_to folder");
-  } else if (mailbox.moveTo == mailbox.folder) {
+  } else if (mailbox.moveTo == mailbox.folder && !protocol::isSpecialUse(mailbox.moveTo)) {
     reader.error(key, "on_delete = \"move\" with move_to equal to folder (" +
                           quote(mailbox.folder) + ") would never remove a message");
   }

@@ -19,9 +19,8 @@ constexpr std::uint32_t kMaxSnapshotMessages = 4 * 1024 * 1024;
 // from unsolicited flag updates) before the server is deemed broken.
 constexpr std::uint32_t kSnapshotSlack = 1024;
 
-bool hasFlag(const std::optional<std::vector<std::string>>& flags, std::string_view flag) {
-  if (!flags) return false;
-  return std::any_of(flags->begin(), flags->end(),
+bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
+  return std::any_of(flags.begin(), flags.end(),
                      [&](const std::string& f) { return equalsIgnoreCase(f, flag); });
 }
 
@@ -167,6 +166,52 @@ void ImapMaildrop::onLoggedIn() {
               "upstream lacks MOVE and UIDPLUS; on_delete=move copies and flags \\Deleted without "
               "expunging");
   }
+  moveTarget_.clear();
+  moveTargetForm_ = MailboxForm::Utf8;
+  if (effectivePolicy_ == DeletePolicy::Move) {
+    if (isSpecialUse(options_.mailbox.moveTo)) return findMoveTarget();
+    moveTarget_ = options_.mailbox.moveTo;
+  }
+  sendSelect();
+}
+
+// A special-use move_to names no folder: LIST tells which one carries the attribute, before
+// SELECT, so that the session never starts with a policy it cannot apply. With SPECIAL-USE the
+// server lists only those folders; otherwise all of them, and RFC 6154 lets a server show the
+// attributes in a plain LIST too. Only the first match is kept, so however long the list, it
+// costs no memory.
+void ImapMaildrop::findMoveTarget() {
+  op_ = Op::FindMoveTarget;
+  moveTargetForm_ = MailboxForm::Wire;
+  client_.send(client_.builder().list("", "*", client_.capabilities().specialUse));
+}
+
+void ImapMaildrop::moveTargetListed(const ImapEvent& tagged) {
+  const std::string& attribute = options_.mailbox.moveTo;
+  std::string problem;
+  if (tagged.status != ImapStatus::Ok) {
+    problem = "LIST failed: " + codeSuffix(tagged);
+  } else if (moveTarget_.empty()) {
+    problem = "no folder has that attribute";
+  } else if (moveTarget_ == encodeMailboxName(options_.mailbox.folder) ||
+             (equalsIgnoreCase(moveTarget_, "INBOX") &&
+              equalsIgnoreCase(options_.mailbox.folder, "INBOX"))) {
+    problem = "it is the served folder itself, so moving would never remove a message";
+  }
+  if (problem.empty()) {
+    sink_.log(LogSeverity::Info, "move_to " + attribute + " is folder \"" + moveTarget_ + "\"");
+  } else {
+    // Flagging keeps every DELE'd message where it was: nothing is lost, and nothing is
+    // hard-deleted, because a folder is missing.
+    sink_.log(LogSeverity::Warn, "move_to " + attribute + ": " + problem +
+                                     "; on_delete=move falls back to flag for this session");
+    effectivePolicy_ = DeletePolicy::Flag;
+    moveTarget_.clear();
+  }
+  sendSelect();
+}
+
+void ImapMaildrop::sendSelect() {
   bool readOnly = effectivePolicy_ == DeletePolicy::Keep && !options_.mailbox.markSeenOnRetr;
   op_ = Op::Select;
   client_.send(client_.builder().select(options_.mailbox.folder, readOnly));
@@ -255,6 +300,17 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
     case ImapEvent::Kind::Exists:
       if (op_ == Op::Select) exists_ = event.number;
       return;
+    case ImapEvent::Kind::List:
+      // The first usable match wins; a folder that cannot hold messages is no target, and no
+      // IMAP string can carry a NUL back.
+      if (op_ != Op::FindMoveTarget || !moveTarget_.empty() ||
+          !hasFlag(event.words, options_.mailbox.moveTo) || hasFlag(event.words, "\\Noselect") ||
+          hasFlag(event.words, "\\NonExistent") || event.mailbox.empty() ||
+          !isImapSendable(event.mailbox)) {
+        return;
+      }
+      moveTarget_ = event.mailbox;
+      return;
     case ImapEvent::Kind::Fetch:
       if (op_ == Op::Fetch && verifying_ && phase_ == FetchPhase::Exists) {
         if (event.fetch.uid == uids_[fetchIndex_]) uidConfirmed_ = true;
@@ -265,7 +321,7 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
         sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
         return;
       }
-      if (hasFlag(event.fetch.flags, "\\Deleted")) return;
+      if (event.fetch.flags && hasFlag(*event.fetch.flags, "\\Deleted")) return;
       if (uids_.size() >= snapshotLimit_) {
         return upstreamBroken("the server sent more FETCH responses than it has messages (" +
                               std::to_string(exists_) + ")");
@@ -518,6 +574,9 @@ void ImapMaildrop::endMessage() {
 
 void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
   switch (op_) {
+    case Op::FindMoveTarget:
+      moveTargetListed(tagged);
+      return;
     case Op::Select:
       if (tagged.status != ImapStatus::Ok) {
         sink_.log(LogSeverity::Error,
@@ -715,10 +774,10 @@ void ImapMaildrop::nextUpdateStep() {
       client_.send(builder.uidExpunge(updateSet_));
       return;
     case UpdateStep::Copy:
-      client_.send(builder.uidCopy(updateSet_, options_.mailbox.moveTo));
+      client_.send(builder.uidCopy(updateSet_, moveTarget_, moveTargetForm_));
       return;
     case UpdateStep::Move:
-      client_.send(builder.uidMove(updateSet_, options_.mailbox.moveTo));
+      client_.send(builder.uidMove(updateSet_, moveTarget_, moveTargetForm_));
       return;
   }
 }
@@ -752,6 +811,7 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
       return;
     case Op::Connecting:
     case Op::LoggingIn:
+    case Op::FindMoveTarget:
     case Op::Select:
     case Op::Snapshot:
       openFailed(unavailable());

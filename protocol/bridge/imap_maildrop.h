@@ -109,6 +109,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
     Resolving,
     Connecting,
     LoggingIn,
+    FindMoveTarget,  // LIST for the folder with move_to's special-use attribute
     Select,
     Snapshot,
     Open,  // the snapshot is served; nothing in flight
@@ -135,6 +136,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void onBroken(std::string_view reason) override;
 
   void openFailed(const MaildropError& error);
+  void findMoveTarget();
+  void moveTargetListed(const ImapEvent& tagged);
+  void sendSelect();
   void sendSnapshot();
   void enterOpen();
   void sendFetch(std::string_view items);
@@ -195,6 +199,10 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
 
   // UPDATE.
   DeletePolicy effectivePolicy_ = DeletePolicy::Flag;
+  // Where Move puts messages: move_to itself, or the folder LIST named for its special-use
+  // attribute, as the server spelled it (never the attribute).
+  std::string moveTarget_;
+  MailboxForm moveTargetForm_ = MailboxForm::Utf8;
   std::string updateSet_;  // the marked UIDs, as an IMAP set
   std::uint32_t updateCount_ = 0;
   std::vector<UpdateStep> updateSteps_;

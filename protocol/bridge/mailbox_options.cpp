@@ -1,5 +1,7 @@
 #include "protocol/bridge/mailbox_options.h"
 
+#include "protocol/text.h"
+
 namespace popbridge::protocol {
 
 std::string_view toString(DeletePolicy policy) {
@@ -16,6 +18,13 @@ std::string_view toString(DeletePolicy policy) {
       return "keep";
   }
   return "?";
+}
+
+std::optional<std::string_view> canonicalSpecialUse(std::string_view value) {
+  for (std::string_view attribute : kSpecialUseAttributes) {
+    if (equalsIgnoreCase(value, attribute)) return attribute;
+  }
+  return std::nullopt;
 }
 
 }  // namespace popbridge::protocol

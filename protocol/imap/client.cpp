@@ -469,6 +469,8 @@ void ImapClient::applyCapabilities(const std::vector<std::string>& words) {
       caps_.move = true;
     else if (equalsIgnoreCase(word, "ID"))
       caps_.id = true;
+    else if (equalsIgnoreCase(word, "SPECIAL-USE"))
+      caps_.specialUse = true;
     if (word.size() > 5 && equalsIgnoreCase(std::string_view(word).substr(0, 5), "AUTH=")) {
       caps_.authMechanisms.emplace_back(std::string_view(word).substr(5));
     }

@@ -49,6 +49,7 @@ struct ImapCapabilities {
   bool uidPlus = false;
   bool move = false;
   bool id = false;
+  bool specialUse = false;                  // RFC 6154: LIST knows the SPECIAL-USE selection option
   std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
 
   bool offers(std::string_view mechanism) const;  // AUTH=<mechanism>, any case

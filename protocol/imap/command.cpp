@@ -286,15 +286,33 @@ ImapCommand ImapCommandBuilder::uidExpunge(std::string_view uidSet) {
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::uidMove(std::string_view uidSet, std::string_view mailboxUtf8) {
-  Writer w(nextTag(), "UID MOVE", literalPlus_);
-  w.sp().raw(uidSet).sp().astring(encodeMailboxName(mailboxUtf8));
+ImapCommand ImapCommandBuilder::uidMove(std::string_view uidSet, std::string_view mailbox,
+                                        MailboxForm form) {
+  return uidTransfer("UID MOVE", uidSet, mailbox, form);
+}
+
+ImapCommand ImapCommandBuilder::uidCopy(std::string_view uidSet, std::string_view mailbox,
+                                        MailboxForm form) {
+  return uidTransfer("UID COPY", uidSet, mailbox, form);
+}
+
+ImapCommand ImapCommandBuilder::uidTransfer(std::string_view verb, std::string_view uidSet,
+                                            std::string_view mailbox, MailboxForm form) {
+  Writer w(nextTag(), verb, literalPlus_);
+  w.sp().raw(uidSet).sp();
+  if (form == MailboxForm::Wire) {
+    w.astring(mailbox);
+  } else {
+    w.astring(encodeMailboxName(mailbox));
+  }
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::uidCopy(std::string_view uidSet, std::string_view mailboxUtf8) {
-  Writer w(nextTag(), "UID COPY", literalPlus_);
-  w.sp().raw(uidSet).sp().astring(encodeMailboxName(mailboxUtf8));
+ImapCommand ImapCommandBuilder::list(std::string_view reference, std::string_view pattern,
+                                     bool specialUseOnly) {
+  Writer w(nextTag(), "LIST", literalPlus_);
+  if (specialUseOnly) w.raw(" (SPECIAL-USE)");
+  w.sp().astring(reference).sp().astring(pattern);
   return w.finish();
 }
 

@@ -27,11 +27,16 @@ struct ImapCommand {
   bool sensitive = false;
 };
 
+// How a mailbox argument is given: UTF-8, which the builder encodes in modified UTF-7, or the
+// name exactly as the server spelled it in a LIST response, which goes back unchanged (only
+// quoted, or sent as a literal, as its bytes require).
+enum class MailboxForm : std::uint8_t { Utf8, Wire };
+
 // Builds IMAP4rev1 / IMAP4rev2 client commands (RFC 3501, RFC 9051). Arguments that are strings
 // on the wire (user, password, mailbox, ID fields) are encoded as atom, quoted string or literal,
-// whichever is the simplest that can carry them; strings over 200 octets always as literals. Arguments documented as "verbatim" (sets, search
-// criteria, fetch items, store operations) are protocol syntax chosen by the caller and are
-// copied as they are; they must not contain CR or LF.
+// whichever is the simplest that can carry them; strings over 200 octets always as literals.
+// Arguments documented as "verbatim" (sets, search criteria, fetch items, store operations) are
+// protocol syntax chosen by the caller and are copied as they are; they must not contain CR or LF.
 class ImapCommandBuilder {
  public:
   explicit ImapCommandBuilder(std::string tagPrefix = "P");
@@ -65,13 +70,22 @@ class ImapCommandBuilder {
   // op e.g. "+FLAGS.SILENT", flagList e.g. "(\\Deleted)"; all verbatim.
   ImapCommand uidStore(std::string_view uidSet, std::string_view op, std::string_view flagList);
   ImapCommand uidExpunge(std::string_view uidSet);
-  ImapCommand uidMove(std::string_view uidSet, std::string_view mailboxUtf8);
-  ImapCommand uidCopy(std::string_view uidSet, std::string_view mailboxUtf8);
+  ImapCommand uidMove(std::string_view uidSet, std::string_view mailbox,
+                      MailboxForm form = MailboxForm::Utf8);
+  ImapCommand uidCopy(std::string_view uidSet, std::string_view mailbox,
+                      MailboxForm form = MailboxForm::Utf8);
+  // LIST (RFC 3501 6.3.8); reference and pattern go as they are (a pattern's wildcards are its
+  // own syntax). specialUseOnly adds RFC 6154's selection option, "LIST (SPECIAL-USE) ...": only
+  // the special-use mailboxes, with their attributes; for servers advertising SPECIAL-USE.
+  ImapCommand list(std::string_view reference, std::string_view pattern,
+                   bool specialUseOnly = false);
   // RFC 2971; no fields -> "ID NIL".
   ImapCommand id(std::span<const std::pair<std::string, std::string>> fields);
 
  private:
   std::string nextTag();
+  ImapCommand uidTransfer(std::string_view verb, std::string_view uidSet, std::string_view mailbox,
+                          MailboxForm form);
   std::string tagPrefix_;
   std::uint64_t tagCounter_ = 1;
   bool literalPlus_ = false;

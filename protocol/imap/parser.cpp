@@ -68,6 +68,8 @@ void ImapEvent::clear() {
   text.clear();
   number = 0;
   words.clear();
+  mailbox.clear();
+  delimiter.reset();
   fetch.clear();
   section.clear();
   origin.reset();
@@ -103,6 +105,8 @@ void ImapResponseParser::reset() {
   section_.clear();
   origin_.reset();
   bodyBuf_.clear();
+  listAttributes_.clear();
+  listDelimiter_.reset();
 }
 
 ImapResponseParser::Step ImapResponseParser::runGrammar(ImapEvent& ev) {
@@ -116,7 +120,13 @@ ImapResponseParser::Step ImapResponseParser::runGrammar(ImapEvent& ev) {
         step = continueText(ev);
         break;
       case State::SkipRest:
-        step = continueSkipRest(ev);
+        step = skipRest(ev, ImapEvent::Kind::Other);
+        break;
+      case State::ListAfterName:
+        step = listAfterName();
+        break;
+      case State::ListTail:
+        step = skipRest(ev, ImapEvent::Kind::List);
         break;
       case State::FetchNext:
         step = fetchNext(ev);
@@ -241,6 +251,8 @@ ImapResponseParser::Step ImapResponseParser::startUntagged(ImapEvent& ev) {
     if (!requireSpaces("after '*'")) return Step::Error;
     readWord();
     return keyword_ == "CAPABILITY" ? parseCapability(ev) : parseFlags(ev);
+  } else if (keyword_ == "LIST") {
+    return parseList();
   }
   state_ = State::SkipRest;
   return Step::Continue;
@@ -350,18 +362,69 @@ ImapResponseParser::Step ImapResponseParser::continueText(ImapEvent& ev) {
   return Step::Event;
 }
 
-ImapResponseParser::Step ImapResponseParser::continueSkipRest(ImapEvent& ev) {
+// Skips the rest of the response, literals included, then reports it as `kind`: Other, or a List
+// whose extended data (RFC 5258 CHILDINFO, OLDNAME...) popbridge does not read.
+ImapResponseParser::Step ImapResponseParser::skipRest(ImapEvent& ev, ImapEvent::Kind kind) {
   pos_ = end_;
   if (segLiteral_) {
     // Counted off the input, never buffered, so its size costs nothing: no limit applies.
     needLiteral(Mode::SkipLiteral);
     return Step::Continue;
   }
-  ev.kind = ImapEvent::Kind::Other;
-  ev.text = keyword_;
+  ev.kind = kind;
   ev.number = number_;
+  if (kind == ImapEvent::Kind::List) {
+    // Swapped rather than copied: the members take the event's emptied buffers.
+    ev.words.swap(listAttributes_);
+    ev.mailbox.swap(text_);
+    ev.delimiter = listDelimiter_;
+  } else {
+    ev.text = keyword_;
+  }
   finishResponse();
   return Step::Event;
+}
+
+// "* LIST (attributes) delimiter mailbox" (RFC 3501 7.2.2) from after "LIST". Whatever does not
+// fit that shape is skipped as Other from where it stopped, so nothing here fails the parser.
+ImapResponseParser::Step ImapResponseParser::parseList() {
+  state_ = State::SkipRest;  // until the name is read
+  text_.clear();
+  listAttributes_.clear();
+  listDelimiter_.reset();
+  if (skipSpaces() == 0 || scanFlagList(listAttributes_, "LIST")) return Step::Continue;
+  if (skipSpaces() == 0 || atEnd()) return Step::Continue;
+  if (peek() == '"') {
+    std::string delimiter;
+    if (scanQuoted(delimiter) || delimiter.size() != 1) return Step::Continue;
+    listDelimiter_ = delimiter[0];
+  } else if (!equalsIgnoreCase(readWord(), "NIL")) {
+    return Step::Continue;
+  }
+  if (skipSpaces() == 0) return Step::Continue;
+  if (atEnd()) {
+    // A literal name is kept like a literal in response text, up to the same limit; a longer
+    // one is skipped unread.
+    if (!segLiteral_ || *segLiteral_ > maxInlineLiteral_) return Step::Continue;
+    needLiteral(Mode::KeepLiteral);
+    state_ = State::ListAfterName;
+    return Step::Continue;
+  }
+  if (peek() == '"') {
+    if (scanQuoted(text_)) return Step::Continue;
+  } else if (text_.assign(readAtom()); text_.empty()) {
+    return Step::Continue;
+  }
+  state_ = State::ListAfterName;
+  return Step::Continue;
+}
+
+// Right after the name (on the segment that follows it, for a literal name): the end of the
+// response, or SP and extended data.
+ImapResponseParser::Step ImapResponseParser::listAfterName() {
+  const bool fits = atEnd() ? !segLiteral_ : peek() == ' ';
+  state_ = fits ? State::ListTail : State::SkipRest;
+  return Step::Continue;
 }
 
 }  // namespace popbridge::protocol

@@ -43,7 +43,8 @@ struct ImapEvent {
     BodyChunk,     // number, data
     BodyEnd,       // number
     Continuation,  // "+ text": code (if the text starts with one) and text
-    Other          // any other untagged response (LIST, STATUS, SEARCH, ESEARCH, VANISHED, ...)
+    List,          // "* LIST (attributes) delimiter mailbox": words, delimiter, mailbox
+    Other          // any other untagged response (STATUS, SEARCH, ESEARCH, VANISHED, ...)
   };
   Kind kind = Kind::Other;
   std::string tag;
@@ -56,8 +57,14 @@ struct ImapEvent {
   // number. Other: the number of a numbered response ("* 3 XFOO"), else 0 (also when it does
   // not fit in 32 bits).
   std::uint32_t number = 0;
-  // Capability; Flags; Status/Tagged with a CAPABILITY code (the code's words, upper-cased).
+  // Capability; Flags; Status/Tagged with a CAPABILITY code (the code's words, upper-cased);
+  // List: the mailbox attributes, as sent ("\\HasNoChildren", "\\Trash").
   std::vector<std::string> words;
+  // List: the mailbox name exactly as the server sent it, quoting and literal framing removed
+  // (modified UTF-7, or UTF-8 after UTF8=ACCEPT), to be sent back as it is; at most
+  // maxInlineLiteral bytes as a literal, else within maxLine. The delimiter; none for NIL.
+  std::string mailbox;
+  std::optional<char> delimiter;
   FetchAttributes fetch;
   // BodyBegin: the section, upper-cased: "BODY[]" -> "", "BODY[HEADER]" -> "HEADER",
   // "BODY[TEXT]<0>" -> "TEXT" with origin 0, "RFC822" -> "", "RFC822.HEADER" -> "HEADER",
@@ -90,9 +97,11 @@ struct ImapEvent {
 //
 // Strict where it matters, lenient elsewhere: tagged responses, continuations, untagged status
 // responses and the untagged CAPABILITY, FLAGS, EXISTS, EXPUNGE and FETCH responses, which
-// popbridge acts on, must follow the grammar, and a violation is an Error. Any other untagged
-// response (unknown or unrequested, such as SEARCH, ESEARCH or VANISHED, or a known keyword
-// with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it
+// popbridge acts on, must follow the grammar, and a violation is an Error. LIST is read when it
+// is well-formed and otherwise skipped as Other: popbridge only looks in it for a folder, and not
+// finding one has a safe fallback (RFC 5258 extended data after the name is skipped). Any other
+// untagged response (unknown or unrequested, such as SEARCH, ESEARCH or VANISHED, or a known
+// keyword with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it
 // contains, and parsing goes on with the next response; its literals are counted off the input
 // without being buffered, whatever their size. Only what breaks the framing itself (a literal
 // size beyond 64 bits, a line beyond maxLine) is an Error there.
@@ -122,12 +131,14 @@ class ImapResponseParser {
   enum class Mode : std::uint8_t { ReadLine, Grammar, BodyLiteral, KeepLiteral, SkipLiteral, Dead };
   enum class State : std::uint8_t {
     ResponseStart,
-    Text,       // collecting resp-text of a tagged, status or continuation response
-    SkipRest,   // an Other response: everything up to its end is skipped
-    FetchNext,  // inside a FETCH list, expecting an item or ')'
-    FetchSkip,  // skipping the value of an unknown FETCH item (may span literals)
-    BodyChunk,  // a quoted body's data is pending
-    BodyEnd,    // a NIL or quoted body's end is pending
+    Text,           // collecting resp-text of a tagged, status or continuation response
+    SkipRest,       // an Other response: everything up to its end is skipped
+    FetchNext,      // inside a FETCH list, expecting an item or ')'
+    FetchSkip,      // skipping the value of an unknown FETCH item (may span literals)
+    BodyChunk,      // a quoted body's data is pending
+    BodyEnd,        // a NIL or quoted body's end is pending
+    ListAfterName,  // a LIST's mailbox name is complete (maybe in a literal); SP or end next
+    ListTail,       // skipping a LIST's extended data (may span literals), then the List event
   };
   enum class TextKind : std::uint8_t { Tagged, Status, Continuation };
   enum class Frame : std::uint8_t { FetchList, SkipList };
@@ -138,13 +149,15 @@ class ImapResponseParser {
   Step startText(TextKind kind);
   Step startUntagged(ImapEvent& ev);
   Step continueText(ImapEvent& ev);
-  Step continueSkipRest(ImapEvent& ev);
   Step fetchNext(ImapEvent& ev);
   Step fetchSkip();
   Step bodyValue(ImapEvent& ev);
   Step startNumbered(ImapEvent& ev);
   Step parseCapability(ImapEvent& ev);
   Step parseFlags(ImapEvent& ev);
+  Step parseList();
+  Step listAfterName();
+  Step skipRest(ImapEvent& ev, ImapEvent::Kind kind);
 
   bool finishSegment();
   void finishResponse();
@@ -166,6 +179,10 @@ class ImapResponseParser {
   bool readQuoted(std::string& out);
   bool skipQuoted();
   bool readFlagList(std::vector<std::string>& out, std::string_view what);
+  // The scanners behind readQuoted and readFlagList, for lenient callers: on a violation they
+  // return what was expected at pos_ instead of failing the parser.
+  std::optional<std::string> scanQuoted(std::string& out);
+  std::optional<std::string> scanFlagList(std::vector<std::string>& out, std::string_view what);
   bool rejectLiteral(std::string_view what);
 
   Step fail(std::string_view expected);
@@ -204,6 +221,9 @@ class ImapResponseParser {
   std::string section_;
   std::optional<std::uint64_t> origin_;
   std::string bodyBuf_;
+  // LIST: the attributes and delimiter; the name is collected in text_.
+  std::vector<std::string> listAttributes_;
+  std::optional<char> listDelimiter_;
 };
 
 }  // namespace popbridge::protocol

@@ -244,23 +244,25 @@ bool ImapResponseParser::readNumber32(std::uint32_t& out, std::string_view what)
 }
 
 bool ImapResponseParser::readQuoted(std::string& out) {
+  std::optional<std::string> expected = scanQuoted(out);
+  if (expected) fail(*expected);
+  return !expected;
+}
+
+std::optional<std::string> ImapResponseParser::scanQuoted(std::string& out) {
   ++pos_;  // the opening quote
   for (;;) {
     std::size_t runStart = pos_;
     while (pos_ < end_ && seg_[pos_] != '"' && seg_[pos_] != '\\') ++pos_;
     out.append(seg_, runStart, pos_ - runStart);
-    if (atEnd()) {
-      fail("expected '\"' closing the quoted string");
-      return false;
-    }
+    if (atEnd()) return "expected '\"' closing the quoted string";
     if (seg_[pos_] == '"') {
       ++pos_;
-      return true;
+      return std::nullopt;
     }
     ++pos_;  // the backslash
     if (atEnd() || (peek() != '"' && peek() != '\\')) {
-      fail("expected '\"' or '\\' after '\\' in a quoted string");
-      return false;
+      return "expected '\"' or '\\' after '\\' in a quoted string";
     }
     out.push_back(seg_[pos_]);
     ++pos_;
@@ -289,20 +291,23 @@ bool ImapResponseParser::skipQuoted() {
 }
 
 bool ImapResponseParser::readFlagList(std::vector<std::string>& out, std::string_view what) {
+  std::optional<std::string> expected = scanFlagList(out, what);
+  if (expected) fail(*expected);
+  return !expected;
+}
+
+std::optional<std::string> ImapResponseParser::scanFlagList(std::vector<std::string>& out,
+                                                            std::string_view what) {
   if (atEnd() || peek() != '(') {
-    fail(std::string("expected '(' opening the ") + std::string(what) + " list");
-    return false;
+    return "expected '(' opening the " + std::string(what) + " list";
   }
   ++pos_;
   for (;;) {
     skipSpaces();
-    if (atEnd()) {
-      fail(std::string("expected ')' closing the ") + std::string(what) + " list");
-      return false;
-    }
+    if (atEnd()) return "expected ')' closing the " + std::string(what) + " list";
     if (peek() == ')') {
       ++pos_;
-      return true;
+      return std::nullopt;
     }
     std::size_t start = pos_;
     if (peek() == '\\') {
@@ -310,18 +315,13 @@ bool ImapResponseParser::readFlagList(std::vector<std::string>& out, std::string
       if (!atEnd() && peek() == '*') {
         ++pos_;
       } else if (readAtom().empty()) {
-        fail("expected a flag name after '\\'");
-        return false;
+        return "expected a flag name after '\\'";
       }
     } else if (readAtom().empty()) {
-      fail(std::string("expected a flag or ')' in the ") + std::string(what) + " list");
-      return false;
+      return "expected a flag or ')' in the " + std::string(what) + " list";
     }
     out.emplace_back(seg_, start, pos_ - start);
-    if (!atEnd() && peek() != ' ' && peek() != ')') {
-      fail("expected SP or ')' after a flag");
-      return false;
-    }
+    if (!atEnd() && peek() != ' ' && peek() != ')') return "expected SP or ')' after a flag";
   }
 }
 

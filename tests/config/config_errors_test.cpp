@@ -259,6 +259,17 @@ const ErrorCase kErrorCases[] = {
      "[mailbox]\nfolder = \"Trash\"\non_delete = \"move\"\n" + kMinimal,
      {"t.toml:3:13: mailbox.on_delete: on_delete = \"move\" with move_to equal to folder "
       "(\"Trash\") would never remove a message"}},
+    // A backslash names an RFC 6154 attribute; only those seven are known.
+    {"MoveToUnknownSpecialUse",
+     "[mailbox]\non_delete = \"move\"\nmove_to = \"\\\\Bin\"\n" + kMinimal,
+     {"t.toml:3:11: mailbox.move_to: \"\\\\Bin\" is not a special-use attribute; a move_to "
+      "starting with a backslash must be one of \"\\\\All\", \"\\\\Archive\", \"\\\\Drafts\", "
+      "\"\\\\Flagged\", \"\\\\Junk\", \"\\\\Sent\", \"\\\\Trash\" (RFC 6154, any case)"}},
+    {"MoveToLoneBackslash",
+     "[mailbox]\nmove_to = \"\\\\\"\n" + kMinimal,
+     {"t.toml:2:11: mailbox.move_to: \"\\\\\" is not a special-use attribute; a move_to "
+      "starting with a backslash must be one of \"\\\\All\", \"\\\\Archive\", \"\\\\Drafts\", "
+      "\"\\\\Flagged\", \"\\\\Junk\", \"\\\\Sent\", \"\\\\Trash\" (RFC 6154, any case)"}},
     {"BadUidlFormat",
      "[mailbox]\nuidl_format = \"%08Xu%m\"\n" + kMinimal,
      {"t.toml:2:15: mailbox.uidl_format: unknown directive \"%m\" at offset 5: expected %u (UID), "
@@ -316,6 +327,12 @@ const ErrorCase kErrorCases[] = {
     {"AccountMoveWithoutTarget",
      "[mailbox]\nmove_to = \"\"\n" + account("a") + "on_delete = \"move\"\n" + kMinimal,
      {"t.toml:8:13: account[0].on_delete: on_delete = \"move\" needs a non-empty move_to folder"}},
+    {"AccountMoveToUnknownSpecialUse",
+     account("a") + "move_to = \"\\\\Important\"\n" + kMinimal,
+     {"t.toml:6:11: account[0].move_to: \"\\\\Important\" is not a special-use attribute; a "
+      "move_to starting with a backslash must be one of \"\\\\All\", \"\\\\Archive\", "
+      "\"\\\\Drafts\", \"\\\\Flagged\", \"\\\\Junk\", \"\\\\Sent\", \"\\\\Trash\" (RFC 6154, "
+      "any case)"}},
     {"AccountBadUidlFormat",
      account("a") + "uidl_format = \"%m\"\n" + kMinimal,
      {"t.toml:6:15: account[0].uidl_format: unknown directive \"%m\" at offset 0: expected %u "

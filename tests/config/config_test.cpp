@@ -211,6 +211,20 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.mailbox.maxMessages, 1000u);
 }
 
+TEST_F(ConfigTest, MoveToMayNameASpecialUseAttributeInAnyCase) {
+  // Stored in the canonical spelling; a folder with the attribute's spelling is no conflict,
+  // since the attribute names whatever folder the server marks with it.
+  const LoadResult result =
+      load("[mailbox]\nfolder = \"\\\\Trash\"\non_delete = \"move\"\nmove_to = \"\\\\tRaSh\"\n" +
+           account("scanner") + "move_to = \"\\\\ARCHIVE\"\n" + account("printer") +
+           "move_to = \"Deleted Items\"\n" + kMinimal);
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(errorsOf(result));
+  const Config& config = *result.config;
+  EXPECT_EQ(config.mailbox.moveTo, "\\Trash");
+  EXPECT_EQ(config.findAccount("scanner")->mailbox.moveTo, "\\Archive");
+  EXPECT_EQ(config.findAccount("printer")->mailbox.moveTo, "Deleted Items");
+}
+
 TEST_F(ConfigTest, UpstreamPortDefaultsTo143ForStartTls) {
   const LoadResult result = load(upstreamWith("host = \"imap.example.com\"\ntls = \"starttls\"\n"));
   ASSERT_TRUE(result.ok()) << testing::PrintToString(errorsOf(result));

@@ -41,6 +41,9 @@ std::string render(const ImapEvent& ev) {
   appendNumber(out, ev.number);
   for (const auto& w : ev.words) out += w + ',';
   out += '|';
+  out += ev.mailbox + '|';
+  if (ev.delimiter) out += *ev.delimiter;
+  out += '|';
   if (ev.fetch.uid) appendNumber(out, *ev.fetch.uid);
   if (ev.fetch.rfc822Size) appendNumber(out, *ev.fetch.rfc822Size);
   if (ev.fetch.flags) {

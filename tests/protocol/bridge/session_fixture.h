@@ -157,6 +157,16 @@ class SessionTest : public ::testing::Test {
     ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
   }
 
+  // USER/PASS and the upstream login, up to the first command after it.
+  void loginUpstream(std::string_view postLoginCaps = kPostLoginCaps) {
+    create();
+    client("USER alice\r\nPASS s3cret pass\r\n");
+    session_->onUpstreamConnected();
+    upstream("* OK [CAPABILITY " + std::string(kCaps) + "] ready.\r\n");
+    tagged("OK [CAPABILITY " + std::string(postLoginCaps) + "] Logged in");
+    sink_.takeClient();
+  }
+
   // Serves the body of `uid` for the last UID FETCH.
   void serveBody(const std::string& body, std::uint32_t seq, std::uint32_t uid,
                  std::string_view section = "BODY[]") {

@@ -13,14 +13,7 @@ namespace {
 class HostileCountsTest : public SessionTest {
  protected:
   // USER/PASS and the upstream login, up to the answer to SELECT.
-  void loginUntilSelect() {
-    create();
-    client("USER alice\r\nPASS s3cret pass\r\n");
-    session_->onUpstreamConnected();
-    upstream("* OK [CAPABILITY " + std::string(kCaps) + "] ready.\r\n");
-    tagged("OK [CAPABILITY " + std::string(kPostLoginCaps) + "] Logged in");
-    sink_.takeClient();
-  }
+  void loginUntilSelect() { loginUpstream(); }
 };
 
 TEST_F(HostileCountsTest, AHugeExistsCountAllocatesOnlyWhatArrives) {

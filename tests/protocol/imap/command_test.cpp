@@ -111,6 +111,31 @@ TEST(ImapCommandBuilder, UidCommandsCopyVerbatimArguments) {
             Segments{"P8 UID MOVE 9 \"Deleted Items\"\r\n"});
 }
 
+TEST(ImapCommandBuilder, ListQuotesReferenceAndPatternAndAddsTheSpecialUseOption) {
+  ImapCommandBuilder b;
+  EXPECT_EQ(b.list("", "*").segments, Segments{"P1 LIST \"\" \"*\"\r\n"});
+  EXPECT_EQ(b.list("", "*", true).segments, Segments{"P2 LIST (SPECIAL-USE) \"\" \"*\"\r\n"});
+  EXPECT_EQ(b.list("Archive/", "%").segments, Segments{"P3 LIST Archive/ \"%\"\r\n"});
+}
+
+// A name from a LIST response goes back byte for byte: its modified UTF-7 is not encoded again.
+TEST(ImapCommandBuilder, MoveAndCopySendAWireNameUnchanged) {
+  ImapCommandBuilder b;
+  EXPECT_EQ(b.uidMove("4", "Entw&APw-rfe", MailboxForm::Wire).segments,
+            Segments{"P1 UID MOVE 4 Entw&APw-rfe\r\n"});
+  EXPECT_EQ(b.uidMove("4", "Entw&APw-rfe").segments, Segments{"P2 UID MOVE 4 Entw&-APw-rfe\r\n"});
+  EXPECT_EQ(b.uidCopy("1:2", "[Gmail]/Trash", MailboxForm::Wire).segments,
+            Segments{"P3 UID COPY 1:2 [Gmail]/Trash\r\n"});
+  EXPECT_EQ(b.uidMove("5", "a \"b\"", MailboxForm::Wire).segments,
+            Segments{"P4 UID MOVE 5 \"a \\\"b\\\"\"\r\n"});
+  // UTF-8 (after UTF8=ACCEPT) or a line break in a name: a literal.
+  EXPECT_EQ(b.uidMove("5", "\xd0\x9a\xd0\xbe", MailboxForm::Wire).segments,
+            (Segments{"P5 UID MOVE 5 {4}\r\n", "\xd0\x9a\xd0\xbe\r\n"}));
+  b.setLiteralPlus(true);
+  EXPECT_EQ(b.uidCopy("5", "a\r\nb", MailboxForm::Wire).segments,
+            Segments{"P6 UID COPY 5 {4+}\r\na\r\nb\r\n"});
+}
+
 TEST(ImapCommandBuilder, IdQuotesEveryStringAndUsesLiteralsWhenNeeded) {
   ImapCommandBuilder b;
   EXPECT_EQ(b.id({}).segments, Segments{"P1 ID NIL\r\n"});

@@ -86,6 +86,10 @@ std::string render(const ImapEvent& ev) {
       return "DATA " + escape(ev.data);
     case Kind::BodyEnd:
       return "END " + std::to_string(ev.number);
+    case Kind::List:
+      return "LIST (" + join(ev.words, " ") + ") " +
+             (ev.delimiter ? "'" + std::string(1, *ev.delimiter) + "'" : "NIL") + " <" +
+             escape(ev.mailbox) + ">";
     case Kind::Other:
       return "OTHER " + (ev.number ? std::to_string(ev.number) + " " : "") + ev.text;
   }
@@ -344,7 +348,55 @@ const std::vector<Case>& cases() {
        "* LIST (\\HasNoChildren) \"/\" " + lit("Entw\xc3\xbcrfe") +
            "\r\n* ID (\"name\" \"Dovecot\")\r\n* ENABLED QRESYNC\r\n* 5 XFOO bar\r\n"
            "* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n",
-       {"OTHER LIST", "OTHER ID", "OTHER ENABLED", "OTHER 5 XFOO", "OTHER STATUS"}},
+       {"LIST (\\HasNoChildren) '/' <Entw\xc3\xbcrfe>", "OTHER ID", "OTHER ENABLED", "OTHER 5 XFOO",
+        "OTHER STATUS"}},
+      // LIST (RFC 3501 7.2.2, RFC 5258, RFC 6154): the name as sent, in any string form.
+      {"LIST with special-use attributes, name as atom, quoted string and literal",
+       "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+       "* LIST (\\HasChildren) \".\" \"INBOX\"\r\n"
+       "* list () \"/\" \"[Gmail]/Sent Mail\"\r\n"
+       "* LIST (\\Junk) \"/\" \"a \\\"q\\\" \\\\ b\"\r\n"
+       "* LIST (\\Drafts \\HasNoChildren) \"/\" " +
+           lit("Entw&APw-rfe") + "\r\n* LIST (\\Archive) NIL " + lit("\xd0\x90\r\n") +
+           "\r\n"
+           "P3 OK List completed\r\n",
+       {"LIST (\\HasNoChildren \\Trash) '/' <Trash>", "LIST (\\HasChildren) '.' <INBOX>",
+        "LIST () '/' <[Gmail]/Sent Mail>", "LIST (\\Junk) '/' <a \"q\" \\ b>",
+        "LIST (\\Drafts \\HasNoChildren) '/' <Entw&APw-rfe>",
+        "LIST (\\Archive) NIL <\xd0\x90\\r\\n>", "TAGGED P3 OK List completed"}},
+      {"LIST delimiters: escaped quote, backslash, nil",
+       "* LIST () \"\\\\\" a\r\n* LIST () \"\\\"\" b\r\n* LIST () nil c\r\n",
+       {"LIST () '\\' <a>", "LIST () '\"' <b>", "LIST () NIL <c>"}},
+      {"LIST extended data is skipped, literals included",
+       "* LIST (\\Subscribed) \"/\" \"Foo\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+       "* LIST (\\NonExistent) \"/\" " +
+           lit("Bar") + " (\"OLDNAME\" (" + lit("Old\r\nName") + "))\r\n* 1 EXISTS\r\n",
+       {"LIST (\\Subscribed) '/' <Foo>", "LIST (\\NonExistent) '/' <Bar>", "EXISTS 1"}},
+      {"LIST with an empty name and odd spacing",
+       "* LIST () \"/\" \"\"\r\n* LIST  ( \\Trash )  \"/\"  Bin  \r\n",
+       {"LIST () '/' <>", "LIST (\\Trash) '/' <Bin>"}},
+      // Malformed LIST responses are skipped like any unknown response, never fatal.
+      {"malformed LIST responses are skipped",
+       "* LIST\r\n* LIST \\Trash \"/\" x\r\n* LIST (\\Trash \"/\" x\r\n* LIST (\\Trash)\r\n"
+       "* LIST (\\Trash) \"//\" x\r\n* LIST (\\Trash) \"/\r\n* LIST (\\Trash) XX x\r\n"
+       "* LIST (\\Trash) \"/\"\r\n* LIST (\\Trash) \"/\" \r\n* LIST (\\Trash) \"/\" \"x\r\n"
+       "* LIST (\\Trash) \"/\" x\"y\"\r\n* LIST (\\Trash) \"/\"" +
+           lit("x") + "\r\n* LIST (\\Trash) \"/\" " + lit("x") + "y\r\n* LIST (\\Trash) \"/\" " +
+           lit("x") + lit("y") +
+           "\r\n* LIST (\\) \"/\" x\r\n* 2 LIST () \"/\" x\r\n"
+           "t1 OK still here\r\n",
+       {"OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST",
+        "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER LIST",
+        "OTHER LIST", "OTHER LIST", "OTHER LIST", "OTHER 2 LIST", "TAGGED t1 OK still here"}},
+      {"LIST name literal beyond the inline limit is skipped unread",
+       "* LIST (\\Trash) \"/\" " + lit(std::string(17, 'm')) + "\r\n* LIST (\\Trash) \"/\" " +
+           lit(std::string(16, 'n')) + "\r\n",
+       {"OTHER LIST", "LIST (\\Trash) '/' <nnnnnnnnnnnnnnnn>"},
+       {64, 16}},
+      {"error: LIST line beyond the line limit",
+       "* LIST (\\Trash) \"/\" \"" + std::string(80, 'x') + "\"\r\n",
+       {"ERROR response line longer than 64 bytes"},
+       {64, 16}},
       {"bare LF line ends and blank lines",
        "* 2 EXISTS\n\r\n\n* 1 FETCH (BODY[] {2}\nab UID 3)\na1 OK done\n",
        {"EXISTS 2", "BODY 1 [] 2", "DATA ab", "END 1", "FETCH 1 UID=3", "TAGGED a1 OK done"}},
