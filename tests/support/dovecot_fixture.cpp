@@ -431,6 +431,16 @@ void DovecotFixture::writeConfig() const {
          << "  args = " << d << "/oauth2/dovecot-oauth2.conf.ext\n"
          << "}\n";
   }
+  if (!options_.specialUse.empty()) {
+    // The same namespace Dovecot makes when none is configured (maildir's '.' separator, empty
+    // prefix), only with the folders named.
+    conf << "namespace inbox {\n  inbox = yes\n";
+    for (const auto& [folder, attribute] : options_.specialUse) {
+      conf << "  mailbox \"" << folder << "\" {\n    special_use = " << attribute
+           << "\n    auto = create\n  }\n";
+    }
+    conf << "}\n";
+  }
   conf << "userdb {\n"
        << "  driver = passwd-file\n"
        << "  args = username_format=%u " << d << "/users.d/%u\n"

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tests/support/test_tls.h"
@@ -70,6 +71,10 @@ struct DovecotOptions {
   bool authPenalty = false;
   // Adds `auth_mechanisms = plain login xoauth2 oauthbearer` and an oauth2 passdb.
   std::optional<DovecotOAuth2Options> oauth2;
+  // Folders of the inbox namespace that carry an RFC 6154 special-use attribute, created at
+  // login: {"Papierkorb", "\\Trash"}. Empty: no namespace block, so Dovecot's implicit one
+  // (no special-use folders at all).
+  std::vector<std::pair<std::string, std::string>> specialUse{};
 };
 
 class DovecotFixture {
