@@ -326,7 +326,8 @@ TEST_F(OAuth2Test, FiftyConcurrentLoginsShareOneRefresh) {
   const std::string user = newMailbox("oa-fifty");
   grantRefreshToken("rt-fifty", user);
   endpoint_->setResponseDelay(1500ms);
-  auto popbridge = start(identity(user), "max_password_checks = 8\n");
+  // Two worker loops: the devices' sessions are spread over both, and still share the refresh.
+  auto popbridge = start(identity(user), "max_password_checks = 8\nworkers = 2\n");
   constexpr int kDevices = 50;
   std::atomic<int> ok{0};
   std::vector<std::thread> devices;
@@ -345,6 +346,32 @@ TEST_F(OAuth2Test, FiftyConcurrentLoginsShareOneRefresh) {
   EXPECT_EQ(ok.load(), kDevices) << popbridge->log();
   EXPECT_EQ(endpoint_->count("refresh_token"), 1u);
   EXPECT_EQ(countOf(popbridge->log(), "access token obtained"), 1u);
+}
+
+// Several devices bound to one identity share its token; a device with a wrong password is refused
+// by its own argon2 hash and never causes a token request.
+TEST_F(OAuth2Test, DevicesShareAnIdentityAndAWrongDevicePasswordFetchesNothing) {
+  const std::string user = newMailbox("oa-shared");
+  grantRefreshToken("rt-shared", user);
+  const std::string scannerPassword = "scanner-Pa55-34";
+  auto popbridge = start(identity(user) + "[[account]]\nuser = \"scanner\"\npassword_hash = \"" +
+                         config::hashPassword(scannerPassword) + "\"\noauth2 = \"box\"\n");
+  popbridge->addSecret(scannerPassword);
+  {
+    Pop3TestClient pop3(popbridge->port());
+    ASSERT_TRUE(startsWith(pop3.command("USER scanner"), "+OK"));
+    EXPECT_TRUE(startsWith(pop3.command("PASS printer-Pa55-12"), "-ERR [AUTH]"));
+  }
+  EXPECT_EQ(endpoint_->count("refresh_token"), 0u) << popbridge->log();
+  for (const auto& [device, password] : std::vector<std::pair<std::string, std::string>>{
+           {"printer", kDevicePassword}, {"scanner", scannerPassword}}) {
+    Pop3TestClient pop3(popbridge->port());
+    ASSERT_TRUE(startsWith(pop3.command("USER " + device), "+OK"));
+    ASSERT_TRUE(startsWith(pop3.command("PASS " + password), "+OK")) << popbridge->log();
+    EXPECT_TRUE(startsWith(pop3.command("STAT"), "+OK 2 "));
+    pop3.command("QUIT");
+  }
+  EXPECT_EQ(endpoint_->count("refresh_token"), 1u);
 }
 
 TEST_F(OAuth2Test, ClientCredentialsGrant) {
