@@ -1,5 +1,7 @@
 // Reads the whole configuration: applies the environment overrides, reads each table and checks
 // the combinations of keys that no single key can check alone.
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <limits>
@@ -590,7 +592,8 @@ bool noProxyMatches(std::string_view list, std::string_view host) {
     std::size_t end = list.find(',', start);
     if (end == std::string_view::npos) end = list.size();
     std::string_view entry = list.substr(start, end - start);
-    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
+      entry.remove_prefix(1);
     while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
     if (!entry.empty() && entry.front() == '.') entry.remove_prefix(1);
     if (entry == "*") return true;
@@ -629,13 +632,14 @@ void Loader::checkEndpoint(const TableReader& reader, std::string_view key,
                            const std::string& url) {
   std::string problem;
   auto parsed = protocol::parseHttpUrl(url, problem);
+  // A URL with an '@' may carry a password: it is never echoed.
+  const std::string shown = url.find('@') == std::string::npos ? ", got " + quote(url) : "";
   if (!parsed) {
-    reader.error(key, problem + ", got " + quote(url));
-  } else if (parsed->scheme != "https" && !isLoopbackHost(parsed->host)) {
-    reader.error(key, "must be an https:// URL (http:// only to a loopback address), got " +
-                          quote(url));
+    reader.error(key, problem + shown);
   } else if (!parsed->user.empty() || !parsed->password.empty()) {
     reader.error(key, "must not hold a user or password; use client_id and client_secret_file");
+  } else if (parsed->scheme != "https" && !isLoopbackHost(parsed->host)) {
+    reader.error(key, "must be an https:// URL (http:// only to a loopback address)" + shown);
   }
 }
 
@@ -664,8 +668,10 @@ void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& i
     if (identity.provider != OAuthProvider::Microsoft) {
       reader.error("tenant", "only provider = \"microsoft\" has a tenant");
     } else if (!validTenant(identity.tenant)) {
-      reader.error("tenant", "expected a directory name or id such as "
-                             "\"contoso.onmicrosoft.com\", got " + quote(identity.tenant));
+      reader.error("tenant",
+                   "expected a directory name or id such as "
+                   "\"contoso.onmicrosoft.com\", got " +
+                       quote(identity.tenant));
     }
   }
 
@@ -690,8 +696,9 @@ void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& i
       identity.tokenEndpoint = base + "/oauth2/v2.0/token";
       identity.deviceAuthorizationEndpoint = base + "/oauth2/v2.0/devicecode";
       if (identity.scope.empty()) {
-        identity.scope = appOnly ? "https://outlook.office365.com/.default"
-                                 : "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
+        identity.scope = appOnly
+                             ? "https://outlook.office365.com/.default"
+                             : "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
       }
       if (mechanism == Read::Absent) identity.mechanism = BearerMechanism::XOAuth2;
       break;
@@ -727,8 +734,9 @@ void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& i
                           "required with provider = \"generic\" unless grant = \"command\"");
     }
     if (identity.clientId.empty()) {
-      reader.errorAtTable("client_id", "required: the application (client) id registered with "
-                                       "the provider");
+      reader.errorAtTable("client_id",
+                          "required: the application (client) id registered with "
+                          "the provider");
     }
   }
   if (reader.readString("client_secret_file", identity.clientSecretFile) == Read::Ok) {
@@ -750,27 +758,39 @@ void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& i
       if (!reader.has("refresh_token_file")) {
         reader.errorAtTable("refresh_token_file",
                             "required with grant = \"refresh_token\": where `popbridge oauth "
-                            "login " + identity.name + "` stores the refresh token");
+                            "login " +
+                                identity.name + "` stores the refresh token");
       } else {
         reader.error("refresh_token_file", "must not be empty");
       }
     } else {
       std::error_code ec;
       const auto parent = std::filesystem::path(identity.refreshTokenFile).parent_path();
-      if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-        reader.error("refresh_token_file",
-                     "the directory " + quote(parent.string()) + " does not exist");
-      } else if (!std::filesystem::exists(identity.refreshTokenFile, ec)) {
-        reader.warn("refresh_token_file",
-                    quote(identity.refreshTokenFile) + " does not exist yet: run `popbridge "
-                    "oauth login " + identity.name + "` before devices log in");
+      const std::string dir = parent.empty() ? std::string(".") : parent.string();
+      if (!std::filesystem::is_directory(dir, ec)) {
+        reader.error("refresh_token_file", "the directory " + quote(dir) + " does not exist");
       } else {
-        auto perms = std::filesystem::status(identity.refreshTokenFile, ec).permissions();
-        using std::filesystem::perms;
-        if (!ec && (perms & (perms::group_read | perms::others_read)) != perms::none) {
+        if (::access(dir.c_str(), W_OK) != 0) {
           reader.warn("refresh_token_file",
-                      quote(identity.refreshTokenFile) +
-                          " is readable by other users; a refresh token is a password (chmod 600)");
+                      "the directory " + quote(dir) +
+                          " is not writable by this user: rotated refresh tokens (Microsoft and "
+                          "Google rotate them) cannot be saved there, nor can `popbridge oauth "
+                          "login` store one");
+        }
+        if (!std::filesystem::exists(identity.refreshTokenFile, ec)) {
+          reader.warn("refresh_token_file", quote(identity.refreshTokenFile) +
+                                                " does not exist yet: run `popbridge "
+                                                "oauth login " +
+                                                identity.name + "` before devices log in");
+        } else {
+          auto perms = std::filesystem::status(identity.refreshTokenFile, ec).permissions();
+          using std::filesystem::perms;
+          if (!ec && (perms & (perms::group_read | perms::others_read)) != perms::none) {
+            reader.warn("refresh_token_file",
+                        quote(identity.refreshTokenFile) +
+                            " is readable by other users; a refresh token is a password (chmod "
+                            "600)");
+          }
         }
       }
     }
@@ -827,6 +847,10 @@ void Loader::readOAuthIdentity(const TableReader& reader, OAuthIdentityConfig& i
         }
       }
     }
+  }
+  if (!identity.httpsProxy.empty() && identity.httpsProxy.find("://") == std::string::npos) {
+    // curl reads "proxy.corp:3128" as http://; so does every tool that sets HTTPS_PROXY so.
+    identity.httpsProxy = "http://" + identity.httpsProxy;
   }
   if (!identity.httpsProxy.empty()) {
     std::string problem;
@@ -905,8 +929,9 @@ void Loader::bindAccount(const TableReader& reader, AccountConfig& account, bool
 
 void Loader::warnUnusedIdentities(const Config& config) {
   for (const OAuthIdentityConfig& identity : config.oauth2) {
-    const bool used = std::any_of(config.accounts.begin(), config.accounts.end(),
-                                  [&](const AccountConfig& a) { return a.oauth2 == identity.name; });
+    const bool used =
+        std::any_of(config.accounts.begin(), config.accounts.end(),
+                    [&](const AccountConfig& a) { return a.oauth2 == identity.name; });
     if (!used) {
       diagnostics_.warn({source(), 0, 0}, "oauth2." + identity.name,
                         "no [[account]] uses this identity (oauth2 = \"" + identity.name + "\")");

@@ -34,8 +34,12 @@ class DeviceLogin {
 
   void start() {
     std::vector<std::pair<std::string, std::string>> form{{"client_id", identity_.clientId}};
+    // RFC 8628 3.1: a confidential client authenticates here as at the token endpoint.
+    if (!identity_.clientSecret.empty()) form.emplace_back("client_secret", identity_.clientSecret);
     if (!identity_.scope.empty()) form.emplace_back("scope", identity_.scope);
-    http_.post(request(identity_.deviceAuthorizationEndpoint, protocol::formEncode(form)),
+    std::string body = protocol::formEncode(form);
+    for (auto& field : form) protocol::secureWipe(field.second);
+    http_.post(request(identity_.deviceAuthorizationEndpoint, std::move(body)),
                [this](HttpsResponse response) { onAuthorization(std::move(response)); });
   }
 
@@ -48,7 +52,8 @@ class DeviceLogin {
     request.body = std::move(body);
     request.proxy = identity_.httpsProxy;
     request.tls = tls_;
-    request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(identity_.requestTimeout);
+    request.timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(identity_.requestTimeout);
     return request;
   }
 
@@ -64,16 +69,17 @@ class DeviceLogin {
       return finish(1);
     }
     auto parsed = protocol::parseDeviceAuthorization(response.status, response.body);
+    protocol::secureWipe(response.body);
     if (!parsed.authorization) {
-      err_ << "error: the device authorization endpoint answered HTTP " << response.status
-           << ": " << parsed.error.toString() << "\n";
+      err_ << "error: the device authorization endpoint answered HTTP " << response.status << ": "
+           << parsed.error.toString() << "\n";
       return finish(1);
     }
     const auto& authorization = *parsed.authorization;
     deviceCode_ = authorization.deviceCode;
     interval_ = authorization.interval;
-    auto lifetime = authorization.expiresIn.count() > 0 ? authorization.expiresIn
-                                                        : kDefaultCodeLifetime;
+    auto lifetime =
+        authorization.expiresIn.count() > 0 ? authorization.expiresIn : kDefaultCodeLifetime;
     deadline_ = Clock::now() + lifetime;
     out_ << "To let popbridge use the mailbox of [oauth2." << identity_.name << "], open\n\n    "
          << authorization.verificationUri << "\n\nand enter the code\n\n    "
@@ -88,7 +94,7 @@ class DeviceLogin {
   }
 
   void schedulePoll() {
-    if (Clock::now() + interval_ >= deadline_) {
+    if (Clock::now() + interval_ > deadline_) {
       err_ << "error: the code expired before the sign-in was approved; run the command again\n";
       return finish(1);
     }

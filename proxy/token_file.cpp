@@ -40,7 +40,7 @@ class Fd {
 
 bool readTokenFile(const std::string& path, std::string& token, std::string& error) {
   token.clear();
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     error = describeErrno("cannot open", path);
     return false;
@@ -67,8 +67,8 @@ bool readTokenFile(const std::string& path, std::string& token, std::string& err
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
     token.pop_back();
   }
-  bool printable = std::all_of(token.begin(), token.end(),
-                               [](char c) { return c > 0x20 && c < 0x7f; });
+  bool printable =
+      std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
   if (token.empty() || !printable) {
     protocol::secureWipe(token);
     token.clear();
@@ -76,6 +76,17 @@ bool readTokenFile(const std::string& path, std::string& token, std::string& err
     return false;
   }
   return true;
+}
+
+std::optional<FileStamp> stampTokenFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  FileStamp stamp;
+  stamp.device = static_cast<std::uint64_t>(st.st_dev);
+  stamp.inode = static_cast<std::uint64_t>(st.st_ino);
+  stamp.size = static_cast<std::int64_t>(st.st_size);
+  stamp.mtimeNs = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return stamp;
 }
 
 bool writeTokenFile(const std::string& path, const std::string& token, std::string& error) {
@@ -93,6 +104,16 @@ bool writeTokenFile(const std::string& path, const std::string& token, std::stri
     error = describeErrno("cannot chmod", temp);
     removeTemp();
     return false;
+  }
+  if (::geteuid() == 0) {
+    struct stat owner {};
+    if (::stat(path.c_str(), &owner) == 0 || ::stat(dir.c_str(), &owner) == 0) {
+      if (::fchown(fd.get(), owner.st_uid, owner.st_gid) != 0) {
+        error = describeErrno("cannot chown", temp);
+        removeTemp();
+        return false;
+      }
+    }
   }
   std::string content = token + "\n";
   std::size_t written = 0;

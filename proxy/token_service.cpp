@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 
 #include "protocol/http/form.h"
 #include "protocol/oauth/token_response.h"
@@ -30,6 +31,14 @@ constexpr std::chrono::seconds kMinRemaining{30};
 constexpr std::chrono::seconds kDefaultEndpointLifetime{3600};
 constexpr std::chrono::seconds kDefaultCommandLifetime{300};
 constexpr std::size_t kMaxCommandOutput = 16 * 1024;
+// A token the upstream refuses forces a new one at most this often per identity: a refusal that
+// a new token cannot cure (a mailbox the identity may not open) must not turn every poll of every
+// device into a token request.
+constexpr std::chrono::seconds kMinForcedRefreshInterval{30};
+// A token already expired by this host's clock (a skewed clock, or an exp in the past) is used
+// for this long rather than fetched again for every login: the upstream judges it.
+constexpr std::chrono::seconds kExpiredTokenReuse{60};
+constexpr std::int64_t kMaxLifetimeSeconds = 366LL * 24 * 3600;
 
 std::string reloginHint(const std::string& name) {
   return "; run `popbridge oauth login " + name + "`";
@@ -68,7 +77,15 @@ struct TokenService::Identity {
   std::chrono::milliseconds backoff{0};
   Clock::time_point retryAfter{};
   TokenResult lastFailure;
-  std::string failedRefreshToken;  // the refresh token that got invalid_grant, wiped
+  Clock::time_point lastForced{};  // the last refresh forced by an upstream refusal
+  // The refresh token in use, kept in memory so that a rotated one survives a failed write; the
+  // file is read again only when its stamp changes.
+  std::string refreshToken;
+  std::optional<FileStamp> refreshStamp;
+  // The endpoint refused the refresh token (invalid_grant) or there was none: no request until
+  // the file differs from this stamp (nullopt: it was missing).
+  bool grantRefused = false;
+  std::optional<FileStamp> refusedStamp;
   std::atomic<std::uint64_t> fetches{0};
 };
 
@@ -102,31 +119,42 @@ class TokenService::CommandRun {
     options.stdio = stdio;
     options.stdio_count = 3;
     options.exit_cb = &CommandRun::onExit;
+    // Its own process group, so that a timeout kills what a wrapper script started too.
+    options.flags = UV_PROCESS_DETACHED;
     process_ = UvHandle<uv_process_t>::allocate();
     process_->data = this;
     int rc = uv_spawn(loop, process_.get(), &options);
     if (rc != 0) {
       // uv_spawn initialised the handle even on failure; it must still be closed.
-      startError_ = std::string("cannot start ") + config.tokenCommand.front() + ": " +
-                    uv_strerror(rc);
+      startError_ =
+          std::string("cannot start ") + config.tokenCommand.front() + ": " + uv_strerror(rc);
       timer_.start(std::chrono::milliseconds(0), [this] { complete(false, startError_); });
       return;
     }
+    spawned_ = true;
     uv_read_start(out_.stream(), &CommandRun::onAlloc, &CommandRun::onRead);
     uv_read_start(err_.stream(), &CommandRun::onAlloc, &CommandRun::onRead);
-    timer_.start(std::chrono::duration_cast<std::chrono::milliseconds>(config.tokenCommandTimeout),
-                 [this, seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                                      config.tokenCommandTimeout)
-                                      .count()] {
-                   kill();
-                   complete(false, "token_command did not finish within " +
-                                       std::to_string(seconds) + " s; killed");
-                 });
+    timer_.start(
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.tokenCommandTimeout),
+        [this,
+         seconds =
+             std::chrono::duration_cast<std::chrono::seconds>(config.tokenCommandTimeout).count()] {
+          kill();
+          complete(false,
+                   "token_command did not finish within " + std::to_string(seconds) + " s; killed");
+        });
   }
 
   ~CommandRun() {
-    kill();
+    if (spawned_ && !exited_) {
+      kill();
+      // The child is reaped only while its handle is open: the handle outlives this run and
+      // closes itself when the exit arrives (onExit with no owner).
+      uv_process_t* orphan = process_.release();
+      orphan->data = nullptr;
+    }
     protocol::secureWipe(output_);
+    protocol::secureWipe(errors_);
   }
 
  private:
@@ -157,7 +185,12 @@ class TokenService::CommandRun {
   }
   static void onExit(uv_process_t* process, int64_t status, int signal) noexcept {
     auto* self = static_cast<CommandRun*>(process->data);
-    if (self == nullptr) return;
+    if (self == nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(process), [](uv_handle_t* handle) noexcept {
+        std::unique_ptr<uv_process_t> owned(reinterpret_cast<uv_process_t*>(handle));
+      });
+      return;
+    }
     self->exited_ = true;
     self->exitStatus_ = status;
     self->exitSignal_ = signal;
@@ -165,20 +198,17 @@ class TokenService::CommandRun {
   }
 
   void kill() {
-    if (process_ && !exited_ && process_->pid > 0) uv_process_kill(process_.get(), SIGKILL);
+    if (process_ && !exited_ && process_->pid > 0) ::kill(-process_->pid, SIGKILL);
   }
 
   void maybeComplete() {
     if (!exited_ || !outDone_ || !errDone_ || !done_) return;
     if (exitSignal_ != 0 || exitStatus_ != 0) {
-      std::string line = errors_.substr(0, errors_.find('\n'));
+      // Its stderr is not logged: a script run with `set -x`, or `curl -v`, prints secrets there.
       std::string why = exitSignal_ != 0 ? "killed by signal " + std::to_string(exitSignal_)
                                          : "exited with status " + std::to_string(exitStatus_);
-      for (char& c : line) {
-        if (c < 0x20 || c >= 0x7f) c = '?';
-      }
-      if (line.size() > 160) line.resize(160);
-      return complete(false, "token_command " + why + (line.empty() ? "" : ": " + line));
+      return complete(false, "token_command " + why +
+                                 (errors_.empty() ? "" : " (run it by hand to see its stderr)"));
     }
     complete(true, {});
   }
@@ -201,6 +231,7 @@ class TokenService::CommandRun {
   std::string startError_;
   bool outDone_ = false;
   bool errDone_ = false;
+  bool spawned_ = false;  // a child exists, whose exit the process handle must see
   bool exited_ = false;
   std::int64_t exitStatus_ = 0;
   int exitSignal_ = 0;
@@ -250,11 +281,14 @@ void TokenService::stop() {
         identity->command.reset();
         identity->waiters.clear();
         protocol::secureWipe(identity->token);
+        protocol::secureWipe(identity->refreshToken);
       }
       inbox_->close();
     });
-    if (posted) thread_.join();
-    else thread_.detach();  // cannot happen: only this function closes the inbox
+    if (posted)
+      thread_.join();
+    else
+      thread_.detach();  // cannot happen: only this function closes the inbox
   }
   // Let closed handles finish, then free the loop.
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -303,7 +337,15 @@ void TokenService::handle(const std::string& name, std::uint64_t rejected, Waite
   }
   Identity& identity = *it->second;
   const auto now = Clock::now();
-  const bool refused = rejected != 0 && rejected == identity.generation;
+  bool refused = rejected != 0 && rejected == identity.generation;
+  if (refused && now - identity.lastForced < kMinForcedRefreshInterval) {
+    logLine(LogLevel::Debug, "[oauth2." + name +
+                                 "] the upstream refused the access token again "
+                                 "within " +
+                                 std::to_string(kMinForcedRefreshInterval.count()) +
+                                 " s of the last forced refresh; not forcing another");
+    refused = false;
+  }
   if (!identity.token.empty() && !refused && now + identity.minRemaining < identity.expiresAt) {
     TokenResult result;
     result.status = Status::Ok;
@@ -311,7 +353,8 @@ void TokenService::handle(const std::string& name, std::uint64_t rejected, Waite
     result.generation = identity.generation;
     reply(waiter, std::move(result));
     // Due but still good: refresh behind the login's back.
-    if (now >= identity.refreshAt && !identity.fetching && now >= identity.retryAfter) {
+    if (now >= identity.refreshAt && !identity.fetching && now >= identity.retryAfter &&
+        !identity.grantRefused) {
       logLine(LogLevel::Debug, "[oauth2." + name + "] access token due; refreshing it");
       startFetch(identity);
     }
@@ -321,18 +364,15 @@ void TokenService::handle(const std::string& name, std::uint64_t rejected, Waite
     // The upstream refused a token that has not expired: revoked, or not valid for IMAP.
     protocol::secureWipe(identity.token);
     identity.token.clear();
+    identity.lastForced = now;
   }
-  if (!identity.fetching && now < identity.retryAfter) {
-    // A new refresh token on disk (`popbridge oauth login` ran) ends the back-off at once.
-    bool newGrant = false;
-    if (!identity.failedRefreshToken.empty()) {
-      std::string current;
-      std::string error;
-      newGrant = readTokenFile(identity.config->refreshTokenFile, current, error) &&
-                 current != identity.failedRefreshToken;
-      protocol::secureWipe(current);
-    }
-    if (!newGrant) return reply(waiter, identity.lastFailure);
+  if (!identity.fetching) {
+    // A refused refresh token is not sent again; a new file (`popbridge oauth login` ran) ends
+    // that, and the back-off, at once.
+    bool newGrant = identity.grantRefused &&
+                    stampTokenFile(identity.config->refreshTokenFile) != identity.refusedStamp;
+    if (identity.grantRefused && !newGrant) return reply(waiter, identity.lastFailure);
+    if (now < identity.retryAfter && !newGrant) return reply(waiter, identity.lastFailure);
   }
   identity.waiters.push_back(std::move(waiter));
   if (!identity.fetching) startFetch(identity);
@@ -350,14 +390,26 @@ void TokenService::fetchFromEndpoint(Identity& identity) {
   std::vector<std::pair<std::string, std::string>> form;
   std::string refreshToken;
   if (config.grant == config::OAuthGrant::RefreshToken) {
-    std::string error;
-    if (!readTokenFile(config.refreshTokenFile, refreshToken, error)) {
-      TokenResult result;
-      result.status = Status::Auth;
-      result.reason = "[oauth2." + config.name + "] no refresh token: " + error +
-                      reloginHint(config.name);
-      return fetched(identity, std::move(result), {}, {});
+    std::optional<FileStamp> stamp = stampTokenFile(config.refreshTokenFile);
+    if (identity.refreshToken.empty() || (stamp && stamp != identity.refreshStamp)) {
+      std::string fresh;
+      std::string error;
+      if (readTokenFile(config.refreshTokenFile, fresh, error)) {
+        protocol::secureWipe(identity.refreshToken);
+        identity.refreshToken = std::move(fresh);
+        identity.refreshStamp = stamp;
+      } else if (identity.refreshToken.empty()) {
+        TokenResult result;
+        result.status = Status::Auth;
+        result.reason =
+            "[oauth2." + config.name + "] no refresh token: " + error + reloginHint(config.name);
+        identity.grantRefused = true;
+        identity.refusedStamp = stamp;
+        return fetched(identity, std::move(result), {}, {});
+      }
+      // An unreadable new file: the token in memory still serves; the next refresh tries again.
     }
+    refreshToken = identity.refreshToken;
     form.emplace_back("grant_type", "refresh_token");
     form.emplace_back("refresh_token", refreshToken);
   } else {
@@ -375,8 +427,8 @@ void TokenService::fetchFromEndpoint(Identity& identity) {
   request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.requestTimeout);
   if (!identity.http) identity.http = std::make_unique<HttpsClient>(&loop_);
   auto started = Clock::now();
-  identity.http->post(std::move(request), [this, &identity, refreshToken, started](
-                                              HttpsResponse response) mutable {
+  identity.http->post(std::move(request), [this, &identity, refreshToken,
+                                           started](HttpsResponse response) mutable {
     const std::string& name = identity.config->name;
     auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
     TokenResult result;
@@ -392,19 +444,23 @@ void TokenService::fetchFromEndpoint(Identity& identity) {
       result.status = statusOf(parsed.error.kind);
       result.reason = "[oauth2." + name + "] token endpoint answered HTTP " +
                       std::to_string(response.status) + ": " + parsed.error.toString();
-      if (result.status == Status::Auth) {
+      if (result.status == Status::Auth &&
+          identity.config->grant == config::OAuthGrant::RefreshToken) {
         result.reason += reloginHint(name);
-        identity.failedRefreshToken = refreshToken;
+        identity.grantRefused = true;
+        identity.refusedStamp = identity.refreshStamp;
+        protocol::secureWipe(identity.refreshToken);
+        identity.refreshToken.clear();
       }
       protocol::secureWipe(refreshToken);
       return fetched(identity, std::move(result), {}, {});
     }
-    logLine(LogLevel::Info, "[oauth2." + name + "] access token obtained in " +
-                                std::to_string(elapsed.count()) + " ms" +
-                                (parsed.grant->expiresIn.count() > 0
-                                     ? ", valid for " +
-                                           std::to_string(parsed.grant->expiresIn.count()) + " s"
-                                     : std::string()));
+    logLine(LogLevel::Info,
+            "[oauth2." + name + "] access token obtained in " + std::to_string(elapsed.count()) +
+                " ms" +
+                (parsed.grant->expiresIn.count() > 0
+                     ? ", valid for " + std::to_string(parsed.grant->expiresIn.count()) + " s"
+                     : std::string()));
     std::string rotated;
     if (!parsed.grant->refreshToken.empty() && parsed.grant->refreshToken != refreshToken) {
       rotated = std::move(parsed.grant->refreshToken);
@@ -430,12 +486,15 @@ void TokenService::fetchFromCommand(Identity& identity) {
           result.reason = "[oauth2." + name + "] " + problem;
         } else {
           std::string_view text = output;
-          while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+          while (!text.empty() &&
+                 (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
             text.remove_suffix(1);
           }
-          while (!text.empty() && (text.front() == ' ' || text.front() == '\n')) text.remove_prefix(1);
+          while (!text.empty() && (text.front() == ' ' || text.front() == '\n'))
+            text.remove_prefix(1);
           if (!text.empty() && text.front() == '{') {
-            // A JSON token response, as `az account get-access-token` and oauth2l print.
+            // A JSON token response (RFC 6749 5.1), as `oauth2l fetch --output_format json`
+            // prints; `az account get-access-token` needs `--query accessToken -o tsv`.
             protocol::TokenResponse parsed = protocol::parseTokenResponse(200, text);
             if (parsed.grant) {
               result.status = Status::Ok;
@@ -444,8 +503,10 @@ void TokenService::fetchFromCommand(Identity& identity) {
               protocol::secureWipe(parsed.grant->refreshToken);
             } else {
               result.status = Status::Temporary;
-              result.reason = "[oauth2." + name + "] token_command printed JSON without a usable "
-                              "access_token: " + parsed.error.toString();
+              result.reason = "[oauth2." + name +
+                              "] token_command printed JSON without a usable "
+                              "access_token: " +
+                              parsed.error.toString();
             }
           } else if (!text.empty() && text.size() <= kMaxCommandOutput &&
                      std::all_of(text.begin(), text.end(),
@@ -454,7 +515,8 @@ void TokenService::fetchFromCommand(Identity& identity) {
             result.accessToken = std::string(text);
           } else {
             result.status = Status::Temporary;
-            result.reason = "[oauth2." + name + "] token_command printed no token (expected "
+            result.reason = "[oauth2." + name +
+                            "] token_command printed no token (expected "
                             "one line of printable ASCII, or a JSON token response)";
           }
           protocol::secureWipe(output);
@@ -472,13 +534,26 @@ void TokenService::fetched(Identity& identity, TokenResult result, std::chrono::
   const auto now = Clock::now();
   if (result.status == Status::Ok) {
     if (lifetime.count() <= 0) {
-      if (auto exp = protocol::jwtExpiry(result.accessToken)) {
-        lifetime = std::chrono::seconds(std::max<std::int64_t>(*exp - std::time(nullptr), 0));
+      auto exp = protocol::jwtExpiry(result.accessToken);
+      if (exp && *exp > 0) {
+        std::int64_t left =
+            std::clamp<std::int64_t>(*exp, 0, std::time(nullptr) + kMaxLifetimeSeconds) -
+            std::time(nullptr);
+        lifetime = std::chrono::seconds(std::max<std::int64_t>(left, 0));
       } else {
         lifetime = config.grant == config::OAuthGrant::Command ? kDefaultCommandLifetime
-                                                                : kDefaultEndpointLifetime;
+                                                               : kDefaultEndpointLifetime;
       }
     }
+    if (lifetime.count() <= 0) {
+      logLine(LogLevel::Warn, "[oauth2." + config.name +
+                                  "] the new access token has already "
+                                  "expired by this host's clock; using it for " +
+                                  std::to_string(kExpiredTokenReuse.count()) +
+                                  " s anyway (is the clock right?)");
+      lifetime = kExpiredTokenReuse;
+    }
+    lifetime = std::min<std::chrono::seconds>(lifetime, std::chrono::seconds(kMaxLifetimeSeconds));
     protocol::secureWipe(identity.token);
     identity.token = result.accessToken;
     identity.expiresAt = now + lifetime;
@@ -488,28 +563,37 @@ void TokenService::fetched(Identity& identity, TokenResult result, std::chrono::
     result.generation = ++identity.generation;
     identity.backoff = std::chrono::milliseconds(0);
     identity.retryAfter = {};
-    protocol::secureWipe(identity.failedRefreshToken);
-    identity.failedRefreshToken.clear();
+    identity.grantRefused = false;
     if (!rotatedRefreshToken.empty()) {
+      // The old refresh token may be dead now: the new one is used from memory from here on,
+      // whether or not the file takes it.
       std::string error;
-      if (writeTokenFile(config.refreshTokenFile, rotatedRefreshToken, error)) {
-        logLine(LogLevel::Info, "[oauth2." + config.name + "] the endpoint rotated the refresh "
-                                "token; saved to " + config.refreshTokenFile);
+      bool saved = writeTokenFile(config.refreshTokenFile, rotatedRefreshToken, error);
+      protocol::secureWipe(identity.refreshToken);
+      identity.refreshToken = std::move(rotatedRefreshToken);
+      if (saved) {
+        identity.refreshStamp = stampTokenFile(config.refreshTokenFile);
+        logLine(LogLevel::Info, "[oauth2." + config.name +
+                                    "] the endpoint rotated the refresh "
+                                    "token; saved to " +
+                                    config.refreshTokenFile);
       } else {
-        logLine(LogLevel::Error,
-                "[oauth2." + config.name + "] the endpoint rotated the refresh token, and the "
-                "new one could not be saved (" + error + "); this process keeps working, but "
-                "after a restart `popbridge oauth login " + config.name + "` is needed");
+        logLine(LogLevel::Error, "[oauth2." + config.name +
+                                     "] the endpoint rotated the refresh token, and the "
+                                     "new one could not be saved (" +
+                                     error +
+                                     "); this process keeps working with "
+                                     "it, but after a restart `popbridge oauth login " +
+                                     config.name + "` is needed");
       }
-      protocol::secureWipe(rotatedRefreshToken);
     }
   } else {
     identity.backoff = std::clamp(identity.backoff * 2, kFirstBackoff, kMaxBackoff);
     identity.retryAfter = now + identity.backoff;
     identity.lastFailure = result;
     logLine(result.status == Status::Temporary ? LogLevel::Warn : LogLevel::Error,
-            result.reason + " (next attempt in " +
-                std::to_string(identity.backoff.count() / 1000) + " s at the earliest)");
+            result.reason + " (next attempt in " + std::to_string(identity.backoff.count() / 1000) +
+                " s at the earliest)");
   }
   std::vector<Waiter> waiters = std::move(identity.waiters);
   identity.waiters.clear();

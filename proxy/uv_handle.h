@@ -58,6 +58,10 @@ class UvHandle {
     return handle_ != nullptr && handle()->type != UV_UNKNOWN_HANDLE && handle()->loop != nullptr;
   }
 
+  // Gives up ownership without closing: the caller must uv_close the handle and free it with
+  // delete in the close callback (a child process handle that must live until its exit).
+  T* release() { return std::exchange(handle_, nullptr); }
+
   // Closes (or frees) the handle now; the memory goes when libuv is done with it.
   // Pending requests on the handle (writes, connects, shutdowns) complete with
   // UV_ECANCELED before the memory is freed.

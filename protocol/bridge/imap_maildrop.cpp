@@ -24,6 +24,12 @@ bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
                      [&](const std::string& f) { return equalsIgnoreCase(f, flag); });
 }
 
+// RFC 5530: AUTHORIZATIONFAILED (the identity may not open this mailbox), PRIVACYREQUIRED and
+// CONTACTADMIN are not cured by another token; no code at all (Microsoft 365) may be.
+bool tokenMayBeAtFault(std::string_view code) {
+  return code.empty() || code == "AUTHENTICATIONFAILED" || code == "EXPIRED";
+}
+
 MaildropError unavailable() {
   return {RespCode::SysTemp, "Upstream server unavailable, try again later.", {}};
 }
@@ -100,7 +106,10 @@ void ImapMaildrop::onUpstreamFailed(std::string_view reason) {
 void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
   switch (failure) {
     case ImapLoginFailure::Rejected:
-      if (upstream_.bearer) {
+      if (upstream_.bearer && !tokenMayBeAtFault(client_.lastLoginCode())) {
+        sink_.log(LogSeverity::Warn, "upstream refused the login with [" + client_.lastLoginCode() +
+                                         "]; a new access token would not change that");
+      } else if (upstream_.bearer) {
         if (!bearerRetried_) {
           // A token can be revoked or lose its grant before it expires: one
           // fresh token gets one more try on a new connection.
@@ -858,6 +867,7 @@ bool ImapMaildrop::awaitingGreeting() const {
 void ImapMaildrop::close() {
   client_.close();
   secureWipe(upstream_.password);
+  secureWipe(upstream_.accessToken);
   op_ = Op::Closed;
   sink_.closeUpstream();
 }

@@ -377,6 +377,7 @@ void ImapClient::sendLogin() {
 
 void ImapClient::loginFailed(const ImapEvent& event) {
   std::string_view code = event.code ? std::string_view(event.code->name) : std::string_view();
+  lastLoginCode_ = code;
   std::string message = "upstream login failed: " + codeSuffix(event);
   if (mechanism_) {
     std::string detail = mechanism_->failureDetail();

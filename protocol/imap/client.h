@@ -150,6 +150,9 @@ class ImapClient {
   void close();
 
   State state() const { return state_; }
+  // The response code of the last refused login ("AUTHENTICATIONFAILED"...), empty when it had
+  // none.
+  const std::string& lastLoginCode() const { return lastLoginCode_; }
   // True while the server owes a reply.
   bool awaitingReply() const;
   bool awaitingGreeting() const { return state_ == State::Greeting; }
@@ -189,6 +192,7 @@ class ImapClient {
   std::optional<BearerLogin> bearer_;    // until the mechanism was chosen
   bool initialResponsePending_ = false;  // client-first mechanism without SASL-IR
 
+  std::string lastLoginCode_;
   std::string pendingTag_;
   std::string idTag_;                         // the ID pipelined before the login, until its reply
   std::vector<std::string> pendingSegments_;  // after a synchronizing literal

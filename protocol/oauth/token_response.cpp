@@ -108,7 +108,9 @@ TokenErrorKind kindOf(std::string_view code) {
   if (code == "authorization_pending") return TokenErrorKind::Pending;
   if (code == "slow_down") return TokenErrorKind::SlowDown;
   if (code == "expired_token") return TokenErrorKind::ExpiredToken;
-  if (code == "access_denied") return TokenErrorKind::AccessDenied;
+  // Microsoft says authorization_declined where RFC 8628 3.5 says access_denied.
+  if (code == "access_denied" || code == "authorization_declined")
+    return TokenErrorKind::AccessDenied;
   if (code == "temporarily_unavailable" || code == "server_error") {
     return TokenErrorKind::Temporary;
   }

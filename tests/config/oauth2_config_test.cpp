@@ -8,8 +8,8 @@ namespace {
 
 std::string oauthAccount(const std::string& user, const std::string& identity,
                          const std::string& extra = "") {
-  return "[[account]]\nuser = \"" + user + "\"\npassword_hash = \"" + kHash +
-         "\"\noauth2 = \"" + identity + "\"\n" + extra;
+  return "[[account]]\nuser = \"" + user + "\"\npassword_hash = \"" + kHash + "\"\noauth2 = \"" +
+         identity + "\"\n" + extra;
 }
 
 class OAuth2Config : public ConfigTest {
@@ -34,11 +34,12 @@ class OAuth2Config : public ConfigTest {
 };
 
 TEST_F(OAuth2Config, MicrosoftPresetFillsEndpointsScopeMechanismAndTrash) {
-  auto result = load(kMinimal +
-                     "[oauth2.printers]\nprovider = \"microsoft\"\nclient_id = \"app\"\n"
-                     "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"printer@contoso.com\"\n" +
-                     oauthAccount("scanner", "printers") +
-                     oauthAccount("shared", "printers", "upstream_user = \"shared@contoso.com\"\n"));
+  auto result =
+      load(kMinimal +
+           "[oauth2.printers]\nprovider = \"microsoft\"\nclient_id = \"app\"\n"
+           "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"printer@contoso.com\"\n" +
+           oauthAccount("scanner", "printers") +
+           oauthAccount("shared", "printers", "upstream_user = \"shared@contoso.com\"\n"));
   ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errorsOf(result));
   const Config& config = *result.config;
   ASSERT_EQ(config.oauth2.size(), 1u);
@@ -108,17 +109,22 @@ TEST_F(OAuth2Config, ClientCredentials) {
 }
 
 TEST_F(OAuth2Config, GenericNeedsAnHttpsEndpoint) {
-  auto missing = load(kMinimal + "[oauth2.x]\nclient_id = \"a\"\n"
-                                 "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
+  auto missing = load(kMinimal +
+                      "[oauth2.x]\nclient_id = \"a\"\n"
+                      "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
                       oauthAccount("a", "x"));
   EXPECT_TRUE(hasError(missing, "token_endpoint: required with provider = \"generic\""));
-  auto plain = load(kMinimal + "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://idp.example.com/token\"\n"
-                               "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-                    oauthAccount("a", "x"));
+  auto plain =
+      load(kMinimal +
+           "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://idp.example.com/token\"\n"
+           "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
+           oauthAccount("a", "x"));
   EXPECT_TRUE(hasError(plain, "must be an https:// URL"));
-  auto loopback = load(kMinimal + "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://127.0.0.1:8080/token\"\n"
-                                  "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-                       oauthAccount("a", "x"));
+  auto loopback =
+      load(kMinimal +
+           "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://127.0.0.1:8080/token\"\n"
+           "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
+           oauthAccount("a", "x"));
   EXPECT_TRUE(loopback.ok()) << ::testing::PrintToString(errorsOf(loopback));
   // A generic identity keeps the file's delete policy (the default flag).
   EXPECT_EQ(loopback.config->accounts[0].mailbox.onDelete, DeletePolicy::Flag);
@@ -129,43 +135,52 @@ TEST_F(OAuth2Config, AccountErrors) {
       "[oauth2.printers]\nprovider = \"microsoft\"\nclient_id = \"app\"\n"
       "refresh_token_file = \"@DIR@/state/refresh\"\n";
   auto unknown = load(kMinimal + identity + oauthAccount("a", "printer"));
-  EXPECT_TRUE(hasError(unknown, "account[0].oauth2: no [oauth2.printer] is defined (did you mean "
-                                "\"printers\"?)"))
+  EXPECT_TRUE(hasError(unknown,
+                       "account[0].oauth2: no [oauth2.printer] is defined (did you mean "
+                       "\"printers\"?)"))
       << ::testing::PrintToString(errorsOf(unknown));
   auto noUser = load(kMinimal + identity + oauthAccount("a", "printers"));
-  EXPECT_TRUE(hasError(noUser, "account[0].upstream_user: required: [oauth2.printers] has no user"));
-  auto both = load(kMinimal + identity +
-                   oauthAccount("a", "printers",
-                                "upstream_user = \"u\"\nupstream_password_file = \"@DIR@/secret\"\n"));
+  EXPECT_TRUE(
+      hasError(noUser, "account[0].upstream_user: required: [oauth2.printers] has no user"));
+  auto both =
+      load(kMinimal + identity +
+           oauthAccount("a", "printers",
+                        "upstream_user = \"u\"\nupstream_password_file = \"@DIR@/secret\"\n"));
   EXPECT_TRUE(hasError(both, "logs in with an access token, not a password"));
-  auto badName = load(kMinimal + "[oauth2.\"a b\"]\ngrant = \"command\"\ntoken_command = [\"get\"]\n");
+  auto badName =
+      load(kMinimal + "[oauth2.\"a b\"]\ngrant = \"command\"\ntoken_command = [\"get\"]\n");
   EXPECT_TRUE(hasError(badName, "the name must be 1-64 letters"));
 }
 
 TEST_F(OAuth2Config, TokenCommand) {
-  auto inferred = load(kMinimal + "[oauth2.c]\ntoken_command = [\"get-token\", \"--for\", \"x\"]\n"
-                                  "token_command_timeout = \"3s\"\nuser = \"u\"\n" +
+  auto inferred = load(kMinimal +
+                       "[oauth2.c]\ntoken_command = [\"get-token\", \"--for\", \"x\"]\n"
+                       "token_command_timeout = \"3s\"\nuser = \"u\"\n" +
                        oauthAccount("a", "c"));
   ASSERT_TRUE(inferred.ok()) << ::testing::PrintToString(errorsOf(inferred));
   EXPECT_EQ(inferred.config->oauth2[0].grant, OAuthGrant::Command);
   EXPECT_EQ(inferred.config->oauth2[0].tokenCommand,
             (std::vector<std::string>{"get-token", "--for", "x"}));
   EXPECT_EQ(inferred.config->oauth2[0].tokenCommandTimeout, std::chrono::seconds(3));
-  auto notArray = load(kMinimal + "[oauth2.c]\ntoken_command = \"get-token --for x\"\nuser = \"u\"\n" +
-                       oauthAccount("a", "c"));
+  auto notArray =
+      load(kMinimal + "[oauth2.c]\ntoken_command = \"get-token --for x\"\nuser = \"u\"\n" +
+           oauthAccount("a", "c"));
   EXPECT_TRUE(hasError(notArray, "token_command: expected an array of strings"));
-  auto missingFile = load(kMinimal + "[oauth2.c]\ntoken_command = [\"@DIR@/nope\"]\nuser = \"u\"\n" +
-                          oauthAccount("a", "c"));
+  auto missingFile =
+      load(kMinimal + "[oauth2.c]\ntoken_command = [\"@DIR@/nope\"]\nuser = \"u\"\n" +
+           oauthAccount("a", "c"));
   EXPECT_TRUE(hasError(missingFile, "is not a file"));
-  auto wrongGrant = load(kMinimal + "[oauth2.c]\ngrant = \"refresh_token\"\nprovider = \"google\"\n"
-                                    "client_id = \"a\"\nrefresh_token_file = \"@DIR@/state/refresh\"\n"
-                                    "token_command = [\"x\"]\nuser = \"u\"\n" +
+  auto wrongGrant = load(kMinimal +
+                         "[oauth2.c]\ngrant = \"refresh_token\"\nprovider = \"google\"\n"
+                         "client_id = \"a\"\nrefresh_token_file = \"@DIR@/state/refresh\"\n"
+                         "token_command = [\"x\"]\nuser = \"u\"\n" +
                          oauthAccount("a", "c"));
   EXPECT_TRUE(hasError(wrongGrant, "token_command: only used with grant = \"command\""));
 }
 
 TEST_F(OAuth2Config, RefreshTokenFile) {
-  const std::string head = "[oauth2.p]\nprovider = \"microsoft\"\nclient_id = \"app\"\nuser = \"u\"\n";
+  const std::string head =
+      "[oauth2.p]\nprovider = \"microsoft\"\nclient_id = \"app\"\nuser = \"u\"\n";
   auto missing = load(kMinimal + head + "refresh_token_file = \"@DIR@/state/absent\"\n" +
                       oauthAccount("a", "p"));
   ASSERT_TRUE(missing.ok());
@@ -183,15 +198,16 @@ TEST_F(OAuth2Config, RefreshTokenFile) {
 }
 
 TEST_F(OAuth2Config, HttpsProxyFromTheFileOrTheEnvironment) {
-  const std::string identity = "[oauth2.p]\nprovider = \"microsoft\"\nclient_id = \"app\"\nuser = \"u\"\n"
-                               "refresh_token_file = \"@DIR@/state/refresh\"\n";
+  const std::string identity =
+      "[oauth2.p]\nprovider = \"microsoft\"\nclient_id = \"app\"\nuser = \"u\"\n"
+      "refresh_token_file = \"@DIR@/state/refresh\"\n";
   auto env = load(kMinimal + identity + oauthAccount("a", "p"),
                   {{"https_proxy", "http://proxy.corp:3128"}});
   ASSERT_TRUE(env.ok()) << ::testing::PrintToString(errorsOf(env));
   EXPECT_EQ(env.config->oauth2[0].httpsProxy, "http://proxy.corp:3128");
-  auto noProxy = load(kMinimal + identity + oauthAccount("a", "p"),
-                      {{"HTTPS_PROXY", "http://proxy.corp:3128"},
-                       {"no_proxy", "localhost, .microsoftonline.com"}});
+  auto noProxy = load(
+      kMinimal + identity + oauthAccount("a", "p"),
+      {{"HTTPS_PROXY", "http://proxy.corp:3128"}, {"no_proxy", "localhost, .microsoftonline.com"}});
   ASSERT_TRUE(noProxy.ok());
   EXPECT_EQ(noProxy.config->oauth2[0].httpsProxy, "");
   auto file = load(kMinimal + identity + "https_proxy = \"http://user:pw@10.0.0.1:8080\"\n" +
@@ -202,6 +218,25 @@ TEST_F(OAuth2Config, HttpsProxyFromTheFileOrTheEnvironment) {
   auto tlsProxy = load(kMinimal + identity + "https_proxy = \"https://10.0.0.1:8443\"\n" +
                        oauthAccount("a", "p"));
   EXPECT_TRUE(hasError(tlsProxy, "expected an http://host:port proxy"));
+  // As curl reads it: a value without a scheme is an http:// proxy.
+  auto bare =
+      load(kMinimal + identity + oauthAccount("a", "p"), {{"HTTPS_PROXY", "proxy.corp:3128"}});
+  ASSERT_TRUE(bare.ok()) << ::testing::PrintToString(errorsOf(bare));
+  EXPECT_EQ(bare.config->oauth2[0].httpsProxy, "http://proxy.corp:3128");
+}
+
+TEST_F(OAuth2Config, AnEndpointWithCredentialsIsRefusedWithoutEchoingThem) {
+  for (const std::string url :
+       {"https://id:Secr3tPw@idp.example.com/token", "http://id:Secr3tPw@idp.example.com/token",
+        "ftp://id:Secr3tPw@x"}) {
+    auto result = load(kMinimal + "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"" + url +
+                       "\"\nrefresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
+                       oauthAccount("a", "x"));
+    EXPECT_FALSE(result.ok()) << url;
+    for (const auto& error : result.errors) {
+      EXPECT_EQ(error.toString().find("Secr3tPw"), std::string::npos) << error.toString();
+    }
+  }
 }
 
 TEST_F(OAuth2Config, AnUnusedIdentityIsWarnedAbout) {

@@ -538,11 +538,13 @@ std::string withoutLineEnd(std::string line) {
   return line;
 }
 
-// A raw IMAP connection (plaintext; the fixture allows plaintext auth) from `sourceIp`.
+// A raw IMAP connection (plaintext; the fixture allows plaintext auth) from `sourceIp`. The wait
+// is long: Dovecot starts its auth process at the first login, which took over 10 s once in CI
+// while the container stage loaded both cores.
 class RawImap {
  public:
   explicit RawImap(std::uint16_t port, const std::string& sourceIp = "")
-      : connection_(port, 10000, sourceIp) {
+      : connection_(port, 45000, sourceIp) {
     const std::string greeting = connection_.readLine("greeting");
     if (greeting.rfind("* OK", 0) != 0) throw std::runtime_error("greeting: " + greeting);
   }

@@ -3,9 +3,14 @@
 #include "proxy/token_service.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/client_runner.h"
@@ -71,6 +76,12 @@ class TokenServiceTest : public ::testing::Test {
     EXPECT_TRUE(service_->start(error)) << error;
     return *service_;
   }
+  // Identity "a" with a refresh token the endpoint refuses (invalid_grant).
+  TokenService& startWithUnknownRefreshToken() {
+    test::writeTextFile(refreshFile_, "unknown\n");
+    addIdentity("a");
+    return start();
+  }
   // The usual start: identity "a" with a refresh token the endpoint knows.
   TokenService& startWithRefreshToken() {
     endpoint_.addRefreshToken("rt", "alice");
@@ -134,9 +145,7 @@ TEST_F(TokenServiceTest, CallersOnTwoLoopsShareOneInFlightRefresh) {
 }
 
 TEST_F(TokenServiceTest, FailuresBackOffAndANewRefreshTokenEndsTheWait) {
-  test::writeTextFile(refreshFile_, "unknown\n");
-  addIdentity("a");
-  TokenService& service = start();
+  TokenService& service = startWithUnknownRefreshToken();
   Caller caller;
   TokenResult refused = caller.get(service, "a");
   EXPECT_EQ(refused.status, TokenResult::Status::Auth);
@@ -223,7 +232,8 @@ TEST_F(TokenServiceTest, TokenCommand) {
   slow.tokenCommandTimeout = 1s;
   auto& json = addIdentity("json");
   json.grant = config::OAuthGrant::Command;
-  json.tokenCommand = {"/bin/echo", R"({"access_token":"abc.def","expires_in":120,"token_type":"Bearer"})"};
+  json.tokenCommand = {"/bin/echo",
+                       R"({"access_token":"abc.def","expires_in":120,"token_type":"Bearer"})"};
   auto& missing = addIdentity("missing");
   missing.grant = config::OAuthGrant::Command;
   missing.tokenCommand = {"/nonexistent/get-token"};
@@ -235,12 +245,16 @@ TEST_F(TokenServiceTest, TokenCommand) {
   EXPECT_EQ(caller.get(service, "ok").generation, good.generation) << "cached until its exp";
   TokenResult bad = caller.get(service, "failing");
   EXPECT_EQ(bad.status, TokenResult::Status::Temporary);
-  EXPECT_NE(bad.reason.find("exited with status 3: no credentials for scanner"), std::string::npos)
+  EXPECT_NE(bad.reason.find("exited with status 3 (run it by hand to see its stderr)"),
+            std::string::npos)
       << bad.reason;
+  // Its stderr may hold secrets (set -x, curl -v): it is never passed on.
+  EXPECT_EQ(bad.reason.find("no credentials for scanner"), std::string::npos);
   auto started = std::chrono::steady_clock::now();
   TokenResult timedOut = caller.get(service, "slow");
   EXPECT_EQ(timedOut.status, TokenResult::Status::Temporary);
-  EXPECT_NE(timedOut.reason.find("did not finish within 1 s"), std::string::npos) << timedOut.reason;
+  EXPECT_NE(timedOut.reason.find("did not finish within 1 s"), std::string::npos)
+      << timedOut.reason;
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   TokenResult parsed = caller.get(service, "json");
   ASSERT_EQ(parsed.status, TokenResult::Status::Ok) << parsed.reason;
@@ -249,6 +263,100 @@ TEST_F(TokenServiceTest, TokenCommand) {
   EXPECT_EQ(absent.status, TokenResult::Status::Temporary);
   EXPECT_NE(absent.reason.find("cannot start /nonexistent/get-token"), std::string::npos)
       << absent.reason;
+}
+
+// A refusal a new token cannot cure must not make every login a token request.
+TEST_F(TokenServiceTest, ForcedRefreshesAreRateLimited) {
+  TokenService& service = startWithRefreshToken();
+  Caller caller;
+  TokenResult first = caller.get(service, "a");
+  TokenResult forced = caller.get(service, "a", first.generation);
+  ASSERT_EQ(forced.status, TokenResult::Status::Ok);
+  EXPECT_NE(forced.generation, first.generation);
+  EXPECT_EQ(endpoint_.count("refresh_token"), 2u);
+  TokenResult again = caller.get(service, "a", forced.generation);
+  EXPECT_EQ(again.generation, forced.generation) << "served the cached token";
+  EXPECT_EQ(endpoint_.count("refresh_token"), 2u);
+}
+
+// invalid_grant is final for that refresh token: it is not sent again after the back-off, only a
+// new file ends the refusal.
+TEST_F(TokenServiceTest, ARefusedRefreshTokenIsNotSentAgain) {
+  TokenService& service = startWithUnknownRefreshToken();
+  Caller caller;
+  EXPECT_EQ(caller.get(service, "a").status, TokenResult::Status::Auth);
+  std::this_thread::sleep_for(1200ms);  // past the first back-off
+  EXPECT_EQ(caller.get(service, "a").status, TokenResult::Status::Auth);
+  EXPECT_EQ(endpoint_.count("refresh_token"), 1u);
+  endpoint_.addRefreshToken("fresh", "alice");
+  test::writeTextFile(refreshFile_, "fresh\n");
+  EXPECT_EQ(caller.get(service, "a").status, TokenResult::Status::Ok);
+  EXPECT_EQ(endpoint_.count("refresh_token"), 2u);
+}
+
+// A missing file that `oauth login` then writes ends the wait at once, and a symlinked file (as in
+// a Kubernetes Secret volume) is read through the link.
+TEST_F(TokenServiceTest, ARefreshTokenFileThatAppearsIsUsedAtOnce) {
+  addIdentity("a");
+  TokenService& service = start();
+  Caller caller;
+  EXPECT_EQ(caller.get(service, "a").status, TokenResult::Status::Auth);
+  endpoint_.addRefreshToken("linked", "alice");
+  test::writeTextFile(dir_.path() + "/target", "linked\n");
+  ASSERT_EQ(::symlink((dir_.path() + "/target").c_str(), refreshFile_.c_str()), 0);
+  TokenResult ok = caller.get(service, "a");
+  EXPECT_EQ(ok.status, TokenResult::Status::Ok) << ok.reason;
+  EXPECT_EQ(endpoint_.count("refresh_token"), 1u);
+}
+
+// A command killed at its timeout takes its process group along and leaves no zombie.
+TEST_F(TokenServiceTest, ATimedOutCommandLeavesNothingBehind) {
+  config::OAuthIdentityConfig slow;
+  slow.name = "slow";
+  slow.grant = config::OAuthGrant::Command;
+  const std::string pidFile = dir_.path() + "/grandchild.pid";
+  slow.tokenCommand = {"/bin/sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"};
+  slow.tokenCommandTimeout = 1s;
+  config_.oauth2.push_back(slow);
+  TokenService& service = start();
+  Caller caller;
+  EXPECT_EQ(caller.get(service, "slow").status, TokenResult::Status::Temporary);
+  pid_t grandchild = std::stoi(test::readWholeFile(pidFile));
+  // State and parent of a process from /proc; state 0 when it is gone.
+  auto inspect = [](const std::filesystem::path& dir, char& state, long& ppid) {
+    state = 0;
+    std::ifstream stat(dir / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) return;
+    auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 > line.size()) return;
+    std::istringstream rest(line.substr(close + 2));
+    rest >> state >> ppid;
+  };
+  auto zombies = [&] {
+    int count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      char state = 0;
+      long ppid = 0;
+      inspect(entry.path(), state, ppid);
+      if (state == 'Z' && ppid == ::getpid()) ++count;
+    }
+    return count;
+  };
+  // A zombie reparented to an init that does not reap counts as gone: it runs nothing.
+  auto running = [&](pid_t pid) {
+    char state = 0;
+    long ppid = 0;
+    inspect(std::filesystem::path("/proc") / std::to_string(pid), state, ppid);
+    return state != 0 && state != 'Z' && state != 'X';
+  };
+  bool clean = false;
+  for (int i = 0; i < 50 && !clean; ++i) {
+    clean = zombies() == 0 && !running(grandchild);
+    if (!clean) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(zombies(), 0);
+  EXPECT_FALSE(running(grandchild)) << "the command's background child survived";
 }
 
 TEST_F(TokenServiceTest, UnknownIdentityAndMissingRefreshToken) {

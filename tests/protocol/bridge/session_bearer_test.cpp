@@ -135,6 +135,23 @@ TEST_F(SessionBearerTest, NothingToRenewIsAnAuthFailure) {
   EXPECT_EQ(sink_.takeClient(), "-ERR [AUTH] Authentication failed.\r\n");
 }
 
+// A shared mailbox the identity may not open, or a server that wants TLS: another token would be
+// refused the same way, so none is asked for.
+TEST_F(SessionBearerTest, RefusalsATokenCannotCureAreNotRetried) {
+  for (std::string code : {"AUTHORIZATIONFAILED", "PRIVACYREQUIRED", "CONTACTADMIN"}) {
+    session_->onCredentials(bearer("tok-1"));
+    greet();
+    upstream(authTag_ + " NO [" + code + "] no\r\n");
+    EXPECT_EQ(sink_.renewCalls, 0) << code;
+    EXPECT_NE(sink_.logs.find("[" + code + "]; a new access token would not change that"),
+              std::string::npos);
+    session_->onDelayElapsed();
+    EXPECT_EQ(sink_.takeClient(), "-ERR [AUTH] Authentication failed.\r\n") << code;
+    session_->feedClient("USER printer\r\nPASS device-pass\r\n");
+    sink_.takeClient();
+  }
+}
+
 TEST_F(SessionBearerTest, TokenSourceFailuresMapToCodes) {
   struct Case {
     RespCode code;

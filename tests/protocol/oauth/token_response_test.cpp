@@ -65,6 +65,8 @@ const GrantCase kGrantCases[] = {
      "expired_token", 0, ""},
     {"Denied", 400, R"({"error":"access_denied"})", false, TokenErrorKind::AccessDenied,
      "access_denied", 0, ""},
+    {"DeclinedMicrosoft", 400, R"({"error":"authorization_declined"})", false,
+     TokenErrorKind::AccessDenied, "authorization_declined", 0, ""},
     {"ServerErrorCode", 400, R"({"error":"temporarily_unavailable"})", false,
      TokenErrorKind::Temporary, "temporarily_unavailable", 0, ""},
     {"ErrorIn200", 200, R"({"error":"invalid_grant","access_token":"t"})", false,
