@@ -52,6 +52,14 @@ std::optional<std::uint32_t> parseUint32(std::string_view text) {
   return static_cast<std::uint32_t>(*value);
 }
 
+std::string loggableText(std::string_view text, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max) + 3);
+  for (char c : text.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 void secureWipe(std::string& secret) {
   // volatile keeps the compiler from dropping a store to memory about to be freed.
   volatile char* p = secret.data();

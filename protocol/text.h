@@ -28,6 +28,10 @@ bool isAllDigits(std::string_view text);
 std::optional<std::uint64_t> parseDecimal(std::string_view text, std::uint64_t max = UINT64_MAX);
 std::optional<std::uint32_t> parseUint32(std::string_view text);
 
+// Peer text fit for a log line or an error message: printable ASCII only (anything else becomes
+// '?'), at most `max` bytes, then "...".
+std::string loggableText(std::string_view text, std::size_t max = 200);
+
 // Overwrites a secret before its memory is released or reused.
 void secureWipe(std::string& secret);
 

@@ -47,6 +47,13 @@ std::optional<HttpUrl> failWith(std::string& error, std::string message) {
   return std::nullopt;
 }
 
+// The URL quoted in an error without its user info, which holds a password (proxy URLs do).
+std::string urlExcerpt(std::string_view url) {
+  const std::size_t at = url.rfind('@');
+  if (at == std::string_view::npos) return excerpt(url);
+  return "'..." + excerpt(url.substr(at)).substr(1);
+}
+
 }  // namespace
 
 std::optional<HttpUrl> parseHttpUrl(std::string_view url, std::string& error) {
@@ -63,7 +70,8 @@ std::optional<HttpUrl> parseHttpUrl(std::string_view url, std::string& error) {
 
   const std::size_t colon = url.find(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return failWith(error, "URL " + excerpt(url) + " has no scheme (expected http:// or https://)");
+    return failWith(error,
+                    "URL " + urlExcerpt(url) + " has no scheme (expected http:// or https://)");
   }
   HttpUrl out;
   out.scheme = toLowerAscii(url.substr(0, colon));
@@ -74,7 +82,7 @@ std::optional<HttpUrl> parseHttpUrl(std::string_view url, std::string& error) {
   std::string_view rest = url.substr(colon + 1);
   if (!rest.starts_with("//")) {
     return failWith(error,
-                    "URL " + excerpt(url) + " has no host (expected " + out.scheme + "://host)");
+                    "URL " + urlExcerpt(url) + " has no host (expected " + out.scheme + "://host)");
   }
   rest.remove_prefix(2);
   rest = rest.substr(0, rest.find('#'));
@@ -138,7 +146,7 @@ std::optional<HttpUrl> parseHttpUrl(std::string_view url, std::string& error) {
   } else {
     const std::size_t portColon = authority.find(':');
     const std::string_view host = authority.substr(0, portColon);
-    if (host.empty()) return failWith(error, "URL " + excerpt(url) + " has no host");
+    if (host.empty()) return failWith(error, "URL " + urlExcerpt(url) + " has no host");
     if (!std::all_of(host.begin(), host.end(),
                      [](char c) { return isAlnum(c) || c == '-' || c == '.' || c == '_'; })) {
       return failWith(error, "invalid URL host " + excerpt(host));

@@ -6,29 +6,25 @@
 namespace popbridge::protocol {
 namespace {
 
-// The error challenge is server text: it goes to a log, so it is cut short
-// and stripped of anything that could forge a log line.
-constexpr std::size_t kMaxFailureDetail = 200;
+constexpr char kSep = '\x01';  // RFC 7628's kvsep, which XOAUTH2 shares
 
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, kMaxFailureDetail)) {
-    auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
-  }
-  if (text.size() > kMaxFailureDetail) out += "...";
-  return out;
-}
-
-// Both mechanisms are client-first with one message, and both answer a
-// server challenge (only ever the JSON error) with a fixed dummy response so
-// the server can finish with its tagged NO (RFC 7628 3.2.3).
+// Both mechanisms are client-first with one message ending in "auth=Bearer T^A^A", and both
+// answer a server challenge (only ever the JSON error) with a fixed dummy response so the server
+// can finish with its tagged NO (RFC 7628 3.2.3).
 class SaslBearer : public SaslMechanism {
  public:
-  explicit SaslBearer(char dummyResponse) : dummy_(dummyResponse) {}
+  SaslBearer(std::string_view user, std::string_view token, std::string dummyResponse)
+      : user_(user), token_(token), dummy_(std::move(dummyResponse)) {}
+  ~SaslBearer() override { SaslBearer::wipe(); }
 
   std::optional<std::string> initialResponse() override {
-    std::string message = buildMessage();
+    std::string message;
+    message.reserve(user_.size() + token_.size() + 64);
+    appendHead(message);
+    message.push_back(kSep);
+    message.append("auth=Bearer ").append(token_);
+    message.push_back(kSep);
+    message.push_back(kSep);
     wipe();
     return message;
   }
@@ -36,50 +32,38 @@ class SaslBearer : public SaslMechanism {
   std::optional<std::string> respond(std::string_view challenge) override {
     if (answeredError_) return std::nullopt;  // nothing further is defined: cancel
     answeredError_ = true;
-    detail_ = printable(challenge);
-    std::string response;
-    if (dummy_ != '\0') response.push_back(dummy_);
-    return response;
+    // Server text bound for a log.
+    detail_ = loggableText(challenge);
+    return dummy_;
+  }
+
+  void wipe() override {
+    secureWipe(user_);
+    secureWipe(token_);
   }
 
   std::string failureDetail() const override { return detail_; }
 
  protected:
-  virtual std::string buildMessage() const = 0;
+  // Everything before the first ^A.
+  virtual void appendHead(std::string& message) const = 0;
+  const std::string& user() const { return user_; }
 
  private:
-  char dummy_;
+  std::string user_;
+  std::string token_;
+  std::string dummy_;
   bool answeredError_ = false;
   std::string detail_;
 };
 
 class SaslXOAuth2 final : public SaslBearer {
  public:
-  SaslXOAuth2(std::string_view user, std::string_view token)
-      : SaslBearer('\0'), user_(user), token_(token) {}
-  ~SaslXOAuth2() override { wipe(); }
+  SaslXOAuth2(std::string_view user, std::string_view token) : SaslBearer(user, token, "") {}
   std::string_view name() const override { return "XOAUTH2"; }
-  void wipe() override {
-    secureWipe(user_);
-    secureWipe(token_);
-  }
 
  private:
-  std::string buildMessage() const override {
-    std::string message;
-    message.reserve(user_.size() + token_.size() + 24);
-    message.append("user=").append(user_);
-    message
-        .append(
-            "\x01"
-            "auth=Bearer ")
-        .append(token_);
-    message.append("\x01\x01");
-    return message;
-  }
-
-  std::string user_;
-  std::string token_;
+  void appendHead(std::string& message) const override { message.append("user=").append(user()); }
 };
 
 // RFC 5801 saslname: ',' and '=' are escaped inside the GS2 header.
@@ -98,47 +82,21 @@ class SaslOAuthBearer final : public SaslBearer {
  public:
   SaslOAuthBearer(std::string_view user, std::string_view token, std::string_view host,
                   std::uint16_t port)
-      : SaslBearer('\x01'), user_(user), token_(token), host_(host), port_(port) {}
-  ~SaslOAuthBearer() override { wipe(); }
+      : SaslBearer(user, token, std::string(1, kSep)), host_(host), port_(port) {}
   std::string_view name() const override { return "OAUTHBEARER"; }
-  void wipe() override {
-    secureWipe(user_);
-    secureWipe(token_);
-  }
 
  private:
-  std::string buildMessage() const override {
-    std::string message;
-    message.reserve(user_.size() + token_.size() + host_.size() + 48);
+  void appendHead(std::string& message) const override {
     message.append("n,");
-    if (!user_.empty()) {
+    if (!user().empty()) {
       message.append("a=");
-      appendSaslName(message, user_);
+      appendSaslName(message, user());
     }
     message.push_back(',');
-    if (!host_.empty())
-      message
-          .append(
-              "\x01"
-              "host=")
-          .append(host_);
-    if (port_ != 0)
-      message
-          .append(
-              "\x01"
-              "port=")
-          .append(std::to_string(port_));
-    message
-        .append(
-            "\x01"
-            "auth=Bearer ")
-        .append(token_);
-    message.append("\x01\x01");
-    return message;
+    if (!host_.empty()) message.append(1, kSep).append("host=").append(host_);
+    if (port_ != 0) message.append(1, kSep).append("port=").append(std::to_string(port_));
   }
 
-  std::string user_;
-  std::string token_;
   std::string host_;
   std::uint16_t port_;
 };

@@ -15,7 +15,6 @@ using Json = nlohmann::json;
 // JSON nested deeper than any token response is refused before it is parsed, so a hostile
 // endpoint cannot make the parser build (and later destroy) a deep tree.
 constexpr int kMaxJsonDepth = 16;
-constexpr std::size_t kMaxLoggedText = 200;
 // Far beyond a real JWT (Microsoft's are about 2-3 KB, Dovecot takes about 6 KB), and short
 // enough to fit an IMAP AUTHENTICATE the upstream will take.
 constexpr std::size_t kMaxAccessToken = 16 * 1024;
@@ -46,19 +45,6 @@ bool tooDeep(std::string_view body) {
     }
   }
   return false;
-}
-
-// Printable ASCII only, shortened: what an endpoint says may be logged.
-std::string loggable(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (out.size() >= kMaxLoggedText) {
-      out += "...";
-      break;
-    }
-    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  }
-  return out;
 }
 
 // Visible ASCII without spaces: what can go into a SASL message and an HTTP form unchanged.
@@ -142,8 +128,8 @@ TokenError errorFrom(int status, const std::optional<Json>& json) {
       if (status >= 500 && error.kind == TokenErrorKind::Configuration) {
         error.kind = TokenErrorKind::Temporary;
       }
-      error.code = loggable(code);
-      error.description = loggable(stringField(*json, "error_description"));
+      error.code = loggableText(code);
+      error.description = loggableText(stringField(*json, "error_description"));
       return error;
     }
   }
@@ -180,7 +166,7 @@ TokenResponse parseTokenResponse(int status, std::string_view body) {
   if (!type.empty() && !equalsIgnoreCase(type, "bearer")) {
     secureWipe(grant.accessToken);
     response.error = {TokenErrorKind::Configuration, "bad response",
-                      "token_type is " + loggable(type) + ", not Bearer"};
+                      "token_type is " + loggableText(type) + ", not Bearer"};
     return response;
   }
   if (!isTokenText(grant.accessToken, kMaxAccessToken)) {
@@ -198,7 +184,7 @@ TokenResponse parseTokenResponse(int status, std::string_view body) {
     return response;
   }
   grant.expiresIn = std::chrono::seconds(secondsField(*json, "expires_in").value_or(0));
-  grant.scope = loggable(stringField(*json, "scope"));
+  grant.scope = loggableText(stringField(*json, "scope"));
   response.grant = std::move(grant);
   return response;
 }
@@ -212,13 +198,14 @@ DeviceAuthorizationResponse parseDeviceAuthorization(int status, std::string_vie
   }
   DeviceAuthorization authorization;
   authorization.deviceCode = stringField(*json, "device_code");
-  authorization.userCode = loggable(stringField(*json, "user_code"));
-  authorization.verificationUri = loggable(stringField(*json, "verification_uri"));
+  authorization.userCode = loggableText(stringField(*json, "user_code"));
+  authorization.verificationUri = loggableText(stringField(*json, "verification_uri"));
   // Google's older endpoint says verification_url.
   if (authorization.verificationUri.empty()) {
-    authorization.verificationUri = loggable(stringField(*json, "verification_url"));
+    authorization.verificationUri = loggableText(stringField(*json, "verification_url"));
   }
-  authorization.verificationUriComplete = loggable(stringField(*json, "verification_uri_complete"));
+  authorization.verificationUriComplete =
+      loggableText(stringField(*json, "verification_uri_complete"));
   authorization.expiresIn = std::chrono::seconds(secondsField(*json, "expires_in").value_or(0));
   if (auto interval = secondsField(*json, "interval")) {
     // Never poll faster than once a second, nor wait more than a minute between polls.

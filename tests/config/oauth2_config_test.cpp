@@ -12,6 +12,13 @@ std::string oauthAccount(const std::string& user, const std::string& identity,
          identity + "\"\n" + extra;
 }
 
+// A generic [oauth2.x] identity with this token_endpoint (none when empty), bound to account "a".
+std::string genericIdentity(const std::string& endpoint) {
+  return "[oauth2.x]\nclient_id = \"a\"\n" +
+         (endpoint.empty() ? std::string() : "token_endpoint = \"" + endpoint + "\"\n") +
+         "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" + oauthAccount("a", "x");
+}
+
 class OAuth2Config : public ConfigTest {
  protected:
   OAuth2Config() {
@@ -109,22 +116,11 @@ TEST_F(OAuth2Config, ClientCredentials) {
 }
 
 TEST_F(OAuth2Config, GenericNeedsAnHttpsEndpoint) {
-  auto missing = load(kMinimal +
-                      "[oauth2.x]\nclient_id = \"a\"\n"
-                      "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-                      oauthAccount("a", "x"));
+  auto missing = load(kMinimal + genericIdentity(""));
   EXPECT_TRUE(hasError(missing, "token_endpoint: required with provider = \"generic\""));
-  auto plain =
-      load(kMinimal +
-           "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://idp.example.com/token\"\n"
-           "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-           oauthAccount("a", "x"));
+  auto plain = load(kMinimal + genericIdentity("http://idp.example.com/token"));
   EXPECT_TRUE(hasError(plain, "must be an https:// URL"));
-  auto loopback =
-      load(kMinimal +
-           "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"http://127.0.0.1:8080/token\"\n"
-           "refresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-           oauthAccount("a", "x"));
+  auto loopback = load(kMinimal + genericIdentity("http://127.0.0.1:8080/token"));
   EXPECT_TRUE(loopback.ok()) << ::testing::PrintToString(errorsOf(loopback));
   // A generic identity keeps the file's delete policy (the default flag).
   EXPECT_EQ(loopback.config->accounts[0].mailbox.onDelete, DeletePolicy::Flag);
@@ -228,10 +224,8 @@ TEST_F(OAuth2Config, HttpsProxyFromTheFileOrTheEnvironment) {
 TEST_F(OAuth2Config, AnEndpointWithCredentialsIsRefusedWithoutEchoingThem) {
   for (const std::string url :
        {"https://id:Secr3tPw@idp.example.com/token", "http://id:Secr3tPw@idp.example.com/token",
-        "ftp://id:Secr3tPw@x"}) {
-    auto result = load(kMinimal + "[oauth2.x]\nclient_id = \"a\"\ntoken_endpoint = \"" + url +
-                       "\"\nrefresh_token_file = \"@DIR@/state/refresh\"\nuser = \"u\"\n" +
-                       oauthAccount("a", "x"));
+        "ftp://id:Secr3tPw@x", "http:id:Secr3tPw@idp.example.com"}) {
+    auto result = load(kMinimal + genericIdentity(url));
     EXPECT_FALSE(result.ok()) << url;
     for (const auto& error : result.errors) {
       EXPECT_EQ(error.toString().find("Secr3tPw"), std::string::npos) << error.toString();

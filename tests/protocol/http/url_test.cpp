@@ -79,7 +79,11 @@ TEST(HttpUrl, Table) {
       {"https://", "ERROR URL 'https://' has no host"},
       {"https:///token", "ERROR URL 'https:///token' has no host"},
       {"https://:443/", "ERROR URL 'https://:443/' has no host"},
-      {"https://user@/", "ERROR URL 'https://user@/' has no host"},
+      {"https://user@/", "ERROR URL '...@/' has no host"},
+      // User info holds passwords: an error never quotes it.
+      {"https://id:Secr3t@:443/", "ERROR URL '...@:443/' has no host"},
+      {"http:id:Secr3t@proxy:3128",
+       "ERROR URL '...@proxy:3128' has no host (expected http://host)"},
       {"https://exa!mple.com/", "ERROR invalid URL host 'exa!mple.com'"},
       {"https://exa%2Emple.com/", "ERROR invalid URL host 'exa%2Emple.com'"},
       {"https://[::1/", "ERROR unterminated IPv6 literal in URL host '[::1'"},
