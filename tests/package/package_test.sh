@@ -12,7 +12,10 @@
 #      --check-config on the installed config;
 #   4. systemd-analyze verify accepts the unit, and its offline security exposure stays at most
 #      1.6 (so no sandboxing line is lost unnoticed);
-#   5. the postinst (run chrootless, with DPKG_ROOT) creates the popbridge user and a 0700
+#   5. the installed binary with the shipped config, started as the unit starts it (not root,
+#      CAP_NET_BIND_SERVICE only, $NOTIFY_SOCKET), binds a port below 1024, sends READY=1,
+#      greets with +OK, and stops on SIGTERM with STOPPING=1 and exit 0;
+#   6. the postinst (run chrootless, with DPKG_ROOT) creates the popbridge user and a 0700
 #      /var/lib/popbridge it owns; removing the package keeps the edited conffile.
 # Needs root (exits 77, a skip, otherwise); no network; about 15 s, mostly cpack stripping the
 # binary and running dpkg-shlibdeps.
@@ -157,6 +160,74 @@ if command -v systemd-analyze >/dev/null; then
 else
   say "systemd-analyze not installed: unit verification skipped"
 fi
+
+# --- the service as the unit starts it ------------------------------------------------------------
+# Not root, holding only CAP_NET_BIND_SERVICE (ambient, as the unit's AmbientCapabilities= gives
+# it), with $NOTIFY_SOCKET: the shipped config binds a port below 1024 on loopback (a free one
+# rather than 110, which may be taken here), READY=1 arrives, the greeting is +OK, and SIGTERM
+# gives STOPPING=1 and exit 0. The popbridge user exists only in the throwaway root, so nobody
+# stands in for it.
+chmod 755 "$work"
+port=$(/usr/bin/python3 -c '
+import socket
+for p in range(1023, 600, -1):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        print(p)
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()')
+[[ -n $port ]] || fail "no free port below 1024 on 127.0.0.1"
+sed "s/^address = \"127.0.0.1:110\"/address = \"127.0.0.1:$port\"/" "$dest$config" >"$work/run.toml"
+grep -q "127.0.0.1:$port" "$work/run.toml" || fail "the shipped config has no 127.0.0.1:110 listener"
+chmod 644 "$work/run.toml"
+/usr/bin/python3 - "$work" "$port" "$installed" <<'PY' || fail "the service did not start and stop as under systemd"
+import os, signal, socket, subprocess, sys
+work, port, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(os.path.join(work, "notify"))
+os.chmod(os.path.join(work, "notify"), 0o777)
+notify.settimeout(15)
+env = {"NOTIFY_SOCKET": os.path.join(work, "notify"), "PATH": "/usr/bin:/bin"}
+cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+       "--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service",
+       "--bounding-set=-all,+net_bind_service", "--no-new-privs",
+       binary, "--config", os.path.join(work, "run.toml")]
+log = open(os.path.join(work, "service.log"), "wb")
+proc = subprocess.Popen(cmd, env=env, stderr=log, stdout=log)
+def fail(why):
+    proc.kill()
+    proc.wait()
+    sys.stdout.write(open(os.path.join(work, "service.log")).read())
+    sys.exit("package_test: " + why)
+def expect(state):
+    try:
+        while True:
+            msg = notify.recv(4096).decode()
+            if state in msg.split("\n"):
+                return
+    except socket.timeout:
+        fail(f"no {state} on NOTIFY_SOCKET")
+expect("READY=1")
+with socket.create_connection(("127.0.0.1", port), 5) as c:
+    greeting = c.recv(512)
+    if not greeting.startswith(b"+OK"):
+        fail(f"greeting {greeting!r}")
+status = open(f"/proc/{proc.pid}/status").read()
+fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+uid = fields["Uid"].split()[1]
+if uid != str(65534) or int(fields["CapEff"], 16) != 1 << 10:
+    fail(f"runs as uid {uid} with CapEff {fields['CapEff']}, not as nobody with NET_BIND_SERVICE")
+proc.send_signal(signal.SIGTERM)
+expect("STOPPING=1")
+if proc.wait(15) != 0:
+    fail(f"exit {proc.returncode} after SIGTERM")
+print(f"package_test: as uid {uid} with CAP_NET_BIND_SERVICE only: bound 127.0.0.1:{port}, "
+      "READY=1, +OK greeting, SIGTERM -> STOPPING=1, exit 0")
+PY
 
 # --- maintainer scripts -----------------------------------------------------------------------
 entry=$(grep "^$user:" "$dest/etc/passwd") || fail "postinst did not create user $user"
