@@ -34,6 +34,14 @@ MaildropError unavailable() {
   return {RespCode::SysTemp, "Upstream server unavailable, try again later.", {}};
 }
 
+MaildropError inUse() {
+  return {RespCode::InUse, "Mailbox is in use by another session, try again later.", {}};
+}
+
+MaildropError tooSoon() {
+  return {RespCode::LoginDelay, "Logged in too recently; wait before logging in again.", {}};
+}
+
 std::string_view stepName(std::uint8_t step) {
   constexpr std::string_view kNames[] = {"UID STORE", "UID EXPUNGE", "UID COPY", "UID MOVE"};
   return step < 4 ? kNames[step] : std::string_view("update");
@@ -72,11 +80,18 @@ void ImapMaildrop::onCredentials(std::optional<UpstreamCredentials> credentials)
 
 void ImapMaildrop::onCredentialsFailed(RespCode code, std::string_view reason) {
   if (op_ != Op::Resolving) return;
-  sink_.log(code == RespCode::Auth ? LogSeverity::Warn : LogSeverity::Error,
-            std::string("no upstream credentials: ").append(reason));
+  const bool refused = code == RespCode::InUse || code == RespCode::LoginDelay;
+  sink_.log(code == RespCode::Auth ? LogSeverity::Warn
+            : refused              ? LogSeverity::Info
+                                   : LogSeverity::Error,
+            std::string(refused ? "login refused: " : "no upstream credentials: ").append(reason));
   switch (code) {
     case RespCode::Auth:
       return openFailed({RespCode::Auth, "Authentication failed.", {}});
+    case RespCode::InUse:
+      return openFailed(inUse());
+    case RespCode::LoginDelay:
+      return openFailed(tooSoon());
     case RespCode::SysPerm:
       return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
     default:
@@ -130,7 +145,7 @@ void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
       }
       return openFailed({RespCode::Auth, "Authentication failed.", {}});
     case ImapLoginFailure::InUse:
-      return openFailed({RespCode::InUse, "Mailbox is in use, try again later.", {}});
+      return openFailed(inUse());
     case ImapLoginFailure::Unavailable:
       return openFailed(unavailable());
     case ImapLoginFailure::PreAuth:
@@ -161,6 +176,26 @@ void ImapMaildrop::resetSnapshot() {
 }
 
 void ImapMaildrop::onLoggedIn() {
+  // Only now is a pass-through login proven; nothing is selected before the sink agrees.
+  op_ = Op::Claiming;
+  // The sink may answer synchronously; nothing may follow this call.
+  sink_.claimMaildrop({upstream_.user, options_.mailbox.folder, options_.mailbox.exclusive});
+}
+
+void ImapMaildrop::onMaildropClaimed(MaildropClaim claim) {
+  if (op_ != Op::Claiming) return;
+  switch (claim) {
+    case MaildropClaim::Granted:
+      return startSession();
+    case MaildropClaim::InUse:
+    case MaildropClaim::LoginDelay:
+      // The login succeeded upstream: end it there politely before the connection goes.
+      client_.logout();
+      return openFailed(claim == MaildropClaim::InUse ? inUse() : tooSoon());
+  }
+}
+
+void ImapMaildrop::startSession() {
   const ImapCapabilities& caps = client_.capabilities();
   effectivePolicy_ = options_.mailbox.onDelete;
   if (effectivePolicy_ == DeletePolicy::Expunge && !caps.uidPlus) {
@@ -820,6 +855,7 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
       return;
     case Op::Connecting:
     case Op::LoggingIn:
+    case Op::Claiming:
     case Op::FindMoveTarget:
     case Op::Select:
     case Op::Snapshot:
