@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "protocol/text.h"
+
 namespace popbridge::proxy {
 
 LoginGuard::Limits LoginGuard::limitsFrom(const config::ServerConfig& server) {
@@ -25,11 +27,7 @@ LoginGuard::LoginGuard(Limits limits)
       logins_(limits.maxTrackedUsers, limits.loginDelay) {}
 
 std::string LoginGuard::userKey(std::string_view login) {
-  std::string key(login.substr(0, kMaxUserKey));
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return key;
+  return protocol::toLowerAscii(login.substr(0, kMaxUserKey));
 }
 
 // --- RecentTable ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class ProxySession : public protocol::SessionSink {
   void resolveCredentials(std::string_view user, std::string_view password) override;
   bool renewCredentials() override;
   void claimMaildrop(const protocol::MaildropClaimRequest& request) override;
+  void releaseMaildrop() override { claim_.reset(); }
   void connectUpstream() override;
   void startUpstreamTls() override;
   void startClientTls() override;

@@ -2,18 +2,16 @@
 
 #include <utility>
 
+#include "protocol/text.h"
+
 namespace popbridge::proxy {
 
 std::string SessionRegistry::accountKey(std::string_view account) {
-  std::string key(account);
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return key;
+  return protocol::toLowerAscii(account);
 }
 
 std::string SessionRegistry::folderKey(std::string_view folder) {
-  if (folder.size() == 5 && accountKey(folder) == "inbox") return "INBOX";
+  if (protocol::equalsIgnoreCase(folder, "INBOX")) return "INBOX";
   return std::string(folder);
 }
 

@@ -163,6 +163,7 @@ void ImapMaildrop::openFailed(const MaildropError& error) {
   secureWipe(upstream_.accessToken);
   resetSnapshot();
   sink_.closeUpstream();
+  sink_.releaseMaildrop();
   // A later login may open again.
   op_ = Op::Idle;
   events_->onMaildropOpenFailed(error);
@@ -739,11 +740,13 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
   if (op_ == Op::Closed && indexes.empty()) {
     // The upstream went away after the session was served, and nothing was
     // marked: there is nothing QUIT could fail to apply.
+    sink_.releaseMaildrop();
     events_->onUpdated(0);
     return;
   }
   if (op_ != Op::Open || std::any_of(indexes.begin(), indexes.end(),
                                      [&](std::size_t i) { return i >= uids_.size(); })) {
+    sink_.releaseMaildrop();
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Upstream connection lost; deletions may not have been applied.",
                              "quit; the maildrop was not open"});
@@ -762,6 +765,7 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
         LogSeverity::Error,
         "UIDVALIDITY changed during the session; not applying deletions of UIDs " + updateSet_);
     client_.logout();
+    sink_.releaseMaildrop();
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Mailbox changed on the server (UIDVALIDITY); no messages were "
                              "deleted.",
@@ -802,6 +806,7 @@ void ImapMaildrop::nextUpdateStep() {
                                        " to UIDs " + updateSet_);
     }
     client_.logout();
+    sink_.releaseMaildrop();
     events_->onUpdated(count);
     return;
   }
@@ -834,6 +839,7 @@ void ImapMaildrop::updateStepFailed(const ImapEvent& tagged) {
                                     "; on_delete=" + std::string(toString(effectivePolicy_)) +
                                     " not applied to UIDs " + updateSet_ + applied);
   client_.logout();
+  sink_.releaseMaildrop();
   events_->onUpdateFailed({RespCode::SysTemp,
                            "Deleting messages failed on the server; they were not removed.",
                            "quit; deletions failed upstream"});
@@ -906,6 +912,7 @@ void ImapMaildrop::close() {
   secureWipe(upstream_.accessToken);
   op_ = Op::Closed;
   sink_.closeUpstream();
+  sink_.releaseMaildrop();
 }
 
 }  // namespace popbridge::protocol

@@ -70,6 +70,11 @@ class MaildropSink {
   // a refusal logs out of the upstream and answers the client -ERR [IN-USE] or
   // [LOGIN-DELAY].
   virtual void claimMaildrop(const MaildropClaimRequest& request) = 0;
+  // The session no longer uses the maildrop (QUIT applied or failed, the login failed, the
+  // maildrop closed): called before the client hears of it, so that a device that QUITs and
+  // logs in again at once is not refused [IN-USE] by its own last session. May be called when
+  // nothing is claimed.
+  virtual void releaseMaildrop() {}
   // Open the upstream connection (implicit TLS included); answer with
   // onUpstreamConnected or onUpstreamFailed.
   virtual void connectUpstream() = 0;

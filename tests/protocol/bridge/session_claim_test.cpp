@@ -38,6 +38,34 @@ TEST_F(SessionClaimTest, AGrantedClaimOpensTheFolderItNamed) {
   EXPECT_TRUE(sink_.claimedExclusive);
 }
 
+// A device that QUITs and logs in again at once must not meet its own last session: the
+// maildrop is released before the client reads the QUIT answer.
+TEST_F(SessionClaimTest, QuitReleasesTheMaildropBeforeTheClientHearsTheAnswer) {
+  login();
+  const int before = sink_.releases;
+  const std::size_t sent = sink_.client.size();
+  client("QUIT\r\n");
+  EXPECT_GT(sink_.releases, before);
+  ASSERT_GT(sink_.releasedAt.size(), static_cast<std::size_t>(before));
+  EXPECT_EQ(sink_.releasedAt[before], sent) << "the first release after QUIT";
+  EXPECT_EQ(sink_.takeClient(), "+OK Logging out.\r\n");
+}
+
+TEST_F(SessionClaimTest, QuitWithDeletionsReleasesOnceTheyAreApplied) {
+  login();
+  client("DELE 1\r\n");
+  sink_.takeClient();
+  const int before = sink_.releases;
+  client("QUIT\r\n");
+  EXPECT_EQ(sink_.releases, before) << "still applying: the maildrop is in use";
+  const std::size_t sent = sink_.client.size();
+  tagged("OK Store completed");
+  EXPECT_GT(sink_.releases, before);
+  ASSERT_GT(sink_.releasedAt.size(), static_cast<std::size_t>(before));
+  EXPECT_EQ(sink_.releasedAt[before], sent) << "the first release after QUIT";
+  EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
+}
+
 TEST_F(SessionClaimTest, TheClaimNamesTheAccountsUpstreamLoginAndItsMailboxOverrides) {
   sink_.autoResolve = false;
   create();

@@ -47,6 +47,10 @@ class RecordingSink : public SessionSink {
     claimedExclusive = request.exclusive;
     if (autoClaim && session) session->onMaildropClaimed(claimAnswer);
   }
+  void releaseMaildrop() override {
+    ++releases;
+    releasedAt.push_back(client.size());
+  }
   void connectUpstream() override { ++connects; }
   void startUpstreamTls() override { ++upstreamTls; }
   void startClientTls() override { ++clientTls; }
@@ -80,7 +84,8 @@ class RecordingSink : public SessionSink {
   bool rejectLocal = false;
   bool autoClaim = true;  // answer claimMaildrop at once with claimAnswer
   MaildropClaim claimAnswer = MaildropClaim::Granted;
-  int claims = 0;
+  int claims = 0, releases = 0;
+  std::vector<std::size_t> releasedAt;  // client bytes sent by each releaseMaildrop
   std::string claimedAccount, claimedFolder;
   bool claimedExclusive = false;
   std::string client;
