@@ -78,6 +78,16 @@ struct ServerConfig {
   // even checked. 0 = no per-IP throttle.
   unsigned loginThrottleAfter = 3;
   Duration loginThrottleMaxDelay = std::chrono::seconds(30);
+  // Abuse control (see config/README.md). The per-user throttle: failed or abandoned logins
+  // for one login name (from any IP) before each further login as that name waits like the
+  // per-IP one. A delay, never a refusal: 0 = off.
+  unsigned loginThrottleUserAfter = 10;
+  // RFC 2449 LOGIN-DELAY: the least time between two successful logins of one user, in whole
+  // seconds; 0 = not enforced and not announced.
+  Duration loginDelay = Duration::zero();
+  // Concurrent sessions per upstream account (its IMAP login name), across all workers; the
+  // next one gets -ERR [IN-USE]. 0 = no limit.
+  unsigned maxSessionsPerAccount = 10;
   Duration shutdownTimeout = std::chrono::seconds(10);  // graceful drain on SIGTERM
   std::size_t bufferSize = 64 * 1024;                   // per-direction read buffer
   std::size_t writeHighWatermark = 256 * 1024;          // low watermark = half

@@ -7,7 +7,7 @@ namespace {
 
 constexpr std::array<std::string_view, 6> kRoot{"server",  "listener", "upstream",
                                                 "mailbox", "account",  "oauth2"};
-constexpr std::array<std::string_view, 16> kServer{"workers",
+constexpr std::array<std::string_view, 19> kServer{"workers",
                                                    "idle_timeout",
                                                    "max_connections",
                                                    "max_connections_per_ip",
@@ -20,6 +20,9 @@ constexpr std::array<std::string_view, 16> kServer{"workers",
                                                    "password_check_queue",
                                                    "login_throttle_after",
                                                    "login_throttle_max_delay",
+                                                   "login_throttle_user_after",
+                                                   "login_delay",
+                                                   "max_sessions_per_account",
                                                    "shutdown_timeout",
                                                    "buffer_size",
                                                    "write_high_watermark"};
@@ -37,12 +40,13 @@ constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "auth",
                                                      "min_tls_version",
                                                      "send_client_address"};
-constexpr std::array<std::string_view, 6> kMailbox{
-    "folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"};
-constexpr std::array<std::string_view, 11> kAccount{
-    "user",        "password_hash", "upstream_user", "upstream_password_file",
-    "oauth2",      "folder",        "on_delete",     "move_to",
-    "mark_seen_on_retr", "uidl_format", "max_messages"};
+constexpr std::array<std::string_view, 7> kMailbox{
+    "folder",      "on_delete",    "move_to",  "mark_seen_on_retr",
+    "uidl_format", "max_messages", "exclusive"};
+constexpr std::array<std::string_view, 12> kAccount{
+    "user",         "password_hash", "upstream_user", "upstream_password_file", "oauth2",
+    "folder",       "on_delete",     "move_to",       "mark_seen_on_retr",      "uidl_format",
+    "max_messages", "exclusive"};
 constexpr std::array<std::string_view, 17> kOAuth2{"provider",
                                                    "grant",
                                                    "tenant",

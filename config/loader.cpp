@@ -56,6 +56,7 @@ class Loader {
   void readUpstream(const TableReader& root, UpstreamConfig& upstream);
   // Reads the [mailbox] keys present in `reader` over `mailbox`, then checks the combination.
   void readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox);
+  void readAbuseControl(const TableReader& reader, ServerConfig& server);
   void readAccounts(const toml::table& root, const MailboxOptions& defaults,
                     std::vector<AccountConfig>& accounts);
   void readAccount(const TableReader& reader, AccountConfig& account);
@@ -166,16 +167,40 @@ void Loader::readServer(const TableReader& root, ServerConfig& server) {
   reader.readInteger("login_throttle_after", 0, 1000, server.loginThrottleAfter);
   reader.readDuration("login_throttle_max_delay", Duration::zero(), std::chrono::hours(1),
                       server.loginThrottleMaxDelay);
-  if (server.loginThrottleAfter != 0 && server.authFailureDelay == Duration::zero()) {
-    reader.warn("auth_failure_delay",
-                "0s also turns off the per-IP login throttle (login_throttle_after), which "
-                "doubles this delay");
-  }
+  readAbuseControl(reader, server);
   reader.readDuration("shutdown_timeout", Duration::zero(), std::chrono::hours(1),
                       server.shutdownTimeout);
   reader.readInteger("buffer_size", 4096, 16 * 1024 * 1024, server.bufferSize);
   reader.readInteger("write_high_watermark", 4096, 1024 * 1024 * 1024, server.writeHighWatermark);
   reader.reportUnknownKeys();
+}
+
+// Per-user throttle, LOGIN-DELAY and the per-account session cap (after the per-IP throttle's
+// keys, whose delays the per-user throttle shares).
+void Loader::readAbuseControl(const TableReader& reader, ServerConfig& server) {
+  reader.readInteger("login_throttle_user_after", 0, 1000, server.loginThrottleUserAfter);
+  if (reader.readDuration("login_delay", Duration::zero(), std::chrono::hours(24),
+                          server.loginDelay) == Read::Ok &&
+      server.loginDelay % std::chrono::seconds(1) != Duration::zero()) {
+    // RFC 2449 announces it in whole seconds; a value that CAPA cannot say is not enforced.
+    reader.error("login_delay", "must be whole seconds (RFC 2449 announces it in seconds), got " +
+                                    formatDuration(server.loginDelay));
+    server.loginDelay = Duration::zero();
+  }
+  reader.readInteger("max_sessions_per_account", 0, 1'000'000, server.maxSessionsPerAccount);
+  const bool throttling = server.loginThrottleAfter != 0 || server.loginThrottleUserAfter != 0;
+  if (throttling && server.authFailureDelay == Duration::zero()) {
+    reader.warn("auth_failure_delay",
+                "0s also turns off the login throttles (login_throttle_after, "
+                "login_throttle_user_after), which double this delay");
+  } else if (throttling && server.loginThrottleMaxDelay >= server.loginTimeout) {
+    reader.warn(
+        reader.has("login_throttle_max_delay") ? "login_throttle_max_delay" : "login_timeout",
+        "login_throttle_max_delay (" + formatDuration(server.loginThrottleMaxDelay) +
+            ") is not below login_timeout (" + formatDuration(server.loginTimeout) +
+            "): a throttled login would be timed out before it is checked, which locks "
+            "out a throttled IP or user instead of slowing it down");
+  }
 }
 
 void Loader::readCiphers(const TableReader& reader, ListenerConfig& listener) {
@@ -430,6 +455,7 @@ void Loader::readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox)
   }
   reader.readInteger("max_messages", 0, std::numeric_limits<std::uint32_t>::max(),
                      mailbox.maxMessages);
+  reader.readBool("exclusive", mailbox.exclusive);
 
   // Only a table that sets one of the two keys is responsible for their combination; an
   // account inheriting a broken [mailbox] would only repeat [mailbox]'s error.

@@ -18,6 +18,7 @@ std::string summarizeMailbox(const MailboxOptions& mailbox) {
   out += " uidl_format=" + quote(mailbox.uidl.spec());
   out += " max_messages=" +
          (mailbox.maxMessages == 0 ? std::string("0 (all)") : std::to_string(mailbox.maxMessages));
+  out += " exclusive=" + yesNo(mailbox.exclusive);
   return out;
 }
 
@@ -44,6 +45,14 @@ std::string summarize(const Config& config) {
                                          ? std::string("0 (off)")
                                          : std::to_string(s.loginThrottleAfter));
   out += " login_throttle_max_delay=" + formatDuration(s.loginThrottleMaxDelay);
+  out += " login_throttle_user_after=" + (s.loginThrottleUserAfter == 0
+                                              ? std::string("0 (off)")
+                                              : std::to_string(s.loginThrottleUserAfter));
+  out += " login_delay=" + (s.loginDelay == Duration::zero() ? std::string("0s (off)")
+                                                             : formatDuration(s.loginDelay));
+  out += " max_sessions_per_account=" + (s.maxSessionsPerAccount == 0
+                                             ? std::string("0 (unlimited)")
+                                             : std::to_string(s.maxSessionsPerAccount));
   out += " shutdown_timeout=" + formatDuration(s.shutdownTimeout);
   out += " buffer_size=" + std::to_string(s.bufferSize);
   out += " write_high_watermark=" + std::to_string(s.writeHighWatermark) + "\n";

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "protocol/text.h"
+
 namespace popbridge::proxy {
 
 LoginGuard::Limits LoginGuard::limitsFrom(const config::ServerConfig& server) {
@@ -10,72 +12,165 @@ LoginGuard::Limits LoginGuard::limitsFrom(const config::ServerConfig& server) {
   limits.maxChecks = server.maxPasswordChecks;
   limits.queueLength = server.passwordCheckQueue;
   limits.throttleAfter = server.loginThrottleAfter;
+  limits.userThrottleAfter = server.loginThrottleUserAfter;
   limits.baseDelay = std::chrono::duration_cast<std::chrono::milliseconds>(server.authFailureDelay);
   limits.maxDelay =
       std::chrono::duration_cast<std::chrono::milliseconds>(server.loginThrottleMaxDelay);
+  limits.loginDelay = std::chrono::duration_cast<std::chrono::milliseconds>(server.loginDelay);
   return limits;
 }
 
-// --- Per-IP throttle -----------------------------------------------------------------------------
+LoginGuard::LoginGuard(Limits limits)
+    : limits_(limits),
+      ips_(limits.maxTrackedIps, limits.forgetAfter),
+      users_(limits.maxTrackedUsers, limits.forgetAfter),
+      logins_(limits.maxTrackedUsers, limits.loginDelay) {}
 
-void LoginGuard::forgetExpired(TimePoint now) {
-  while (!ipOrder_.empty()) {
-    auto it = ips_.find(ipOrder_.front());
-    if (now - it->second.lastFailure < limits_.forgetAfter) return;
-    ips_.erase(it);
-    ipOrder_.pop_front();
+std::string LoginGuard::userKey(std::string_view login) {
+  return protocol::toLowerAscii(login.substr(0, kMaxUserKey));
+}
+
+// --- RecentTable ---------------------------------------------------------------------------------
+
+void LoginGuard::RecentTable::forgetExpired(TimePoint now) {
+  while (!order_.empty()) {
+    auto it = entries_.find(order_.front());
+    if (now - it->second.last < forgetAfter_) return;
+    entries_.erase(it);
+    order_.pop_front();
   }
 }
 
-LoginGuard::Throttle LoginGuard::throttle(const std::string& ip, TimePoint now) {
-  Throttle result;
-  if (limits_.throttleAfter == 0) return result;
-  std::lock_guard lock(mutex_);
+const LoginGuard::RecentTable::Entry* LoginGuard::RecentTable::find(const std::string& key,
+                                                                    TimePoint now) {
   forgetExpired(now);
-  auto it = ips_.find(ip);
-  if (it == ips_.end()) return result;
-  result.failures = it->second.failures;
-  if (result.failures < limits_.throttleAfter) return result;
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+LoginGuard::RecentTable::Entry& LoginGuard::RecentTable::touch(const std::string& key,
+                                                               TimePoint now) {
+  forgetExpired(now);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    if (entries_.size() >= max_ && !order_.empty()) {
+      entries_.erase(order_.front());
+      order_.pop_front();
+    }
+    it = entries_.emplace(key, Entry{}).first;
+    it->second.order = order_.insert(order_.end(), key);
+  } else {
+    order_.splice(order_.end(), order_, it->second.order);
+  }
+  it->second.last = now;
+  return it->second;
+}
+
+void LoginGuard::RecentTable::erase(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  order_.erase(it->second.order);
+  entries_.erase(it);
+}
+
+// --- Failed-login throttle -----------------------------------------------------------------------
+
+unsigned LoginGuard::thresholdOf(Subject subject) const {
+  return subject == Subject::Ip ? limits_.throttleAfter : limits_.userThrottleAfter;
+}
+
+LoginGuard::RecentTable* LoginGuard::failureTable(Subject subject) {
+  if (thresholdOf(subject) == 0) return nullptr;
+  return subject == Subject::Ip ? &ips_ : &users_;
+}
+
+LoginGuard::Throttle LoginGuard::throttleLocked(Subject subject, const std::string& key,
+                                                TimePoint now) {
+  Throttle result;
+  result.subject = subject;
+  RecentTable* table = failureTable(subject);
+  if (table == nullptr || key.empty()) return result;
+  const RecentTable::Entry* entry = table->find(key, now);
+  if (entry == nullptr) return result;
+  result.failures = entry->count;
+  const unsigned after = thresholdOf(subject);
+  if (result.failures < after) return result;
   // Doubling per failure beyond the threshold, in closed form: no loop under the lock. The base
   // is at most a minute (auth_failure_delay), so 2^20 times it cannot overflow.
-  unsigned extra = std::min(result.failures - limits_.throttleAfter, 20u);
+  unsigned extra = std::min(result.failures - after, 20u);
   result.delay = std::min(limits_.baseDelay * (std::int64_t{1} << extra), limits_.maxDelay);
   return result;
 }
 
-unsigned LoginGuard::recordFailure(const std::string& ip, TimePoint now) {
-  if (limits_.throttleAfter == 0) return 0;
+LoginGuard::Throttle LoginGuard::throttle(Subject subject, std::string_view key, TimePoint now) {
+  std::string normalised = subject == Subject::User ? userKey(key) : std::string(key);
   std::lock_guard lock(mutex_);
-  forgetExpired(now);
-  auto it = ips_.find(ip);
-  if (it == ips_.end()) {
-    if (ips_.size() >= limits_.maxTrackedIps && !ipOrder_.empty()) {
-      ips_.erase(ipOrder_.front());
-      ipOrder_.pop_front();
-    }
-    it = ips_.emplace(ip, IpEntry{}).first;
-    it->second.order = ipOrder_.insert(ipOrder_.end(), ip);
-  } else {
-    ipOrder_.splice(ipOrder_.end(), ipOrder_, it->second.order);
-  }
-  IpEntry& entry = it->second;
+  return throttleLocked(subject, normalised, now);
+}
+
+LoginGuard::Throttle LoginGuard::throttle(const std::string& ip, std::string_view user,
+                                          TimePoint now) {
+  std::string key = userKey(user);
+  std::lock_guard lock(mutex_);
+  Throttle byIp = throttleLocked(Subject::Ip, ip, now);
+  Throttle byUser = throttleLocked(Subject::User, key, now);
+  return byUser.delay > byIp.delay ? byUser : byIp;
+}
+
+unsigned LoginGuard::recordFailureLocked(Subject subject, const std::string& key, TimePoint now) {
+  RecentTable* table = failureTable(subject);
+  if (table == nullptr || key.empty()) return 0;
+  RecentTable::Entry& entry = table->touch(key, now);
   // Saturates: a count this high already means the longest delay.
-  if (entry.failures < 1'000'000) ++entry.failures;
-  entry.lastFailure = now;
-  return entry.failures;
+  if (entry.count < 1'000'000) ++entry.count;
+  return entry.count;
 }
 
-void LoginGuard::recordSuccess(const std::string& ip) {
+LoginGuard::Failures LoginGuard::recordFailure(const std::string& ip, std::string_view user,
+                                               TimePoint now) {
+  std::string key = userKey(user);
   std::lock_guard lock(mutex_);
-  auto it = ips_.find(ip);
-  if (it == ips_.end()) return;
-  ipOrder_.erase(it->second.order);
-  ips_.erase(it);
+  Failures failures;
+  failures.ip = recordFailureLocked(Subject::Ip, ip, now);
+  failures.user = recordFailureLocked(Subject::User, key, now);
+  return failures;
 }
 
-std::size_t LoginGuard::trackedIps() const {
+void LoginGuard::recordSuccess(const std::string& ip, std::string_view user) {
+  std::string key = userKey(user);
   std::lock_guard lock(mutex_);
-  return ips_.size();
+  ips_.erase(ip);
+  users_.erase(key);
+}
+
+std::size_t LoginGuard::tracked(Subject subject) const {
+  std::lock_guard lock(mutex_);
+  return subject == Subject::Ip ? ips_.size() : users_.size();
+}
+
+// --- LOGIN-DELAY ---------------------------------------------------------------------------------
+
+std::chrono::milliseconds LoginGuard::loginDelayRemaining(std::string_view user, TimePoint now) {
+  if (limits_.loginDelay.count() <= 0) return std::chrono::milliseconds(0);
+  std::string key = userKey(user);
+  std::lock_guard lock(mutex_);
+  const RecentTable::Entry* entry = logins_.find(key, now);
+  if (entry == nullptr) return std::chrono::milliseconds(0);
+  // find() forgot it if the interval is over, so this is positive.
+  return std::chrono::ceil<std::chrono::milliseconds>(entry->last + limits_.loginDelay - now);
+}
+
+void LoginGuard::recordLogin(std::string_view user, TimePoint now) {
+  if (limits_.loginDelay.count() <= 0) return;
+  std::string key = userKey(user);
+  if (key.empty()) return;
+  std::lock_guard lock(mutex_);
+  logins_.touch(key, now);
+}
+
+std::size_t LoginGuard::trackedLogins() const {
+  std::lock_guard lock(mutex_);
+  return logins_.size();
 }
 
 // --- Password-check slots ------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -18,14 +19,15 @@
 
 namespace popbridge::proxy {
 
-// What stands between a login and the work it costs (issue 11): a process-wide bound on
-// password checks (argon2 takes tens of milliseconds of CPU and 19 MiB each) and a per-client-IP
-// throttle on failed or abandoned logins, so neither a flood of bad logins nor a guesser that
-// hangs up before the failure delay can buy unbounded hashing or upstream logins.
+// What stands between a login and the work it costs (issue 11) and the abuse it could be:
+// a process-wide bound on password checks (argon2 takes tens of milliseconds of CPU and 19 MiB
+// each), a throttle on failed or abandoned logins keyed both by client IP and by user name, so
+// that neither a flood of bad logins, nor a guesser that hangs up before the failure delay, nor
+// one spread over many addresses can buy unbounded hashing or upstream logins, and the RFC 2449
+// LOGIN-DELAY between one user's successful logins.
 //
 // Shared by every worker loop, hence the mutex. It does no I/O and reads no clock: callers pass
-// `now`, which keeps it testable; LoginGate (below) does the loop side. Meant to grow per-user
-// throttling and LOGIN-DELAY later.
+// `now`, which keeps it testable; LoginGate (below) does the loop side.
 class LoginGuard {
  public:
   using Clock = std::chrono::steady_clock;
@@ -36,34 +38,62 @@ class LoginGuard {
     unsigned maxChecks = 4;      // running at once; at least 1
     unsigned queueLength = 32;   // waiting for a slot
     unsigned throttleAfter = 3;  // failures per IP before the throttle; 0 = off
+    unsigned userThrottleAfter = 0;  // failures per user name before the throttle; 0 = off
     std::chrono::milliseconds baseDelay{2000};
     std::chrono::milliseconds maxDelay{30000};
     std::chrono::milliseconds forgetAfter = std::chrono::minutes(10);
-    // The table of IPs is bounded by this, not by how many addresses an attacker has: beyond it
-    // the IP whose last failure is oldest is forgotten.
+    // The tables are bounded by these, not by how many addresses or names an attacker has:
+    // beyond them the entry whose last failure (or login) is oldest is forgotten.
     std::size_t maxTrackedIps = 16384;
+    std::size_t maxTrackedUsers = 16384;
+    std::chrono::milliseconds loginDelay{0};  // RFC 2449 LOGIN-DELAY; 0 = off
   };
   static Limits limitsFrom(const config::ServerConfig& server);
 
-  explicit LoginGuard(Limits limits) : limits_(limits) {}
+  explicit LoginGuard(Limits limits);
   LoginGuard(const LoginGuard&) = delete;
   LoginGuard& operator=(const LoginGuard&) = delete;
 
-  // --- Per-IP throttle -------------------------------------------------------------------------
+  // The table key of a login name: ASCII letters lower-cased (mail servers compare logins that
+  // way, so "Alice" must not escape the count of "alice"), at most kMaxUserKey bytes.
+  static constexpr std::size_t kMaxUserKey = 256;
+  static std::string userKey(std::string_view login);
 
+  // --- Failed-login throttle, per IP and per user ---------------------------------------------
+
+  // One mechanism with two keys: each has its own table and threshold; the delay, its growth,
+  // its cap, expiry and eviction are the same.
+  enum class Subject : std::uint8_t { Ip, User };
   struct Throttle {
     std::chrono::milliseconds delay{0};  // zero: check at once
-    unsigned failures = 0;               // recent failed or abandoned logins from the IP
+    unsigned failures = 0;               // recent failed or abandoned logins of the subject
+    Subject subject = Subject::Ip;       // whose delay this is
   };
-  // How long a login from `ip` must wait before it is checked at all.
-  Throttle throttle(const std::string& ip, TimePoint now);
-  // A failed or abandoned login; returns the IP's count of recent ones.
-  unsigned recordFailure(const std::string& ip, TimePoint now);
-  // A successful login forgives its IP's failures: a device whose password was fixed must not
-  // stay throttled. (That lets an attacker holding one valid account clear its own IP's count;
-  // the check slots and the per-connection failure limit still bound it.)
-  void recordSuccess(const std::string& ip);
-  std::size_t trackedIps() const;
+  // How long a login from `ip` as `user` must wait before it is checked at all: the longer of
+  // the IP's and the user's delay (an empty user: the IP's alone).
+  Throttle throttle(const std::string& ip, std::string_view user, TimePoint now);
+  // One subject's delay; `key` is an IP or a login name.
+  Throttle throttle(Subject subject, std::string_view key, TimePoint now);
+  struct Failures {
+    unsigned ip = 0;
+    unsigned user = 0;
+  };
+  // A failed or abandoned login; returns the recent counts of its IP and its user.
+  Failures recordFailure(const std::string& ip, std::string_view user, TimePoint now);
+  // A successful login forgives its IP's and its user's failures: a device whose password was
+  // fixed must not stay throttled. (That lets an attacker holding one valid account clear its
+  // own IP's count; the check slots and the per-connection failure limit still bound it.)
+  void recordSuccess(const std::string& ip, std::string_view user);
+  std::size_t tracked(Subject subject) const;
+
+  // --- LOGIN-DELAY (RFC 2449) ------------------------------------------------------------------
+
+  // How much longer `user` must wait after its last successful login; zero: it may log in.
+  // Asked only once the credentials are proven, so it tells nothing to a guesser.
+  std::chrono::milliseconds loginDelayRemaining(std::string_view user, TimePoint now);
+  // A successful login (the "+OK" to PASS or AUTH) starts the user's interval.
+  void recordLogin(std::string_view user, TimePoint now);
+  std::size_t trackedLogins() const;
 
   // --- Password-check slots --------------------------------------------------------------------
 
@@ -89,10 +119,30 @@ class LoginGuard {
   std::size_t queuedChecks() const;
 
  private:
-  struct IpEntry {
-    unsigned failures = 0;
-    TimePoint lastFailure;
-    std::list<std::string>::iterator order;
+  // Keys with a count and the time of their last event, oldest event first, so that expiry and
+  // eviction take from the front. Bounded by `max`. The guard's mutex covers it.
+  class RecentTable {
+   public:
+    struct Entry {
+      unsigned count = 0;
+      TimePoint last;
+      std::list<std::string>::iterator order;
+    };
+    RecentTable(std::size_t max, std::chrono::milliseconds forgetAfter)
+        : max_(max), forgetAfter_(forgetAfter) {}
+    // After forgetting what expired; null when the key is not there.
+    const Entry* find(const std::string& key, TimePoint now);
+    // Inserts (evicting the oldest when full) or refreshes the key; its last event is `now`.
+    Entry& touch(const std::string& key, TimePoint now);
+    void erase(const std::string& key);
+    std::size_t size() const { return entries_.size(); }
+
+   private:
+    void forgetExpired(TimePoint now);
+    std::size_t max_;
+    std::chrono::milliseconds forgetAfter_;
+    std::unordered_map<std::string, Entry> entries_;
+    std::list<std::string> order_;
   };
   struct Waiting {
     unsigned owner;
@@ -103,14 +153,18 @@ class LoginGuard {
     std::vector<Ticket> grants;
   };
 
-  void forgetExpired(TimePoint now);
+  // One subject's table, or null when its throttle is off; `key` is normalised already.
+  RecentTable* failureTable(Subject subject);
+  unsigned thresholdOf(Subject subject) const;
+  Throttle throttleLocked(Subject subject, const std::string& key, TimePoint now);
+  unsigned recordFailureLocked(Subject subject, const std::string& key, TimePoint now);
   void grantNextLocked();
 
   const Limits limits_;
   mutable std::mutex mutex_;
-  // Throttle: oldest failure first, so expiry and eviction take from the front.
-  std::unordered_map<std::string, IpEntry> ips_;
-  std::list<std::string> ipOrder_;
+  RecentTable ips_;
+  RecentTable users_;
+  RecentTable logins_;  // user -> last successful login, forgotten after loginDelay
   // Slots.
   unsigned running_ = 0;
   std::list<Waiting> queue_;

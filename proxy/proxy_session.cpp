@@ -59,6 +59,8 @@ protocol::SessionOptions makeOptions(const config::Config& config,
   options.upstreamStartTls = config.upstream.tls == config::UpstreamTls::StartTls;
   options.upstreamLogin = config.upstream.auth;
   options.maxBadCommands = config.server.maxBadCommands;
+  options.loginDelaySeconds = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(config.server.loginDelay).count());
   options.mailbox = config.mailbox;
   return options;
 }
@@ -229,11 +231,11 @@ void ProxySession::onClientClosed(std::string_view reason) {
   if (endReason_.empty()) endReason_ = reason;
   if (loginPending_ && !session_.closed() && env_.loginGate) {
     loginPending_ = false;
-    unsigned failures =
-        env_.loginGate->guard().recordFailure(clientIp(), std::chrono::steady_clock::now());
+    LoginGuard::Failures failures = env_.loginGate->guard().recordFailure(
+        clientIp(), session_.stats().user, std::chrono::steady_clock::now());
     logAt(LogLevel::Info, "login abandoned: the client left before its answer (" +
-                              std::to_string(failures) + " failed or abandoned logins from " +
-                              clientIp() + ")");
+                              std::to_string(failures.ip) + " failed or abandoned logins from " +
+                              clientIp() + ", " + std::to_string(failures.user) + " for the user)");
   }
   auto alive = alive_;
   session_.onClientClosed(reason);
@@ -268,10 +270,11 @@ void ProxySession::startAuthDelay() {
   // Only a rejected login gets here (outages answer at once), local or upstream.
   if (loginPending_ && env_.loginGate) {
     loginPending_ = false;
-    unsigned failures =
-        env_.loginGate->guard().recordFailure(clientIp(), std::chrono::steady_clock::now());
-    logAt(LogLevel::Debug, "login failed (" + std::to_string(failures) +
-                               " failed or abandoned logins from " + clientIp() + ")");
+    LoginGuard::Failures failures = env_.loginGate->guard().recordFailure(
+        clientIp(), session_.stats().user, std::chrono::steady_clock::now());
+    logAt(LogLevel::Debug, "login failed (" + std::to_string(failures.ip) +
+                               " failed or abandoned logins from " + clientIp() + ", " +
+                               std::to_string(failures.user) + " for the user)");
   }
   delayTimer_.start(
       std::chrono::duration_cast<std::chrono::milliseconds>(env_.config->server.authFailureDelay),
@@ -288,12 +291,18 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
   loginPending_ = true;
   if (env_.loginGate) {
     std::string ip = clientIp();
+    // Keyed by the name as given, before anything is checked: a name that does not exist is
+    // throttled like one that does, so the delay tells nothing about which names exist.
     LoginGuard::Throttle throttle =
-        env_.loginGate->guard().throttle(ip, std::chrono::steady_clock::now());
+        env_.loginGate->guard().throttle(ip, user, std::chrono::steady_clock::now());
     if (throttle.delay.count() > 0) {
-      logAt(LogLevel::Info, "login throttled: " + std::to_string(throttle.failures) +
-                                " failed or abandoned logins from " + ip + "; checking in " +
-                                std::to_string(throttle.delay.count()) + " ms");
+      logAt(LogLevel::Info,
+            "login throttled: " + std::to_string(throttle.failures) +
+                " failed or abandoned logins " +
+                (throttle.subject == LoginGuard::Subject::Ip ? "from " + ip
+                                                             : std::string("for this user")) +
+                "; checking in " + std::to_string(throttle.delay.count()) + " ms");
+      refused("throttled");
       heldUser_ = std::string(user);
       heldPassword_ = std::string(password);
       delayTimer_.start(throttle.delay, guard([this] {
@@ -384,8 +393,21 @@ void ProxySession::startVerify() {
         if (!alive || !*alive) return;
         ProxySession& self = *work->session;
         self.guarded([&] {
+          const config::AccountConfig* account = work->account;
+          protocol::MaildropClaim claim = protocol::MaildropClaim::Granted;
+          if (status == 0 && work->ok) {
+            // Proven by the hash: claimed before a token is fetched or anything goes upstream.
+            claim = self.admit(account->upstreamUser, account->mailbox.folder,
+                               account->mailbox.exclusive);
+          }
           if (status != 0 || !work->ok) {
             self.session_.onCredentials(std::nullopt);
+          } else if (claim != protocol::MaildropClaim::Granted) {
+            self.session_.onCredentialsFailed(
+                claim == protocol::MaildropClaim::InUse ? protocol::RespCode::InUse
+                                                        : protocol::RespCode::LoginDelay,
+                claim == protocol::MaildropClaim::InUse ? "maildrop in use"
+                                                        : "login within login_delay");
           } else if (!work->account->oauth2.empty()) {
             self.requestToken(*work->account, 0);
           } else {
@@ -469,11 +491,59 @@ void ProxySession::noteLoginProgress() {
   if (state == protocol::Pop3Session::State::Transaction) {
     loggedIn_ = true;
     loginTimer_.stop();
-    if (loginPending_ && env_.loginGate) env_.loginGate->guard().recordSuccess(clientIp());
+    if (env_.loginGate) {
+      LoginGuard& guard = env_.loginGate->guard();
+      if (loginPending_) guard.recordSuccess(clientIp(), session_.stats().user);
+      // RFC 2449: the interval runs from the "+OK" to PASS or AUTH.
+      guard.recordLogin(session_.stats().user, std::chrono::steady_clock::now());
+    }
     loginPending_ = false;
   } else if (state != protocol::Pop3Session::State::LoggingIn) {
     loginPending_ = false;
+    // A login that failed after its claim (the upstream refused it, the folder cannot be
+    // opened, the upstream went away) holds no maildrop.
+    claim_.reset();
   }
+}
+
+void ProxySession::claimMaildrop(const protocol::MaildropClaimRequest& request) {
+  // Local accounts were admitted after their hash check already (claim_ is held, or there is no
+  // registry); a pass-through login is proven only now, by the upstream's OK.
+  session_.onMaildropClaimed(admit(request.account, request.folder, request.exclusive));
+}
+
+protocol::MaildropClaim ProxySession::admit(std::string_view account, std::string_view folder,
+                                            bool exclusive) {
+  if (claim_) return protocol::MaildropClaim::Granted;
+  const std::string& user = session_.stats().user;
+  if (env_.loginGate) {
+    auto wait = env_.loginGate->guard().loginDelayRemaining(user, std::chrono::steady_clock::now());
+    if (wait.count() > 0) {
+      logAt(LogLevel::Info,
+            "login refused with [LOGIN-DELAY]: the user logged in less than login_delay ago; " +
+                std::to_string(std::chrono::ceil<std::chrono::seconds>(wait).count()) +
+                " s to wait");
+      refused("login_delay");
+      return protocol::MaildropClaim::LoginDelay;
+    }
+  }
+  if (env_.sessions == nullptr) return protocol::MaildropClaim::Granted;
+  SessionRegistry::Maildrop maildrop{std::string(account), std::string(folder), exclusive};
+  SessionRegistry::Verdict verdict = env_.sessions->tryClaim(maildrop, id_);
+  if (verdict != SessionRegistry::Verdict::Granted) {
+    logAt(LogLevel::Info, "login refused with [IN-USE]: " + std::string(toString(verdict)) +
+                              " (upstream account " + std::string(account) + ", folder \"" +
+                              std::string(folder) + "\")");
+    refused("in_use");
+    return protocol::MaildropClaim::InUse;
+  }
+  claim_ = SessionClaim(*env_.sessions, std::move(maildrop), id_);
+  return protocol::MaildropClaim::Granted;
+}
+
+void ProxySession::refused(std::string_view) {
+  // Metrics: count abuse-control refusals by reason here ("throttled", "login_delay",
+  // "in_use"); the log line naming the reason is written by the caller.
 }
 
 void ProxySession::onLoginTimeout() {
@@ -682,6 +752,9 @@ void ProxySession::markDone() {
   }
   queuedJob_.reset();
   protocol::secureWipe(heldPassword_);
+  // However the session ended (QUIT, hang-up, timeout, shutdown, an internal error), its
+  // maildrop is free again; the destructor would too, but only once the session is reaped.
+  claim_.reset();
   const auto& stats = session_.stats();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)

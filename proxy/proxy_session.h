@@ -14,6 +14,7 @@
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
 #include "proxy/loop_mailbox.h"
+#include "proxy/session_registry.h"
 #include "proxy/stream.h"
 #include "proxy/token_service.h"
 #include "proxy/tls_context.h"
@@ -35,6 +36,8 @@ struct SessionEnvironment {
   LoginGate* loginGate = nullptr;                 // this loop's share of the process's LoginGuard
   TokenService* tokens = nullptr;                 // null when no [oauth2.NAME] is configured
   std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
+  // Exclusive maildrops and max_sessions_per_account, shared by every loop; null: no claims.
+  SessionRegistry* sessions = nullptr;
 };
 
 // Glue between two Streams and one protocol::Pop3Session: turns the
@@ -61,6 +64,8 @@ class ProxySession : public protocol::SessionSink {
   void sendToUpstream(std::string_view bytes) override;
   void resolveCredentials(std::string_view user, std::string_view password) override;
   bool renewCredentials() override;
+  void claimMaildrop(const protocol::MaildropClaimRequest& request) override;
+  void releaseMaildrop() override { claim_.reset(); }
   void connectUpstream() override;
   void startUpstreamTls() override;
   void startClientTls() override;
@@ -89,6 +94,12 @@ class ProxySession : public protocol::SessionSink {
   void requestToken(const config::AccountConfig& account, std::uint64_t rejected);
   void onToken(TokenResult result, std::chrono::steady_clock::time_point asked);
   void noteLoginProgress();
+  // A login whose credentials are proven: may it go on (LOGIN-DELAY, then the maildrop claim)?
+  // Granted holds the claim in claim_ until the session ends or the login fails after all.
+  protocol::MaildropClaim admit(std::string_view account, std::string_view folder, bool exclusive);
+  // Every login refused or slowed by abuse control passes here: "throttled", "login_delay",
+  // "in_use". The place to count them (metrics).
+  void refused(std::string_view reason);
   void onLoginTimeout();
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
   void pumpClient();
@@ -151,6 +162,7 @@ class ProxySession : public protocol::SessionSink {
   std::unique_ptr<VerifyJob> queuedJob_;  // waiting for a password-check slot
   const config::AccountConfig* oauthAccount_ = nullptr;  // set while an OAuth2 login runs
   std::uint64_t tokenGeneration_ = 0;                    // of the token last sent upstream
+  SessionClaim claim_;  // the maildrop this session holds (exclusive access, per-account cap)
 
   Timer idleTimer_;
   Timer commandTimer_;

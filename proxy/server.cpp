@@ -91,7 +91,7 @@ std::string peerIp(uv_tcp_t* tcp) {
 
 Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
                LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-               TokenService* tokens)
+               TokenService* tokens, SessionRegistry* sessions)
     : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
@@ -104,6 +104,7 @@ Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionL
   env_.config = &config_;
   env_.upstreamTls = tls_.upstream.get();
   env_.loginGate = loginGate_.get();
+  env_.sessions = sessions;
   wake_ = UvHandle<uv_async_t>::allocate();
   uv_async_init(&loop_, wake_.get(), [](uv_async_t* handle) noexcept {
     auto* self = static_cast<Worker*>(handle->data);
@@ -361,6 +362,7 @@ int runServer(const config::Config& config) {
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
   LoginGuard loginGuard(LoginGuard::limitsFrom(config.server));
+  LocalSessionRegistry sessions(config.server.maxSessionsPerAccount);
   // Before the workers, which ask it for tokens until they are gone.
   std::unique_ptr<TokenService> tokens;
   if (!config.oauth2.empty()) {
@@ -375,8 +377,8 @@ int runServer(const config::Config& config) {
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(
-        std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i, tokens.get()));
+    pool.push_back(std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i,
+                                            tokens.get(), &sessions));
     all.push_back(pool.back().get());
   }
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop

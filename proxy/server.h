@@ -52,7 +52,7 @@ class Worker {
  public:
   Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
          LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-         TokenService* tokens = nullptr);
+         TokenService* tokens = nullptr, SessionRegistry* sessions = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -34,6 +34,14 @@ MaildropError unavailable() {
   return {RespCode::SysTemp, "Upstream server unavailable, try again later.", {}};
 }
 
+MaildropError inUse() {
+  return {RespCode::InUse, "Mailbox is in use by another session, try again later.", {}};
+}
+
+MaildropError tooSoon() {
+  return {RespCode::LoginDelay, "Logged in too recently; wait before logging in again.", {}};
+}
+
 std::string_view stepName(std::uint8_t step) {
   constexpr std::string_view kNames[] = {"UID STORE", "UID EXPUNGE", "UID COPY", "UID MOVE"};
   return step < 4 ? kNames[step] : std::string_view("update");
@@ -72,11 +80,18 @@ void ImapMaildrop::onCredentials(std::optional<UpstreamCredentials> credentials)
 
 void ImapMaildrop::onCredentialsFailed(RespCode code, std::string_view reason) {
   if (op_ != Op::Resolving) return;
-  sink_.log(code == RespCode::Auth ? LogSeverity::Warn : LogSeverity::Error,
-            std::string("no upstream credentials: ").append(reason));
+  const bool refused = code == RespCode::InUse || code == RespCode::LoginDelay;
+  sink_.log(code == RespCode::Auth ? LogSeverity::Warn
+            : refused              ? LogSeverity::Info
+                                   : LogSeverity::Error,
+            std::string(refused ? "login refused: " : "no upstream credentials: ").append(reason));
   switch (code) {
     case RespCode::Auth:
       return openFailed({RespCode::Auth, "Authentication failed.", {}});
+    case RespCode::InUse:
+      return openFailed(inUse());
+    case RespCode::LoginDelay:
+      return openFailed(tooSoon());
     case RespCode::SysPerm:
       return openFailed({RespCode::SysPerm, "Upstream configuration error.", {}});
     default:
@@ -130,7 +145,7 @@ void ImapMaildrop::onLoginFailed(ImapLoginFailure failure) {
       }
       return openFailed({RespCode::Auth, "Authentication failed.", {}});
     case ImapLoginFailure::InUse:
-      return openFailed({RespCode::InUse, "Mailbox is in use, try again later.", {}});
+      return openFailed(inUse());
     case ImapLoginFailure::Unavailable:
       return openFailed(unavailable());
     case ImapLoginFailure::PreAuth:
@@ -148,6 +163,7 @@ void ImapMaildrop::openFailed(const MaildropError& error) {
   secureWipe(upstream_.accessToken);
   resetSnapshot();
   sink_.closeUpstream();
+  sink_.releaseMaildrop();
   // A later login may open again.
   op_ = Op::Idle;
   events_->onMaildropOpenFailed(error);
@@ -161,6 +177,26 @@ void ImapMaildrop::resetSnapshot() {
 }
 
 void ImapMaildrop::onLoggedIn() {
+  // Only now is a pass-through login proven; nothing is selected before the sink agrees.
+  op_ = Op::Claiming;
+  // The sink may answer synchronously; nothing may follow this call.
+  sink_.claimMaildrop({upstream_.user, options_.mailbox.folder, options_.mailbox.exclusive});
+}
+
+void ImapMaildrop::onMaildropClaimed(MaildropClaim claim) {
+  if (op_ != Op::Claiming) return;
+  switch (claim) {
+    case MaildropClaim::Granted:
+      return startSession();
+    case MaildropClaim::InUse:
+    case MaildropClaim::LoginDelay:
+      // The login succeeded upstream: end it there politely before the connection goes.
+      client_.logout();
+      return openFailed(claim == MaildropClaim::InUse ? inUse() : tooSoon());
+  }
+}
+
+void ImapMaildrop::startSession() {
   const ImapCapabilities& caps = client_.capabilities();
   effectivePolicy_ = options_.mailbox.onDelete;
   if (effectivePolicy_ == DeletePolicy::Expunge && !caps.uidPlus) {
@@ -704,11 +740,13 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
   if (op_ == Op::Closed && indexes.empty()) {
     // The upstream went away after the session was served, and nothing was
     // marked: there is nothing QUIT could fail to apply.
+    sink_.releaseMaildrop();
     events_->onUpdated(0);
     return;
   }
   if (op_ != Op::Open || std::any_of(indexes.begin(), indexes.end(),
                                      [&](std::size_t i) { return i >= uids_.size(); })) {
+    sink_.releaseMaildrop();
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Upstream connection lost; deletions may not have been applied.",
                              "quit; the maildrop was not open"});
@@ -727,6 +765,7 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
         LogSeverity::Error,
         "UIDVALIDITY changed during the session; not applying deletions of UIDs " + updateSet_);
     client_.logout();
+    sink_.releaseMaildrop();
     events_->onUpdateFailed({RespCode::SysTemp,
                              "Mailbox changed on the server (UIDVALIDITY); no messages were "
                              "deleted.",
@@ -767,6 +806,7 @@ void ImapMaildrop::nextUpdateStep() {
                                        " to UIDs " + updateSet_);
     }
     client_.logout();
+    sink_.releaseMaildrop();
     events_->onUpdated(count);
     return;
   }
@@ -799,6 +839,7 @@ void ImapMaildrop::updateStepFailed(const ImapEvent& tagged) {
                                     "; on_delete=" + std::string(toString(effectivePolicy_)) +
                                     " not applied to UIDs " + updateSet_ + applied);
   client_.logout();
+  sink_.releaseMaildrop();
   events_->onUpdateFailed({RespCode::SysTemp,
                            "Deleting messages failed on the server; they were not removed.",
                            "quit; deletions failed upstream"});
@@ -820,6 +861,7 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
       return;
     case Op::Connecting:
     case Op::LoggingIn:
+    case Op::Claiming:
     case Op::FindMoveTarget:
     case Op::Select:
     case Op::Snapshot:
@@ -870,6 +912,7 @@ void ImapMaildrop::close() {
   secureWipe(upstream_.accessToken);
   op_ = Op::Closed;
   sink_.closeUpstream();
+  sink_.releaseMaildrop();
 }
 
 }  // namespace popbridge::protocol

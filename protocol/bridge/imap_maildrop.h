@@ -39,6 +39,16 @@ struct UpstreamCredentials {
   std::uint16_t bearerPort = 0;
 };
 
+// May a login whose credentials are proven open its maildrop? The sink decides (RFC 1939's
+// exclusive access, a per-account session cap, RFC 2449's LOGIN-DELAY): only a login that got
+// this far may learn that another session holds the maildrop.
+enum class MaildropClaim : std::uint8_t { Granted, InUse, LoginDelay };
+struct MaildropClaimRequest {
+  std::string_view account;  // the upstream login
+  std::string_view folder;   // the folder the maildrop serves
+  bool exclusive = true;     // MailboxOptions::exclusive
+};
+
 struct ImapMaildropOptions {
   ImapClientOptions client;
   MailboxOptions mailbox;
@@ -55,6 +65,16 @@ class MaildropSink {
   // knows which one was refused) and answer with onCredentials or
   // onCredentialsFailed. False when there is nothing to renew.
   virtual bool renewCredentials() { return false; }
+  // The upstream accepted the login: may the session open `request.folder`? Answer with
+  // ImapMaildrop::onMaildropClaimed (now or later). Nothing is selected before the answer;
+  // a refusal logs out of the upstream and answers the client -ERR [IN-USE] or
+  // [LOGIN-DELAY].
+  virtual void claimMaildrop(const MaildropClaimRequest& request) = 0;
+  // The session no longer uses the maildrop (QUIT applied or failed, the login failed, the
+  // maildrop closed): called before the client hears of it, so that a device that QUITs and
+  // logs in again at once is not refused [IN-USE] by its own last session. May be called when
+  // nothing is claimed.
+  virtual void releaseMaildrop() {}
   // Open the upstream connection (implicit TLS included); answer with
   // onUpstreamConnected or onUpstreamFailed.
   virtual void connectUpstream() = 0;
@@ -81,7 +101,10 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void onCredentials(std::optional<UpstreamCredentials> credentials);
   // The credentials could not be had (an OAuth2 token endpoint that refused
   // or failed): the device sees `code`; `reason` goes to the log.
+  // RespCode::InUse and LoginDelay are refusals of a proven login (the sink's claim, made
+  // before the upstream was asked).
   void onCredentialsFailed(RespCode code, std::string_view reason);
+  void onMaildropClaimed(MaildropClaim claim);
   void onUpstreamConnected();
   void onUpstreamFailed(std::string_view reason);
   void onUpstreamTlsReady() { client_.onTlsReady(); }
@@ -109,6 +132,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
     Resolving,
     Connecting,
     LoggingIn,
+    Claiming,        // logged in; waiting for the sink's claimMaildrop answer
     FindMoveTarget,  // LIST for the folder with move_to's special-use attribute
     Select,
     Snapshot,
@@ -136,6 +160,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void onBroken(std::string_view reason) override;
 
   void openFailed(const MaildropError& error);
+  void startSession();  // the claim was granted: LIST for move_to, SELECT
   void findMoveTarget();
   void moveTargetListed(const ImapEvent& tagged);
   void sendSelect();

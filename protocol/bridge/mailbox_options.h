@@ -47,6 +47,10 @@ struct MailboxOptions {
   bool markSeenOnRetr = false;
   UidlFormat uidl = defaultUidlFormat();
   std::uint32_t maxMessages = 0;  // 0: the whole mailbox; N: only the newest N
+  // RFC 1939's exclusive-access lock: a second session for the same upstream account and folder
+  // gets -ERR [IN-USE]. False: sessions share the maildrop (each with its own snapshot), unless
+  // an exclusive one holds it.
+  bool exclusive = true;
 };
 
 }  // namespace popbridge::protocol

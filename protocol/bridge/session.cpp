@@ -29,6 +29,7 @@ Pop3ServerOptions serverOptions(const SessionOptions& options) {
   result.stlsAvailable = options.stlsAvailable;
   result.allowPlaintextAuth = options.allowPlaintextAuth;
   result.maxBadCommands = options.maxBadCommands;
+  result.loginDelaySeconds = options.loginDelaySeconds;
   return result;
 }
 

@@ -44,6 +44,7 @@ struct SessionOptions {
   std::optional<ClientEndpoints> forwardClient;
   std::string upstreamTagPrefix = "P";  // see ImapClientOptions::tagPrefix
   unsigned maxBadCommands = 10;
+  std::uint32_t loginDelaySeconds = 0;  // RFC 2449 LOGIN-DELAY announced in CAPA; 0: none
   MailboxOptions mailbox;
 };
 
@@ -82,6 +83,8 @@ class Pop3Session {
   void onCredentialsFailed(RespCode code, std::string_view reason) {
     maildrop_.onCredentialsFailed(code, reason);
   }
+  // The answer to SessionSink::claimMaildrop.
+  void onMaildropClaimed(MaildropClaim claim) { maildrop_.onMaildropClaimed(claim); }
   void onUpstreamConnected() { maildrop_.onUpstreamConnected(); }
   void onUpstreamFailed(std::string_view reason) { maildrop_.onUpstreamFailed(reason); }
   void onUpstreamTlsReady() { maildrop_.onUpstreamTlsReady(); }

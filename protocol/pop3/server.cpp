@@ -143,6 +143,10 @@ void Pop3Server::cmdCapa(const Pop3Command&) {
     if (options_.stlsAvailable && !tlsActive_) appendMultiLine(out_, "STLS");
   }
   appendMultiLine(out_, "EXPIRE NEVER");
+  if (options_.loginDelaySeconds != 0) {
+    // The same for every user, so without RFC 2449's "USER" argument, in both states.
+    appendMultiLine(out_, "LOGIN-DELAY " + std::to_string(options_.loginDelaySeconds));
+  }
   appendMultiLine(out_, "IMPLEMENTATION popbridge");
   appendTerminator(out_);
   flush();

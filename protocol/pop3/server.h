@@ -30,6 +30,9 @@ struct Pop3ServerOptions {
   bool stlsAvailable = false;       // the listener can upgrade with STLS
   bool allowPlaintextAuth = false;  // USER/PASS/AUTH before TLS
   unsigned maxBadCommands = 10;
+  // RFC 2449 LOGIN-DELAY: the least seconds between one user's logins, announced in CAPA in
+  // both states; the maildrop enforces it. 0: nothing is announced.
+  std::uint32_t loginDelaySeconds = 0;
 };
 
 class Pop3ServerSink {

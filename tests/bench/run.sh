@@ -398,6 +398,9 @@ log_level = "warn"
 max_connections = 10000
 max_connections_per_ip = 0
 auth_failure_delay = "0s"
+# Workloads run many sessions of one user at once, as Dovecot's own POP3 (no session lock)
+# allows: the bench measures the bridge, not its abuse control.
+max_sessions_per_account = 0
 
 [[listener]]
 address = "127.0.0.1:$POP3_A_PORT"
@@ -419,6 +422,7 @@ server_name = "localhost"
 
 [mailbox]
 on_delete = "keep"
+exclusive = false
 EOF
 }
 start_popbridge() { # plain | tls

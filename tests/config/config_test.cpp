@@ -312,8 +312,8 @@ TEST_P(ConfigWarnings, LoadsButWarns) {
 const WarningCase kWarningCases[] = {
     {"NoFailureDelayNoThrottle",
      "[server]\nauth_failure_delay = \"0s\"\n" + kMinimal,
-     {"t.toml:2:22: server.auth_failure_delay: 0s also turns off the per-IP login throttle "
-      "(login_throttle_after), which doubles this delay"}},
+     {"t.toml:2:22: server.auth_failure_delay: 0s also turns off the login throttles "
+      "(login_throttle_after, login_throttle_user_after), which double this delay"}},
     {"NoCertificateCheck",
      upstreamWith("host = \"imap.example.com\"\nverify_certificate = false\n"),
      {"t.toml:7:22: upstream.verify_certificate: false accepts any certificate, so anyone on the "

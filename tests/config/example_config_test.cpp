@@ -127,6 +127,9 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.server.shutdownTimeout, defaults.shutdownTimeout);
   EXPECT_EQ(example.server.bufferSize, defaults.bufferSize);
   EXPECT_EQ(example.server.writeHighWatermark, defaults.writeHighWatermark);
+  EXPECT_EQ(example.server.loginThrottleUserAfter, defaults.loginThrottleUserAfter);
+  EXPECT_EQ(example.server.loginDelay, defaults.loginDelay);
+  EXPECT_EQ(example.server.maxSessionsPerAccount, defaults.maxSessionsPerAccount);
 
   const ListenerConfig listenerDefaults;
   EXPECT_EQ(example.listeners[0].tls, listenerDefaults.tls);
@@ -152,6 +155,7 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.mailbox.markSeenOnRetr, mailboxDefaults.markSeenOnRetr);
   EXPECT_EQ(example.mailbox.uidl.spec(), mailboxDefaults.uidl.spec());
   EXPECT_EQ(example.mailbox.maxMessages, mailboxDefaults.maxMessages);
+  EXPECT_EQ(example.mailbox.exclusive, mailboxDefaults.exclusive);
 }
 
 // Every key the loader accepts, by table. A key added to the loader but not to the example (or
@@ -162,7 +166,8 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
        {"workers", "idle_timeout", "max_connections", "max_connections_per_ip", "log_level",
         "log_format", "max_bad_commands", "auth_failure_delay", "login_timeout",
         "max_password_checks", "password_check_queue", "login_throttle_after",
-        "login_throttle_max_delay", "shutdown_timeout", "buffer_size", "write_high_watermark"}},
+        "login_throttle_max_delay", "shutdown_timeout", "buffer_size", "write_high_watermark",
+        "login_throttle_user_after", "login_delay", "max_sessions_per_account"}},
       {"[[listener]]",
        {"address", "tls", "certificate", "private_key", "min_tls_version", "ciphers",
         "allow_plaintext_auth", "handshake_timeout"}},
@@ -170,10 +175,11 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
        {"host", "port", "tls", "ca_file", "verify_certificate", "server_name", "connect_timeout",
         "command_timeout", "auth", "min_tls_version", "send_client_address"}},
       {"[mailbox]",
-       {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"}},
+       {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages",
+        "exclusive"}},
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
-        "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"}},
+        "move_to", "mark_seen_on_retr", "uidl_format", "max_messages", "exclusive"}},
       // ca_file, https_proxy, token_command and token_command_timeout are shown commented out:
       // set, they would change what the example does.
       {"[oauth2.printers]",

@@ -86,6 +86,9 @@ class Sink : public SessionSink {
     if (line.find("{") != std::string_view::npos) literalPending = true;
   }
   void resolveCredentials(std::string_view, std::string_view) override { resolvePending = true; }
+  void claimMaildrop(const MaildropClaimRequest&) override {
+    if (session != nullptr) session->onMaildropClaimed(MaildropClaim::Granted);
+  }
   void connectUpstream() override { connectPending = true; }
   void startUpstreamTls() override {}
   void startClientTls() override {}
@@ -94,7 +97,7 @@ class Sink : public SessionSink {
   void closeClient(std::string_view) override { clientClosed = true; }
   void log(LogSeverity, std::string_view) override {}
 
-  const Pop3Session* session = nullptr;
+  Pop3Session* session = nullptr;
   std::string tag;
   bool clientClosed = false;
   bool resolvePending = false, connectPending = false, delayPending = false;

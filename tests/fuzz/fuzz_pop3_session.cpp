@@ -37,6 +37,7 @@ class FuzzSink : public SessionSink {
     }
   }
   void resolveCredentials(std::string_view, std::string_view) override { resolvePending = true; }
+  void claimMaildrop(const MaildropClaimRequest&) override { claimPending = true; }
   void connectUpstream() override { connectPending = true; }
   void startUpstreamTls() override { upstreamTlsPending = true; }
   void startClientTls() override { clientTlsPending = true; }
@@ -48,7 +49,7 @@ class FuzzSink : public SessionSink {
   const Pop3Session* session = nullptr;
   bool clientClosed = false;
   bool resolvePending = false, connectPending = false, upstreamTlsPending = false;
-  bool clientTlsPending = false, delayPending = false;
+  bool clientTlsPending = false, delayPending = false, claimPending = false;
   std::size_t clientBytes = 0;
   std::string lastUpstream;
 };
@@ -99,6 +100,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             session.onCredentials(std::nullopt);
           } else {
             session.onCredentials(UpstreamCredentials{"user", std::string(chunk), std::nullopt});
+          }
+        } else if (sink.claimPending) {
+          // Granted, in use or too soon; a refusal must never let a SELECT through.
+          sink.claimPending = false;
+          auto claim = static_cast<MaildropClaim>(chunk.size() % 3);
+          session.onMaildropClaimed(claim);
+          if (claim != MaildropClaim::Granted) {
+            require(sink.lastUpstream.find(" SELECT ") == std::string::npos &&
+                    sink.lastUpstream.find(" EXAMINE ") == std::string::npos);
           }
         }
         break;

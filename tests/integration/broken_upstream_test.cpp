@@ -46,6 +46,8 @@ class BrokenUpstreamTest : public ::testing::Test {
     options.upstreamPort = peer.port();
     // Long enough that waiting for it would fail the test's own read timeout.
     options.upstream = "command_timeout = \"30s\"\n";
+    // Tests here run a second session for the same mailbox beside the first.
+    options.mailbox = "exclusive = false\n";
     auto proxy = std::make_unique<PopbridgeProcess>(DovecotFixture::shared(), options);
     proxy->addSecret(kPassword);
     return proxy;

@@ -22,6 +22,7 @@
 #include "tests/support/messages.h"
 #include "tests/support/popbridge_process.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
@@ -30,19 +31,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr char kUser[] = "limits";
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-std::size_t countOf(const std::string& text, std::string_view needle) {
-  std::size_t count = 0;
-  for (std::size_t pos = text.find(needle); pos != std::string::npos;
-       pos = text.find(needle, pos + needle.size())) {
-    ++count;
-  }
-  return count;
-}
 
 class LoginLimitsTest : public ::testing::Test {
  protected:

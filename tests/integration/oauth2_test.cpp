@@ -29,6 +29,7 @@
 #include "tests/support/popbridge_process.h"
 #include "tests/support/real_clients.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 #include "tests/support/token_endpoint.h"
 
 namespace popbridge::test {
@@ -45,19 +46,6 @@ constexpr const char* kLoginConfigHead =
     "[[listener]]\naddress = \"127.0.0.1:1100\"\ntls = \"none\"\nallow_plaintext_auth = true\n"
     "[upstream]\nhost = \"127.0.0.1\"\nport = 143\ntls = \"none\"\n";
 constexpr char kClientId[] = "popbridge-test";
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-std::size_t countOf(const std::string& text, std::string_view needle) {
-  std::size_t count = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos;
-       pos = text.find(needle, pos + needle.size())) {
-    ++count;
-  }
-  return count;
-}
 
 // One Dovecot with an oauth2 passdb per test process (ctest runs each case in its own).
 DovecotFixture& dovecot() {
@@ -327,7 +315,9 @@ TEST_F(OAuth2Test, FiftyConcurrentLoginsShareOneRefresh) {
   grantRefreshToken("rt-fifty", user);
   endpoint_->setResponseDelay(1500ms);
   // Two worker loops: the devices' sessions are spread over both, and still share the refresh.
-  auto popbridge = start(identity(user), "max_password_checks = 8\nworkers = 2\n");
+  // Fifty sessions of one mailbox at once: shared, and not capped by max_sessions_per_account.
+  auto popbridge = start(identity(user) + "exclusive = false\n",
+                         "max_password_checks = 8\nworkers = 2\nmax_sessions_per_account = 0\n");
   constexpr int kDevices = 50;
   std::atomic<int> ok{0};
   std::vector<std::thread> devices;

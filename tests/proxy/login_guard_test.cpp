@@ -19,16 +19,50 @@ using namespace std::chrono_literals;
 using Admission = LoginGuard::Admission;
 using TimePoint = LoginGuard::TimePoint;
 
+using Subject = LoginGuard::Subject;
+
 LoginGuard::Limits throttleLimits(unsigned after) {
   LoginGuard::Limits limits;
   limits.throttleAfter = after;
+  limits.userThrottleAfter = after;
   limits.baseDelay = 2s;
   limits.maxDelay = 30s;
   limits.forgetAfter = 10min;
   return limits;
 }
 
-// --- Throttle --------------------------------------------------------------------------------
+// --- Throttle, per IP and per user: one mechanism, so every case runs for both keys ----------
+
+class LoginGuardThrottle : public ::testing::TestWithParam<Subject> {
+ protected:
+  Subject subject() const { return GetParam(); }
+  // One failure of `key` as this test's subject, the other key left empty (not counted).
+  unsigned fail(LoginGuard& guard, const std::string& key, TimePoint now) const {
+    LoginGuard::Failures failures = subject() == Subject::Ip ? guard.recordFailure(key, "", now)
+                                                             : guard.recordFailure("", key, now);
+    return subject() == Subject::Ip ? failures.ip : failures.user;
+  }
+  void succeed(LoginGuard& guard, const std::string& key) const {
+    if (subject() == Subject::Ip) {
+      guard.recordSuccess(key, "");
+    } else {
+      guard.recordSuccess("", key);
+    }
+  }
+  LoginGuard::Throttle throttle(LoginGuard& guard, const std::string& key, TimePoint now) const {
+    return guard.throttle(subject(), key, now);
+  }
+  std::size_t tracked(const LoginGuard& guard) const { return guard.tracked(subject()); }
+  // Keys that look like the subject's, for reading failures.
+  std::string key(int i) const {
+    return subject() == Subject::Ip ? "192.0.2." + std::to_string(i) : "user" + std::to_string(i);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(BothKeys, LoginGuardThrottle,
+                         ::testing::Values(Subject::Ip, Subject::User), [](const auto& info) {
+                           return std::string(info.param == Subject::Ip ? "Ip" : "User");
+                         });
 
 struct DelayCase {
   unsigned after;
@@ -36,7 +70,7 @@ struct DelayCase {
   std::chrono::milliseconds expected;
 };
 
-TEST(LoginGuardThrottle, DelayDoublesPerFailureBeyondTheThresholdUpToTheCap) {
+TEST_P(LoginGuardThrottle, DelayDoublesPerFailureBeyondTheThresholdUpToTheCap) {
   const DelayCase cases[] = {
       {3, 0, 0ms},    {3, 1, 0ms},     {3, 2, 0ms},     {3, 3, 2000ms},  {3, 4, 4000ms},
       {3, 5, 8000ms}, {3, 6, 16000ms}, {3, 7, 30000ms}, {3, 8, 30000ms}, {3, 100, 30000ms},
@@ -45,72 +79,163 @@ TEST(LoginGuardThrottle, DelayDoublesPerFailureBeyondTheThresholdUpToTheCap) {
   for (const DelayCase& c : cases) {
     LoginGuard guard(throttleLimits(c.after));
     TimePoint now{};
-    for (unsigned i = 0; i < c.failures; ++i) guard.recordFailure("192.0.2.1", now);
-    LoginGuard::Throttle throttle = guard.throttle("192.0.2.1", now);
-    EXPECT_EQ(throttle.delay, c.expected) << "after=" << c.after << " failures=" << c.failures;
-    EXPECT_EQ(throttle.failures, c.after == 0 ? 0 : c.failures);
+    for (unsigned i = 0; i < c.failures; ++i) fail(guard, key(1), now);
+    LoginGuard::Throttle got = throttle(guard, key(1), now);
+    EXPECT_EQ(got.delay, c.expected) << "after=" << c.after << " failures=" << c.failures;
+    EXPECT_EQ(got.failures, c.after == 0 ? 0 : c.failures);
+    EXPECT_EQ(got.subject, subject());
   }
 }
 
-TEST(LoginGuardThrottle, ZeroBaseDelayMeansNoWait) {
+TEST_P(LoginGuardThrottle, ZeroBaseDelayMeansNoWait) {
   auto limits = throttleLimits(1);
   limits.baseDelay = 0ms;
   LoginGuard guard(limits);
-  guard.recordFailure("192.0.2.1", TimePoint{});
-  guard.recordFailure("192.0.2.1", TimePoint{});
-  EXPECT_EQ(guard.throttle("192.0.2.1", TimePoint{}).delay, 0ms);
+  fail(guard, key(1), TimePoint{});
+  fail(guard, key(1), TimePoint{});
+  EXPECT_EQ(throttle(guard, key(1), TimePoint{}).delay, 0ms);
 }
 
-TEST(LoginGuardThrottle, CountsArePerIp) {
+TEST_P(LoginGuardThrottle, CountsArePerKey) {
   LoginGuard guard(throttleLimits(2));
   TimePoint now{};
-  guard.recordFailure("192.0.2.1", now);
-  guard.recordFailure("192.0.2.1", now);
-  EXPECT_EQ(guard.throttle("192.0.2.1", now).delay, 2s);
-  EXPECT_EQ(guard.throttle("192.0.2.2", now).delay, 0ms);
-  EXPECT_EQ(guard.throttle("2001:db8::1", now).failures, 0u);
+  fail(guard, key(1), now);
+  fail(guard, key(1), now);
+  EXPECT_EQ(throttle(guard, key(1), now).delay, 2s);
+  EXPECT_EQ(throttle(guard, key(2), now).delay, 0ms);
+  EXPECT_EQ(throttle(guard, "2001:db8::1", now).failures, 0u);
 }
 
-TEST(LoginGuardThrottle, ForgottenTenMinutesAfterTheLastFailure) {
+TEST_P(LoginGuardThrottle, ForgottenTenMinutesAfterTheLastFailure) {
   LoginGuard guard(throttleLimits(2));
   TimePoint start{};
-  guard.recordFailure("192.0.2.1", start);
-  guard.recordFailure("192.0.2.1", start + 9min);  // the window restarts at each failure
-  EXPECT_EQ(guard.throttle("192.0.2.1", start + 18min).delay, 2s);
-  EXPECT_EQ(guard.throttle("192.0.2.1", start + 19min).delay, 0ms);
-  EXPECT_EQ(guard.trackedIps(), 0u);
+  fail(guard, key(1), start);
+  fail(guard, key(1), start + 9min);  // the window restarts at each failure
+  EXPECT_EQ(throttle(guard, key(1), start + 18min).delay, 2s);
+  EXPECT_EQ(throttle(guard, key(1), start + 19min).delay, 0ms);
+  EXPECT_EQ(tracked(guard), 0u);
   // A new failure starts from one again.
-  EXPECT_EQ(guard.recordFailure("192.0.2.1", start + 20min), 1u);
+  EXPECT_EQ(fail(guard, key(1), start + 20min), 1u);
 }
 
-TEST(LoginGuardThrottle, SuccessForgivesOnlyItsOwnIp) {
+TEST_P(LoginGuardThrottle, SuccessForgivesOnlyItsOwnKey) {
   LoginGuard guard(throttleLimits(1));
   TimePoint now{};
-  guard.recordFailure("192.0.2.1", now);
-  guard.recordFailure("192.0.2.2", now);
-  guard.recordSuccess("192.0.2.1");
-  EXPECT_EQ(guard.throttle("192.0.2.1", now).delay, 0ms);
-  EXPECT_EQ(guard.throttle("192.0.2.2", now).delay, 2s);
+  fail(guard, key(1), now);
+  fail(guard, key(2), now);
+  succeed(guard, key(1));
+  EXPECT_EQ(throttle(guard, key(1), now).delay, 0ms);
+  EXPECT_EQ(throttle(guard, key(2), now).delay, 2s);
+  // The count starts afresh: one failure after a success is one, not three.
+  EXPECT_EQ(fail(guard, key(1), now), 1u);
 }
 
-TEST(LoginGuardThrottle, TableIsBoundedAndEvictsTheOldestFailure) {
+TEST_P(LoginGuardThrottle, TableIsBoundedAndEvictsTheOldestFailure) {
   auto limits = throttleLimits(1);
   limits.maxTrackedIps = 3;
+  limits.maxTrackedUsers = 3;
   LoginGuard guard(limits);
   TimePoint now{};
-  guard.recordFailure("10.0.0.1", now);
-  guard.recordFailure("10.0.0.2", now + 1s);
-  guard.recordFailure("10.0.0.3", now + 2s);
-  guard.recordFailure("10.0.0.1", now + 3s);  // refreshed: no longer the oldest
+  fail(guard, key(1), now);
+  fail(guard, key(2), now + 1s);
+  fail(guard, key(3), now + 2s);
+  fail(guard, key(1), now + 3s);  // refreshed: no longer the oldest
   for (int i = 0; i < 1000; ++i) {
-    guard.recordFailure("172.16.0." + std::to_string(i), now + 4s);
-    EXPECT_LE(guard.trackedIps(), 3u);
+    fail(guard, "x" + std::to_string(i), now + 4s);
+    EXPECT_LE(tracked(guard), 3u);
   }
-  guard.recordFailure("10.0.0.1", now + 5s);
-  EXPECT_EQ(guard.trackedIps(), 3u);
-  EXPECT_EQ(guard.throttle("10.0.0.2", now + 5s).failures, 0u) << "evicted";
-  EXPECT_EQ(guard.throttle("10.0.0.1", now + 5s).failures, 1u)
+  fail(guard, key(1), now + 5s);
+  EXPECT_EQ(tracked(guard), 3u);
+  EXPECT_EQ(throttle(guard, key(2), now + 5s).failures, 0u) << "evicted";
+  EXPECT_EQ(throttle(guard, key(1), now + 5s).failures, 1u)
       << "evicted once by the 1000 newer ones, then counted afresh";
+}
+
+TEST(LoginGuardUserThrottle, NamesAreComparedWithoutAsciiCaseAndBounded) {
+  LoginGuard guard(throttleLimits(2));
+  TimePoint now{};
+  guard.recordFailure("192.0.2.1", "Alice@Example.COM", now);
+  guard.recordFailure("192.0.2.2", "alice@example.com", now);
+  EXPECT_EQ(guard.throttle(Subject::User, "ALICE@example.com", now).delay, 2s);
+  EXPECT_EQ(LoginGuard::userKey("Ünïcode-ABC"), "Ünïcode-abc") << "only ASCII is folded";
+  const std::string longName(100'000, 'a');
+  EXPECT_EQ(LoginGuard::userKey(longName).size(), LoginGuard::kMaxUserKey);
+}
+
+TEST(LoginGuardUserThrottle, ALoginWaitsForTheLongerOfItsIpAndItsUser) {
+  auto limits = throttleLimits(0);
+  limits.throttleAfter = 3;
+  limits.userThrottleAfter = 2;
+  LoginGuard guard(limits);
+  TimePoint now{};
+  // Failures for one user from three IPs: no IP reaches its threshold, the user does.
+  guard.recordFailure("192.0.2.1", "alice", now);
+  guard.recordFailure("192.0.2.2", "alice", now);
+  LoginGuard::Failures failures = guard.recordFailure("192.0.2.3", "alice", now);
+  EXPECT_EQ(failures.ip, 1u);
+  EXPECT_EQ(failures.user, 3u);
+  LoginGuard::Throttle alice = guard.throttle("192.0.2.9", "alice", now);
+  EXPECT_EQ(alice.subject, Subject::User);
+  EXPECT_EQ(alice.delay, 4s);
+  // Another user from one of those IPs is not slowed.
+  EXPECT_EQ(guard.throttle("192.0.2.1", "bob", now).delay, 0ms);
+  // An IP past its own threshold slows every user from it, by the IP's delay when longer.
+  for (int i = 0; i < 4; ++i) guard.recordFailure("198.51.100.7", "user" + std::to_string(i), now);
+  LoginGuard::Throttle fromIp = guard.throttle("198.51.100.7", "bob", now);
+  EXPECT_EQ(fromIp.subject, Subject::Ip);
+  EXPECT_EQ(fromIp.delay, 4s);
+  // The user's success clears the user's count, not the IPs'.
+  guard.recordSuccess("192.0.2.9", "alice");
+  EXPECT_EQ(guard.throttle("192.0.2.9", "alice", now).delay, 0ms);
+  EXPECT_EQ(guard.throttle("198.51.100.7", "alice", now).delay, 4s);
+}
+
+TEST(LoginGuardUserThrottle, OffByDefaultInLimitsAndWithZero) {
+  LoginGuard::Limits limits;  // userThrottleAfter = 0
+  LoginGuard guard(limits);
+  for (int i = 0; i < 50; ++i) guard.recordFailure("", "alice", TimePoint{});
+  EXPECT_EQ(guard.tracked(Subject::User), 0u);
+  EXPECT_EQ(guard.throttle("192.0.2.1", "alice", TimePoint{}).delay, 0ms);
+}
+
+// --- LOGIN-DELAY -----------------------------------------------------------------------------
+
+TEST(LoginGuardLoginDelay, ASecondLoginWithinTheIntervalWaitsForItsRest) {
+  LoginGuard::Limits limits;
+  limits.loginDelay = 60s;
+  LoginGuard guard(limits);
+  TimePoint start{};
+  EXPECT_EQ(guard.loginDelayRemaining("alice", start), 0ms) << "never logged in";
+  guard.recordLogin("alice", start);
+  EXPECT_EQ(guard.loginDelayRemaining("alice", start + 10s), 50s);
+  EXPECT_EQ(guard.loginDelayRemaining("ALICE", start + 59s), 1s) << "the same user";
+  EXPECT_EQ(guard.loginDelayRemaining("bob", start + 10s), 0ms) << "per user";
+  EXPECT_EQ(guard.loginDelayRemaining("alice", start + 60s), 0ms);
+  EXPECT_EQ(guard.trackedLogins(), 0u) << "forgotten once the interval is over";
+  // A new login starts a new interval.
+  guard.recordLogin("alice", start + 61s);
+  EXPECT_EQ(guard.loginDelayRemaining("alice", start + 62s), 59s);
+}
+
+TEST(LoginGuardLoginDelay, OffRecordsNothing) {
+  LoginGuard guard(LoginGuard::Limits{});
+  guard.recordLogin("alice", TimePoint{});
+  EXPECT_EQ(guard.trackedLogins(), 0u);
+  EXPECT_EQ(guard.loginDelayRemaining("alice", TimePoint{}), 0ms);
+}
+
+TEST(LoginGuardLoginDelay, TableIsBoundedByMaxTrackedUsers) {
+  LoginGuard::Limits limits;
+  limits.loginDelay = 1h;
+  limits.maxTrackedUsers = 4;
+  LoginGuard guard(limits);
+  TimePoint now{};
+  for (int i = 0; i < 100; ++i) {
+    guard.recordLogin("user" + std::to_string(i), now + std::chrono::seconds(i));
+    EXPECT_LE(guard.trackedLogins(), 4u);
+  }
+  EXPECT_EQ(guard.loginDelayRemaining("user0", now + 100s), 0ms) << "evicted, oldest first";
+  EXPECT_GT(guard.loginDelayRemaining("user99", now + 100s), 0ms);
 }
 
 // --- Check slots -----------------------------------------------------------------------------

@@ -40,6 +40,17 @@ class RecordingSink : public SessionSink {
       }
     }
   }
+  void claimMaildrop(const MaildropClaimRequest& request) override {
+    ++claims;
+    claimedAccount = request.account;
+    claimedFolder = request.folder;
+    claimedExclusive = request.exclusive;
+    if (autoClaim && session) session->onMaildropClaimed(claimAnswer);
+  }
+  void releaseMaildrop() override {
+    ++releases;
+    releasedAt.push_back(client.size());
+  }
   void connectUpstream() override { ++connects; }
   void startUpstreamTls() override { ++upstreamTls; }
   void startClientTls() override { ++clientTls; }
@@ -71,6 +82,12 @@ class RecordingSink : public SessionSink {
   Pop3Session* session = nullptr;
   bool autoResolve = true;
   bool rejectLocal = false;
+  bool autoClaim = true;  // answer claimMaildrop at once with claimAnswer
+  MaildropClaim claimAnswer = MaildropClaim::Granted;
+  int claims = 0, releases = 0;
+  std::vector<std::size_t> releasedAt;  // client bytes sent by each releaseMaildrop
+  std::string claimedAccount, claimedFolder;
+  bool claimedExclusive = false;
   std::string client;
   std::size_t clientRead = 0;
   std::string upstream;
