@@ -29,8 +29,8 @@ void LoginGuard::forgetExpired(TimePoint now) {
 
 LoginGuard::Throttle LoginGuard::throttle(const std::string& ip, TimePoint now) {
   Throttle result;
+  std::lock_guard lock(mutex_);  // before limits_, which a reload may change
   if (limits_.throttleAfter == 0) return result;
-  std::lock_guard lock(mutex_);
   forgetExpired(now);
   auto it = ips_.find(ip);
   if (it == ips_.end()) return result;
@@ -44,8 +44,8 @@ LoginGuard::Throttle LoginGuard::throttle(const std::string& ip, TimePoint now) 
 }
 
 unsigned LoginGuard::recordFailure(const std::string& ip, TimePoint now) {
-  if (limits_.throttleAfter == 0) return 0;
   std::lock_guard lock(mutex_);
+  if (limits_.throttleAfter == 0) return 0;
   forgetExpired(now);
   auto it = ips_.find(ip);
   if (it == ips_.end()) {
@@ -129,6 +129,12 @@ void LoginGuard::releaseCheck() {
   std::lock_guard lock(mutex_);
   if (running_ > 0) --running_;
   grantNextLocked();
+}
+
+void LoginGuard::setLimits(Limits limits) {
+  std::lock_guard lock(mutex_);
+  limits_ = limits;
+  while (!queue_.empty() && running_ < limits_.maxChecks) grantNextLocked();
 }
 
 void LoginGuard::grantNextLocked() {

@@ -49,6 +49,10 @@ class LoginGuard {
   LoginGuard(const LoginGuard&) = delete;
   LoginGuard& operator=(const LoginGuard&) = delete;
 
+  // A reload (SIGHUP): new limits from now on; the IPs' failure counts, the running checks and
+  // the queue stay. More slots start queued checks at once; fewer let running ones finish.
+  void setLimits(Limits limits);
+
   // --- Per-IP throttle -------------------------------------------------------------------------
 
   struct Throttle {
@@ -106,7 +110,7 @@ class LoginGuard {
   void forgetExpired(TimePoint now);
   void grantNextLocked();
 
-  const Limits limits_;
+  Limits limits_;  // under mutex_
   mutable std::mutex mutex_;
   // Throttle: oldest failure first, so expiry and eviction take from the front.
   std::unordered_map<std::string, IpEntry> ips_;

@@ -75,6 +75,9 @@ struct ProxySession::VerifyJob {
 
   uv_work_t request{};
   std::weak_ptr<bool> alive;
+  // Keeps `account` valid on the pool thread even when the session (and with it the last
+  // reference to an older configuration) is gone before the check ends.
+  std::shared_ptr<const ConfigSnapshot> snapshot;
   ProxySession* session = nullptr;
   LoginGuard* guard = nullptr;  // outlives every loop; the slot goes back to it
   const config::AccountConfig* account = nullptr;
@@ -147,8 +150,40 @@ void ProxySession::startGuarded() {
   if (client_) client_->startReading();
 }
 
+void ProxySession::drain() {
+  if (done_) return;
+  if (!greeted_) {
+    // Still in the implicit-TLS handshake: there is no POP3 conversation to answer in.
+    if (client_) client_->close("server shutting down (not logged in)");
+    return;
+  }
+  auto state = session_.state();
+  if (state == protocol::Pop3Session::State::Authorization ||
+      state == protocol::Pop3Session::State::LoggingIn) {
+    dropPendingLogin();
+  }
+  session_.drain();
+}
+
+void ProxySession::drainDeadline() {
+  if (done_) return;
+  if (!greeted_) {
+    if (client_) client_->close("shutdown timeout");
+    return;
+  }
+  session_.drainDeadline();
+}
+
 void ProxySession::shutdown() {
   if (done_) return;
+  if (!greeted_) {
+    if (client_) client_->close("server shutting down");
+    return;
+  }
+  if (session_.state() == protocol::Pop3Session::State::Authorization ||
+      session_.state() == protocol::Pop3Session::State::LoggingIn) {
+    dropPendingLogin();
+  }
   session_.abort("server shutting down");
 }
 
@@ -323,6 +358,7 @@ void ProxySession::checkCredentials(std::string_view user, std::string_view pass
   }
   auto job = std::make_unique<VerifyJob>();
   job->alive = alive_;
+  job->snapshot = env_.snapshot;
   job->session = this;
   job->guard = env_.loginGate ? &env_.loginGate->guard() : nullptr;
   job->account = config.findAccount(user);
@@ -497,16 +533,21 @@ void ProxySession::endBeforeLogin(std::string_view text, protocol::RespCode code
       state != protocol::Pop3Session::State::LoggingIn) {
     return;
   }
-  // Whatever this login still waits for (a throttle, a queued or running check) is for nobody.
+  dropPendingLogin();
+  sendToClient(protocol::errReply(text, code));
+  // The session's "connection over" input: it ends the session (dropping a login in progress)
+  // and closes the client after flushing the line above.
+  session_.onClientClosed(reason);
+}
+
+// Whatever a login still waits for (a throttle, a queued or running check) is for nobody, and
+// its end is no failure of the client's.
+void ProxySession::dropPendingLogin() {
   delayTimer_.stop();
   if (env_.loginGate) env_.loginGate->cancel(id_);
   queuedJob_.reset();
   protocol::secureWipe(heldPassword_);
   loginPending_ = false;
-  sendToClient(protocol::errReply(text, code));
-  // The session's "connection over" input: it ends the session (dropping a login in progress)
-  // and closes the client after flushing the line above.
-  session_.onClientClosed(reason);
 }
 
 // --- upstream side -------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "protocol/bridge/session.h"
+#include "proxy/config_snapshot.h"
 #include "proxy/connector.h"
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
@@ -21,17 +22,21 @@
 
 namespace popbridge::proxy {
 
-// What one listener offers its sessions.
+// What one listener offers its sessions. Both point into the snapshot of the SessionEnvironment
+// they are used with, which keeps them alive.
 struct ListenerRuntime {
   const config::ListenerConfig* config = nullptr;
   const TlsServerContext* tls = nullptr;  // null for tls = "none"
 };
 
-// Everything a session needs from the process, shared by all its sessions.
+// Everything a session needs from the process, shared by all its sessions. A session copies it
+// at its start: the snapshot (and with it config and upstreamTls, which point into it) stays the
+// session's for its whole life, whatever a reload brings later.
 struct SessionEnvironment {
   uv_loop_t* loop = nullptr;
-  const config::Config* config = nullptr;
-  const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
+  std::shared_ptr<const ConfigSnapshot> snapshot;
+  const config::Config* config = nullptr;         // &snapshot->config
+  const TlsClientContext* upstreamTls = nullptr;  // in snapshot; null for upstream tls = "none"
   LoginGate* loginGate = nullptr;                 // this loop's share of the process's LoginGuard
   TokenService* tokens = nullptr;                 // null when no [oauth2.NAME] is configured
   std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
@@ -48,7 +53,13 @@ class ProxySession : public protocol::SessionSink {
   ~ProxySession() override;
 
   void start();
-  // SIGTERM: end now, applying no pending DELE.
+  // SIGTERM, step 1: a session that has not logged in ends now with -ERR [SYS/TEMP]; one in
+  // TRANSACTION keeps serving until its QUIT (see protocol::Pop3Server::drain()).
+  void drain();
+  // The drain's deadline: what has not QUIT ends with nothing applied; an UPDATE already running
+  // finishes (bounded by the upstream command timeout).
+  void drainDeadline();
+  // A second SIGTERM: end now, in any state, applying no pending DELE.
   void shutdown();
   std::uint64_t id() const { return id_; }
   bool done() const { return done_; }
@@ -91,6 +102,7 @@ class ProxySession : public protocol::SessionSink {
   void noteLoginProgress();
   void onLoginTimeout();
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
+  void dropPendingLogin();
   void pumpClient();
   void updateTimers();
   void touchIdle();
