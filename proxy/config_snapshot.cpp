@@ -57,8 +57,7 @@ std::string listenerKey(const config::ListenerConfig& listener) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(listener.port);
 }
 
-UniqueFd bindListenerSocket(const config::ListenerConfig& lc, bool reusePort,
-                            std::string& error) {
+UniqueFd bindListenerSocket(const config::ListenerConfig& lc, bool reusePort, std::string& error) {
   sockaddr_storage address{};
   bool v6 = lc.host.find(':') != std::string::npos;
   int rc = v6 ? uv_ip6_addr(lc.host.c_str(), lc.port, reinterpret_cast<sockaddr_in6*>(&address))
@@ -276,10 +275,9 @@ ReloadPlan planReload(const ConfigSnapshot& running, config::LoadResult loaded, 
     next.server.workers = now.server.workers;
   }
   if (next.server.logFormat != now.server.logFormat) {
-    plan.warnings.push_back("server.log_format: changed to " +
-                            std::string(config::toString(next.server.logFormat)) +
-                            ", which needs a restart; keeping " +
-                            std::string(config::toString(now.server.logFormat)));
+    plan.warnings.push_back(
+        "server.log_format: changed to " + std::string(config::toString(next.server.logFormat)) +
+        ", which needs a restart; keeping " + std::string(config::toString(now.server.logFormat)));
     next.server.logFormat = now.server.logFormat;
   }
   if (next.oauth2 != now.oauth2) {
@@ -291,7 +289,8 @@ ReloadPlan planReload(const ConfigSnapshot& running, config::LoadResult loaded, 
   }
   if (!next.upstream.verifyCertificate && next.upstream.tls != config::UpstreamTls::None &&
       now.upstream.verifyCertificate) {
-    plan.warnings.push_back("upstream certificate verification is OFF (verify_certificate = false)");
+    plan.warnings.push_back(
+        "upstream certificate verification is OFF (verify_certificate = false)");
   }
   if (!plan.errors.empty()) return plan;
 

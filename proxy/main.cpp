@@ -42,8 +42,8 @@ popbridge::config::Environment readEnvironment() {
     if (eq == std::string_view::npos) continue;
     std::string_view name = item.substr(0, eq);
     // The proxy variables curl honours, for the token endpoint of [oauth2.NAME].
-    const bool proxyVariable = name == "https_proxy" || name == "HTTPS_PROXY" ||
-                               name == "no_proxy" || name == "NO_PROXY";
+    const bool proxyVariable =
+        name == "https_proxy" || name == "HTTPS_PROXY" || name == "no_proxy" || name == "NO_PROXY";
     if (!proxyVariable && item.rfind("POPBRIDGE_", 0) != 0) continue;
     env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
   }

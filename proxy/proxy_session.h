@@ -16,8 +16,8 @@
 #include "proxy/login_guard.h"
 #include "proxy/loop_mailbox.h"
 #include "proxy/stream.h"
-#include "proxy/token_service.h"
 #include "proxy/tls_context.h"
+#include "proxy/token_service.h"
 #include "proxy/uv_handle.h"
 
 namespace popbridge::proxy {
@@ -158,15 +158,15 @@ class ProxySession : public protocol::SessionSink {
   // hangs up meanwhile abandoned it, which counts against its IP like a failure.
   bool loginPending_ = false;
   bool loggedIn_ = false;
-  std::string heldUser_;      // during the throttle wait
-  std::string heldPassword_;  // during the throttle wait; wiped
-  std::unique_ptr<VerifyJob> queuedJob_;  // waiting for a password-check slot
+  std::string heldUser_;                                 // during the throttle wait
+  std::string heldPassword_;                             // during the throttle wait; wiped
+  std::unique_ptr<VerifyJob> queuedJob_;                 // waiting for a password-check slot
   const config::AccountConfig* oauthAccount_ = nullptr;  // set while an OAuth2 login runs
   std::uint64_t tokenGeneration_ = 0;                    // of the token last sent upstream
 
   Timer idleTimer_;
   Timer commandTimer_;
-  Timer delayTimer_;  // the failed-login delay, or the per-IP throttle before a check
+  Timer delayTimer_;             // the failed-login delay, or the per-IP throttle before a check
   Timer loginTimer_{env_.loop};  // env_ is initialised first: it is declared first
 };
 

@@ -147,8 +147,8 @@ std::unique_ptr<Worker::Listener> Worker::adoptListener(std::size_t index, Uniqu
     return nullptr;
   }
   if (index_ == 0) {
-    logLine(LogLevel::Info, "listening on " + lc.address +
-                                " (tls=" + std::string(config::toString(lc.tls)) + ")");
+    logLine(LogLevel::Info,
+            "listening on " + lc.address + " (tls=" + std::string(config::toString(lc.tls)) + ")");
   }
   return listener;
 }
@@ -192,9 +192,9 @@ void Worker::accept(Listener& listener) {
   ProxySession* raw = nullptr;
   try {
     // env_ holds the snapshot that listener.runtime points into: the session keeps both.
-    auto session = std::make_unique<ProxySession>(
-        env_, listener.runtime, id, std::move(tcp),
-        [this](ProxySession& done) { sessionDone(done); });
+    auto session =
+        std::make_unique<ProxySession>(env_, listener.runtime, id, std::move(tcp),
+                                       [this](ProxySession& done) { sessionDone(done); });
     raw = session.get();
     sessionIps_.emplace(id, ip);
     sessions_.emplace(id, std::move(session));
@@ -340,10 +340,10 @@ void Worker::beginDrain() {
     if (!session->done()) ++staying;
   }
   const auto timeout = snapshot_->config.server.shutdownTimeout;
-  logLine(LogLevel::Info, "worker " + std::to_string(index_) + " draining: " +
-                              std::to_string(staying) + " logged-in session(s) may QUIT within " +
-                              seconds(timeout) + ", " + std::to_string(live.size() - staying) +
-                              " not logged in closed");
+  logLine(LogLevel::Info, "worker " + std::to_string(index_) +
+                              " draining: " + std::to_string(staying) +
+                              " logged-in session(s) may QUIT within " + seconds(timeout) + ", " +
+                              std::to_string(live.size() - staying) + " not logged in closed");
   if (sessions_.empty()) return finishShutdown();
   shutdownTimer_ = std::make_unique<Timer>(&loop_);
   shutdownTimer_->start(millis(timeout), [this] { onDrainDeadline(); });
@@ -465,8 +465,10 @@ class Supervisor {
         loginGuard_(loginGuard),
         notifier_(notifier) {
     uv_loop_init(&loop_);
-    prepared_ = makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadPrepared); });
-    applied_ = makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadApplied); });
+    prepared_ =
+        makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadPrepared); });
+    applied_ =
+        makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadApplied); });
     ended_ = makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::maybeEnd); });
   }
 
@@ -541,9 +543,9 @@ class Supervisor {
     if (++stopSignals_ == 1) {
       const auto timeout = running_->config.server.shutdownTimeout;
       logLine(LogLevel::Info,
-              "received " + signalName(signum) +
-                  "; shutting down: no new connections, " + std::to_string(limits_.total()) +
-                  " open session(s); those logged in get up to " + seconds(timeout) +
+              "received " + signalName(signum) + "; shutting down: no new connections, " +
+                  std::to_string(limits_.total()) + " open session(s); those logged in get up to " +
+                  seconds(timeout) +
                   " to QUIT, nothing else applies their deletions (a second SIGTERM or SIGINT "
                   "ends them at once)");
       notifyOrWarn(notifier_, "STOPPING=1");
@@ -560,10 +562,9 @@ class Supervisor {
     reloading_ = true;
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    notifyOrWarn(notifier_,
-                 "RELOADING=1\nMONOTONIC_USEC=" +
-                     std::to_string(static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
-                                    static_cast<std::uint64_t>(now.tv_nsec) / 1000u));
+    notifyOrWarn(notifier_, "RELOADING=1\nMONOTONIC_USEC=" +
+                                std::to_string(static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+                                               static_cast<std::uint64_t>(now.tv_nsec) / 1000u));
     logLine(LogLevel::Info, "reloading configuration from " + hooks_.configPath);
     if (!hooks_.reloadConfig) {
       ReloadPlan plan;
@@ -652,8 +653,8 @@ class Supervisor {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started_)
                     .count();
-      logLine(LogLevel::Info, "every session ended " + std::to_string(ms) +
-                                  " ms after the stop signal");
+      logLine(LogLevel::Info,
+              "every session ended " + std::to_string(ms) + " ms after the stop signal");
     }
     closeHandles();
   }
@@ -740,8 +741,7 @@ int runServer(const config::Config& config, ServerHooks hooks) {
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(
-        std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get()));
+    pool.push_back(std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get()));
     all.push_back(pool.back().get());
   }
   Supervisor supervisor(initial, std::move(hooks), all, limits, loginGuard, notifier);
@@ -758,9 +758,8 @@ int runServer(const config::Config& config, ServerHooks hooks) {
   }
   logLine(LogLevel::Info, "popbridge " POPBRIDGE_VERSION " started with " +
                               std::to_string(workers) + " worker(s); upstream " +
-                              startup.upstream.host + ":" +
-                              std::to_string(startup.upstream.port) + " (tls=" +
-                              std::string(config::toString(startup.upstream.tls)) + ")");
+                              startup.upstream.host + ":" + std::to_string(startup.upstream.port) +
+                              " (tls=" + std::string(config::toString(startup.upstream.tls)) + ")");
   // The last startup line, then the service manager: every listener accepts connections now.
   logLine(LogLevel::Info, "ready");
   notifyOrWarn(notifier, "READY=1");
