@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -314,6 +315,43 @@ TEST_F(ReloadDrainTest, ChangedSettingsApplyToNewSessionsOnly) {
   ASSERT_EQ(left.size(), 2u);
   EXPECT_TRUE(hasDeleted(flags(left[0])));
   EXPECT_FALSE(hasDeleted(flags(left[1])));
+  EXPECT_EQ(proxy.stop(), 0) << proxy.log();
+}
+
+// Reloads while sessions start and end on two workers: every session works, each under one
+// configuration or the other, and every reload takes effect.
+TEST_F(ReloadDrainTest, ReloadsDuringTrafficLoseNoSession) {
+  makeUser("reload-traffic", 2);
+  PopbridgeProcess::Options options;
+  options.server = "workers = 2\n";
+  PopbridgeProcess proxy(dovecot(), options);
+  proxy.addSecret(user_.password);
+  std::atomic<bool> stop{false};
+  std::atomic<int> sessions{0};
+  std::string failure;
+  std::thread traffic([&] {
+    try {
+      while (!stop) {
+        Pop3TestClient pop(proxy.port());
+        login(pop);
+        if (pop.command("STAT").rfind("+OK 2 ", 0) != 0) throw std::runtime_error("STAT");
+        if (pop.command("QUIT").rfind("+OK", 0) != 0) throw std::runtime_error("QUIT");
+        ++sessions;
+      }
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+  });
+  for (std::size_t i = 1; i <= 10 && failure.empty(); ++i) {
+    const bool odd = i % 2 == 1;
+    editConfig(proxy, odd ? "on_delete = \"flag\"" : "on_delete = \"keep\"",
+               odd ? "on_delete = \"keep\"" : "on_delete = \"flag\"");
+    reload(proxy, i, true);
+  }
+  stop = true;
+  traffic.join();
+  EXPECT_EQ(failure, "") << proxy.log();
+  EXPECT_GT(sessions.load(), 0);
   EXPECT_EQ(proxy.stop(), 0) << proxy.log();
 }
 
