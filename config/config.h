@@ -157,6 +157,9 @@ struct OAuthIdentityConfig {
   Duration requestTimeout = std::chrono::seconds(15);
   // A cached token is refreshed this long before it expires.
   Duration refreshBefore = std::chrono::minutes(5);
+
+  // A reload compares the running identities with the file's (see proxy/config_snapshot.h).
+  bool operator==(const OAuthIdentityConfig&) const = default;
 };
 
 struct AccountConfig {

@@ -151,9 +151,9 @@ std::size_t LoginGuard::tracked(Subject subject) const {
 // --- LOGIN-DELAY ---------------------------------------------------------------------------------
 
 std::chrono::milliseconds LoginGuard::loginDelayRemaining(std::string_view user, TimePoint now) {
-  if (limits_.loginDelay.count() <= 0) return std::chrono::milliseconds(0);
   std::string key = userKey(user);
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(mutex_);  // before limits_, which a reload may change
+  if (limits_.loginDelay.count() <= 0) return std::chrono::milliseconds(0);
   const RecentTable::Entry* entry = logins_.find(key, now);
   if (entry == nullptr) return std::chrono::milliseconds(0);
   // find() forgot it if the interval is over, so this is positive.
@@ -161,10 +161,10 @@ std::chrono::milliseconds LoginGuard::loginDelayRemaining(std::string_view user,
 }
 
 void LoginGuard::recordLogin(std::string_view user, TimePoint now) {
-  if (limits_.loginDelay.count() <= 0) return;
   std::string key = userKey(user);
   if (key.empty()) return;
   std::lock_guard lock(mutex_);
+  if (limits_.loginDelay.count() <= 0) return;
   logins_.touch(key, now);
 }
 
@@ -224,6 +224,13 @@ void LoginGuard::releaseCheck() {
   std::lock_guard lock(mutex_);
   if (running_ > 0) --running_;
   grantNextLocked();
+}
+
+void LoginGuard::setLimits(Limits limits) {
+  std::lock_guard lock(mutex_);
+  limits_ = limits;
+  logins_.setForgetAfter(limits.loginDelay);  // the other tables keep their fixed window
+  while (!queue_.empty() && running_ < limits_.maxChecks) grantNextLocked();
 }
 
 void LoginGuard::grantNextLocked() {

@@ -35,9 +35,9 @@ class LoginGuard {
   using Ticket = std::uint64_t;  // a session id: unique in the process
 
   struct Limits {
-    unsigned maxChecks = 4;      // running at once; at least 1
-    unsigned queueLength = 32;   // waiting for a slot
-    unsigned throttleAfter = 3;  // failures per IP before the throttle; 0 = off
+    unsigned maxChecks = 4;          // running at once; at least 1
+    unsigned queueLength = 32;       // waiting for a slot
+    unsigned throttleAfter = 3;      // failures per IP before the throttle; 0 = off
     unsigned userThrottleAfter = 0;  // failures per user name before the throttle; 0 = off
     std::chrono::milliseconds baseDelay{2000};
     std::chrono::milliseconds maxDelay{30000};
@@ -58,6 +58,10 @@ class LoginGuard {
   // way, so "Alice" must not escape the count of "alice"), at most kMaxUserKey bytes.
   static constexpr std::size_t kMaxUserKey = 256;
   static std::string userKey(std::string_view login);
+
+  // A reload (SIGHUP): new limits from now on; the failure counts, the running checks and the
+  // queue stay. More slots start queued checks at once; fewer let running ones finish.
+  void setLimits(Limits limits);
 
   // --- Failed-login throttle, per IP and per user ---------------------------------------------
 
@@ -136,6 +140,8 @@ class LoginGuard {
     Entry& touch(const std::string& key, TimePoint now);
     void erase(const std::string& key);
     std::size_t size() const { return entries_.size(); }
+    // Entries stay ordered by their last event, so a new window keeps expiry from the front.
+    void setForgetAfter(std::chrono::milliseconds forgetAfter) { forgetAfter_ = forgetAfter; }
 
    private:
     void forgetExpired(TimePoint now);
@@ -160,7 +166,7 @@ class LoginGuard {
   unsigned recordFailureLocked(Subject subject, const std::string& key, TimePoint now);
   void grantNextLocked();
 
-  const Limits limits_;
+  Limits limits_;  // under mutex_
   mutable std::mutex mutex_;
   RecentTable ips_;
   RecentTable users_;

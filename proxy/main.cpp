@@ -42,8 +42,8 @@ popbridge::config::Environment readEnvironment() {
     if (eq == std::string_view::npos) continue;
     std::string_view name = item.substr(0, eq);
     // The proxy variables curl honours, for the token endpoint of [oauth2.NAME].
-    const bool proxyVariable = name == "https_proxy" || name == "HTTPS_PROXY" ||
-                               name == "no_proxy" || name == "NO_PROXY";
+    const bool proxyVariable =
+        name == "https_proxy" || name == "HTTPS_PROXY" || name == "no_proxy" || name == "NO_PROXY";
     if (!proxyVariable && item.rfind("POPBRIDGE_", 0) != 0) continue;
     env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
   }
@@ -139,9 +139,10 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return 2;
   }
-  // From here a SIGINT/SIGTERM waits until runServer() has its handlers (and before that, any
-  // listener): a supervisor that stops popbridge while it starts gets a clean exit, never the
-  // default action.
+  // From here a SIGINT/SIGTERM (or a SIGHUP, whose default action would end the process too)
+  // waits until runServer() has its handlers (and before that, any listener): a supervisor that
+  // stops or reloads popbridge while it starts gets a clean exit or a reload, never the default
+  // action.
   if (!check) popbridge::proxy::blockShutdownSignals();
   auto config = load(configPath);
   if (!config) return 1;
@@ -153,5 +154,11 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   popbridge::proxy::initLogging(config->server.logLevel,
                                 config->server.logFormat == popbridge::config::LogFormat::Json);
-  return popbridge::proxy::runServer(*config);
+  popbridge::proxy::ServerHooks hooks;
+  hooks.configPath = configPath;
+  // SIGHUP: the same file and the same environment overrides as at startup.
+  hooks.reloadConfig = [configPath, env = readEnvironment()] {
+    return popbridge::config::loadConfigFile(configPath, env, popbridge::proxy::checkCipherList);
+  };
+  return popbridge::proxy::runServer(*config, std::move(hooks));
 }

@@ -1,10 +1,10 @@
 #include "proxy/proxy_session.h"
 
+#include <openssl/rand.h>
+
 #include <cstring>
 #include <optional>
 #include <utility>
-
-#include <openssl/rand.h>
 
 #include "config/password.h"
 #include "protocol/text.h"
@@ -77,6 +77,9 @@ struct ProxySession::VerifyJob {
 
   uv_work_t request{};
   std::weak_ptr<bool> alive;
+  // Keeps `account` valid on the pool thread even when the session (and with it the last
+  // reference to an older configuration) is gone before the check ends.
+  std::shared_ptr<const ConfigSnapshot> snapshot;
   ProxySession* session = nullptr;
   LoginGuard* guard = nullptr;  // outlives every loop; the slot goes back to it
   const config::AccountConfig* account = nullptr;
@@ -92,9 +95,9 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
       id_(id),
       onDone_(std::move(onDone)),
       started_(std::chrono::steady_clock::now()),
-      session_(makeOptions(*env.config, *listener.config,
-                           client.initialised() ? client.get() : nullptr),
-               *this),
+      session_(
+          makeOptions(*env.config, *listener.config, client.initialised() ? client.get() : nullptr),
+          *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),
       delayTimer_(env.loop) {
@@ -149,8 +152,40 @@ void ProxySession::startGuarded() {
   if (client_) client_->startReading();
 }
 
+void ProxySession::drain() {
+  if (done_) return;
+  if (!greeted_) {
+    // Still in the implicit-TLS handshake: there is no POP3 conversation to answer in.
+    if (client_) client_->close("server shutting down (not logged in)");
+    return;
+  }
+  auto state = session_.state();
+  if (state == protocol::Pop3Session::State::Authorization ||
+      state == protocol::Pop3Session::State::LoggingIn) {
+    dropPendingLogin();
+  }
+  session_.drain();
+}
+
+void ProxySession::drainDeadline() {
+  if (done_) return;
+  if (!greeted_) {
+    if (client_) client_->close("shutdown timeout");
+    return;
+  }
+  session_.drainDeadline();
+}
+
 void ProxySession::shutdown() {
   if (done_) return;
+  if (!greeted_) {
+    if (client_) client_->close("server shutting down");
+    return;
+  }
+  if (session_.state() == protocol::Pop3Session::State::Authorization ||
+      session_.state() == protocol::Pop3Session::State::LoggingIn) {
+    dropPendingLogin();
+  }
   session_.abort("server shutting down");
 }
 
@@ -194,8 +229,7 @@ void ProxySession::pumpClient() {
   // pipelined input, so that a client hanging up is noticed and its check skipped.
   bool readDuringLogin = session_.state() == protocol::Pop3Session::State::LoggingIn &&
                          clientInput_.size() < env_.config->server.bufferSize;
-  bool wantPause =
-      (!clientInput_.empty() && !readDuringLogin) || client_->aboveHighWatermark();
+  bool wantPause = (!clientInput_.empty() && !readDuringLogin) || client_->aboveHighWatermark();
   if (wantPause && !clientPaused_) {
     client_->pauseReading();
     clientPaused_ = true;
@@ -306,15 +340,16 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
       heldUser_ = std::string(user);
       heldPassword_ = std::string(password);
       delayTimer_.start(throttle.delay, guard([this] {
-        auto alive = alive_;
-        // Copied, not moved: a moved short string leaves its bytes behind, unwiped.
-        std::string heldUser = std::exchange(heldUser_, {});
-        std::string heldPassword = heldPassword_;
-        protocol::secureWipe(heldPassword_);
-        checkCredentials(heldUser, heldPassword);
-        protocol::secureWipe(heldPassword);
-        if (*alive) pumpClient();
-      }));
+                          auto alive = alive_;
+                          // Copied, not moved: a moved short string leaves its bytes behind,
+                          // unwiped.
+                          std::string heldUser = std::exchange(heldUser_, {});
+                          std::string heldPassword = heldPassword_;
+                          protocol::secureWipe(heldPassword_);
+                          checkCredentials(heldUser, heldPassword);
+                          protocol::secureWipe(heldPassword);
+                          if (*alive) pumpClient();
+                        }));
       return;
     }
   }
@@ -332,6 +367,7 @@ void ProxySession::checkCredentials(std::string_view user, std::string_view pass
   }
   auto job = std::make_unique<VerifyJob>();
   job->alive = alive_;
+  job->snapshot = env_.snapshot;
   job->session = this;
   job->guard = env_.loginGate ? &env_.loginGate->guard() : nullptr;
   job->account = config.findAccount(user);
@@ -348,10 +384,10 @@ void ProxySession::checkCredentials(std::string_view user, std::string_view pass
     case LoginGuard::Admission::Refused:
       queuedJob_.reset();
       loginPending_ = false;
-      logAt(LogLevel::Warn, "password check refused: " +
-                                std::to_string(config.server.maxPasswordChecks) + " running and " +
-                                std::to_string(config.server.passwordCheckQueue) +
-                                " waiting (max_password_checks, password_check_queue)");
+      logAt(LogLevel::Warn,
+            "password check refused: " + std::to_string(config.server.maxPasswordChecks) +
+                " running and " + std::to_string(config.server.passwordCheckQueue) +
+                " waiting (max_password_checks, password_check_queue)");
       endBeforeLogin("Too many logins in progress, try again later.", protocol::RespCode::SysTemp,
                      "password checks busy");
       return;
@@ -436,15 +472,14 @@ void ProxySession::requestToken(const config::AccountConfig& account, std::uint6
   }
   std::weak_ptr<bool> weak = alive_;
   auto asked = std::chrono::steady_clock::now();
-  env_.tokens->get(account.oauth2, rejected, env_.mailbox,
-                   [this, weak, asked](TokenResult result) {
-                     auto alive = weak.lock();
-                     if (!alive || !*alive) return;
-                     guarded([&] {
-                       onToken(std::move(result), asked);
-                       if (*alive) pumpClient();
-                     });
-                   });
+  env_.tokens->get(account.oauth2, rejected, env_.mailbox, [this, weak, asked](TokenResult result) {
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    guarded([&] {
+      onToken(std::move(result), asked);
+      if (*alive) pumpClient();
+    });
+  });
 }
 
 void ProxySession::onToken(TokenResult result, std::chrono::steady_clock::time_point asked) {
@@ -567,16 +602,21 @@ void ProxySession::endBeforeLogin(std::string_view text, protocol::RespCode code
       state != protocol::Pop3Session::State::LoggingIn) {
     return;
   }
-  // Whatever this login still waits for (a throttle, a queued or running check) is for nobody.
+  dropPendingLogin();
+  sendToClient(protocol::errReply(text, code));
+  // The session's "connection over" input: it ends the session (dropping a login in progress)
+  // and closes the client after flushing the line above.
+  session_.onClientClosed(reason);
+}
+
+// Whatever a login still waits for (a throttle, a queued or running check) is for nobody, and
+// its end is no failure of the client's.
+void ProxySession::dropPendingLogin() {
   delayTimer_.stop();
   if (env_.loginGate) env_.loginGate->cancel(id_);
   queuedJob_.reset();
   protocol::secureWipe(heldPassword_);
   loginPending_ = false;
-  sendToClient(protocol::errReply(text, code));
-  // The session's "connection over" input: it ends the session (dropping a login in progress)
-  // and closes the client after flushing the line above.
-  session_.onClientClosed(reason);
 }
 
 // --- upstream side -------------------------------------------------------------
@@ -612,9 +652,8 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
   callbacks.onData = guard([this](std::string_view data) { onUpstreamData(data); });
   callbacks.onDrain = [] {};
   callbacks.onTlsReady = guard([this] { onUpstreamTlsReady(); });
-  callbacks.onClose = guard([this, generation](std::string_view reason) {
-    onUpstreamClosed(reason, generation);
-  });
+  callbacks.onClose =
+      guard([this, generation](std::string_view reason) { onUpstreamClosed(reason, generation); });
   upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options, std::move(callbacks));
   upstreamPaused_ = false;
   if (config.upstream.tls == config::UpstreamTls::Implicit) {
@@ -723,8 +762,9 @@ void ProxySession::updateTimers() {
 
 void ProxySession::failInternal(const char* what) noexcept {
   try {
-    logAt(LogLevel::Error,
-          std::string("internal error, ending this session; nothing it marked is deleted: ") + what);
+    logAt(
+        LogLevel::Error,
+        std::string("internal error, ending this session; nothing it marked is deleted: ") + what);
     if (endReason_.empty()) endReason_ = "internal error";
     if (done_) return;
     closeUpstream();

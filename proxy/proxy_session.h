@@ -10,29 +10,34 @@
 
 #include "config/config.h"
 #include "protocol/bridge/session.h"
+#include "proxy/config_snapshot.h"
 #include "proxy/connector.h"
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
 #include "proxy/loop_mailbox.h"
 #include "proxy/session_registry.h"
 #include "proxy/stream.h"
-#include "proxy/token_service.h"
 #include "proxy/tls_context.h"
+#include "proxy/token_service.h"
 #include "proxy/uv_handle.h"
 
 namespace popbridge::proxy {
 
-// What one listener offers its sessions.
+// What one listener offers its sessions. Both point into the snapshot of the SessionEnvironment
+// they are used with, which keeps them alive.
 struct ListenerRuntime {
   const config::ListenerConfig* config = nullptr;
   const TlsServerContext* tls = nullptr;  // null for tls = "none"
 };
 
-// Everything a session needs from the process, shared by all its sessions.
+// Everything a session needs from the process, shared by all its sessions. A session copies it
+// at its start: the snapshot (and with it config and upstreamTls, which point into it) stays the
+// session's for its whole life, whatever a reload brings later.
 struct SessionEnvironment {
   uv_loop_t* loop = nullptr;
-  const config::Config* config = nullptr;
-  const TlsClientContext* upstreamTls = nullptr;  // null for upstream tls = "none"
+  std::shared_ptr<const ConfigSnapshot> snapshot;
+  const config::Config* config = nullptr;         // &snapshot->config
+  const TlsClientContext* upstreamTls = nullptr;  // in snapshot; null for upstream tls = "none"
   LoginGate* loginGate = nullptr;                 // this loop's share of the process's LoginGuard
   TokenService* tokens = nullptr;                 // null when no [oauth2.NAME] is configured
   std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
@@ -51,7 +56,13 @@ class ProxySession : public protocol::SessionSink {
   ~ProxySession() override;
 
   void start();
-  // SIGTERM: end now, applying no pending DELE.
+  // SIGTERM, step 1: a session that has not logged in ends now with -ERR [SYS/TEMP]; one in
+  // TRANSACTION keeps serving until its QUIT (see protocol::Pop3Server::drain()).
+  void drain();
+  // The drain's deadline: what has not QUIT ends with nothing applied; an UPDATE already running
+  // finishes (bounded by the upstream command timeout).
+  void drainDeadline();
+  // A second SIGTERM: end now, in any state, applying no pending DELE.
   void shutdown();
   std::uint64_t id() const { return id_; }
   bool done() const { return done_; }
@@ -102,6 +113,7 @@ class ProxySession : public protocol::SessionSink {
   void refused(std::string_view reason);
   void onLoginTimeout();
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
+  void dropPendingLogin();
   void pumpClient();
   void updateTimers();
   void touchIdle();
@@ -157,16 +169,16 @@ class ProxySession : public protocol::SessionSink {
   // hangs up meanwhile abandoned it, which counts against its IP like a failure.
   bool loginPending_ = false;
   bool loggedIn_ = false;
-  std::string heldUser_;      // during the throttle wait
-  std::string heldPassword_;  // during the throttle wait; wiped
-  std::unique_ptr<VerifyJob> queuedJob_;  // waiting for a password-check slot
+  std::string heldUser_;                                 // during the throttle wait
+  std::string heldPassword_;                             // during the throttle wait; wiped
+  std::unique_ptr<VerifyJob> queuedJob_;                 // waiting for a password-check slot
   const config::AccountConfig* oauthAccount_ = nullptr;  // set while an OAuth2 login runs
   std::uint64_t tokenGeneration_ = 0;                    // of the token last sent upstream
   SessionClaim claim_;  // the maildrop this session holds (exclusive access, per-account cap)
 
   Timer idleTimer_;
   Timer commandTimer_;
-  Timer delayTimer_;  // the failed-login delay, or the per-IP throttle before a check
+  Timer delayTimer_;             // the failed-login delay, or the per-IP throttle before a check
   Timer loginTimer_{env_.loop};  // env_ is initialised first: it is declared first
 };
 

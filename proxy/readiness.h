@@ -23,6 +23,12 @@ class UniqueFd {
   explicit operator bool() const { return fd_ >= 0; }
   // Closes the descriptor held so far and takes `fd`.
   void reset(int fd = -1) noexcept;
+  // Hands the descriptor over (e.g. to libuv); this one holds none any more.
+  int release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_ = -1;

@@ -5,10 +5,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -43,33 +45,10 @@ unsigned ConnectionLimits::total() const {
   return total_;
 }
 
-std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error) {
-  auto contexts = std::make_unique<TlsContexts>();
-  for (const auto& listener : config.listeners) {
-    if (listener.tls == config::ListenerTls::None) {
-      contexts->listeners.push_back(nullptr);
-      continue;
-    }
-    auto context = TlsServerContext::create(listener.certificate, listener.privateKey,
-                                            listener.minTlsVersion, error, listener.ciphers);
-    if (!context) {
-      error = "listener " + listener.address + ": " + error;
-      return nullptr;
-    }
-    // What a client can negotiate is otherwise invisible until one fails to.
-    logLine(LogLevel::Info, "listener " + listener.address + " accepts " + context->policy());
-    contexts->listeners.push_back(std::move(context));
-  }
-  if (config.upstream.tls != config::UpstreamTls::None) {
-    contexts->upstream =
-        TlsClientContext::create(config.upstream.caFile, config.upstream.verifyCertificate,
-                                 config.upstream.minTlsVersion, error);
-    if (!contexts->upstream) {
-      error = "upstream: " + error;
-      return nullptr;
-    }
-  }
-  return contexts;
+void ConnectionLimits::setLimits(unsigned maxTotal, unsigned maxPerIp) {
+  std::lock_guard lock(mutex_);
+  maxTotal_ = maxTotal;
+  maxPerIp_ = maxPerIp;
 }
 
 namespace {
@@ -87,12 +66,20 @@ std::string peerIp(uv_tcp_t* tcp) {
   return text;
 }
 
+std::chrono::milliseconds millis(config::Duration duration) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(duration);
+}
+
+std::string seconds(config::Duration duration) {
+  return config::formatDuration(duration);
+}
+
 }  // namespace
 
-Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
+Worker::Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits& limits,
                LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
                TokenService* tokens, SessionRegistry* sessions)
-    : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
+    : limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
   if (tokens != nullptr) {
@@ -101,14 +88,13 @@ Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionL
     env_.mailbox = mailbox_;
   }
   env_.loop = &loop_;
-  env_.config = &config_;
-  env_.upstreamTls = tls_.upstream.get();
+  useSnapshot(std::move(snapshot));
   env_.loginGate = loginGate_.get();
   env_.sessions = sessions;
   wake_ = UvHandle<uv_async_t>::allocate();
   uv_async_init(&loop_, wake_.get(), [](uv_async_t* handle) noexcept {
     auto* self = static_cast<Worker*>(handle->data);
-    if (self && self->shutdownRequested_) self->beginShutdown();
+    if (self) self->onWake();
   });
   wake_->data = this;
   reapTimer_ = std::make_unique<Timer>(&loop_);
@@ -121,9 +107,11 @@ Worker::~Worker() {
   loginGate_->close();
   if (mailbox_) mailbox_->close();
   listeners_.clear();
-  wake_.reset();
-  sigint_.reset();
-  sigterm_.reset();
+  {
+    std::lock_guard lock(requestMutex_);
+    loopEnded_ = true;
+    wake_.reset();
+  }
   reapTimer_.reset();
   shutdownTimer_.reset();
   // Let every close callback run so the loop can be closed without leaks.
@@ -131,54 +119,47 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
+void Worker::useSnapshot(std::shared_ptr<const ConfigSnapshot> snapshot) {
+  snapshot_ = std::move(snapshot);
+  env_.snapshot = snapshot_;
+  env_.config = &snapshot_->config;
+  env_.upstreamTls = snapshot_->tls->upstream.get();
+}
+
+std::unique_ptr<Worker::Listener> Worker::adoptListener(std::size_t index, UniqueFd fd,
+                                                        std::string& error) {
+  const auto& lc = snapshot_->config.listeners[index];
+  auto listener = std::make_unique<Listener>();
+  listener->worker = this;
+  listener->key = listenerKey(lc);
+  listener->runtime.config = &lc;
+  listener->runtime.tls = snapshot_->tls->listeners[index].get();
+  listener->tcp = UvHandle<uv_tcp_t>::allocate();
+  uv_tcp_init(&loop_, listener->tcp.get());
+  int rc = uv_tcp_open(listener->tcp.get(), fd.get());
+  if (rc != 0) {
+    error = "listener " + lc.address + ": " + uv_strerror(rc);
+    return nullptr;  // `fd` closes the socket
+  }
+  fd.release();  // the handle owns it now
+  listener->tcp->data = listener.get();
+  if ((rc = uv_listen(listener->tcp.stream(), 511, &Worker::onConnection)) != 0) {
+    error = "listener " + lc.address + ": cannot listen: " + uv_strerror(rc);
+    return nullptr;
+  }
+  if (index_ == 0) {
+    logLine(LogLevel::Info,
+            "listening on " + lc.address + " (tls=" + std::string(config::toString(lc.tls)) + ")");
+  }
+  return listener;
+}
+
 bool Worker::bindListeners(bool reusePort, std::string& error) {
-  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
-    const auto& lc = config_.listeners[i];
-    sockaddr_storage address{};
-    bool v6 = lc.host.find(':') != std::string::npos;
-    int rc = v6 ? uv_ip6_addr(lc.host.c_str(), lc.port, reinterpret_cast<sockaddr_in6*>(&address))
-                : uv_ip4_addr(lc.host.c_str(), lc.port, reinterpret_cast<sockaddr_in*>(&address));
-    if (rc != 0) {
-      error = "listener " + lc.address + ": bad address";
-      return false;
-    }
-    // Our own socket, so SO_REUSEPORT can be set before bind (libuv 1.44 has no flag for it).
-    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      error = "listener " + lc.address + ": socket: " + std::strerror(errno);
-      return false;
-    }
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reusePort) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    // "[::]" and "0.0.0.0" may both be configured; keep the v6 socket v6-only.
-    if (v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t length = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
-      error = "listener " + lc.address + ": cannot bind: " + std::strerror(errno);
-      ::close(fd);
-      return false;
-    }
-    auto listener = std::make_unique<Listener>();
-    listener->worker = this;
-    listener->runtime.config = &lc;
-    listener->runtime.tls = tls_.listeners[i].get();
-    listener->tcp = UvHandle<uv_tcp_t>::allocate();
-    uv_tcp_init(&loop_, listener->tcp.get());
-    if ((rc = uv_tcp_open(listener->tcp.get(), fd)) != 0) {
-      ::close(fd);
-      error = "listener " + lc.address + ": " + uv_strerror(rc);
-      return false;
-    }
-    listener->tcp->data = listener.get();
-    if ((rc = uv_listen(listener->tcp.stream(), 511, &Worker::onConnection)) != 0) {
-      error = "listener " + lc.address + ": cannot listen: " + uv_strerror(rc);
-      return false;
-    }
-    if (index_ == 0) {
-      logLine(LogLevel::Info, "listening on " + lc.address +
-                                  " (tls=" + std::string(config::toString(lc.tls)) + ")");
-    }
+  for (std::size_t i = 0; i < snapshot_->config.listeners.size(); ++i) {
+    UniqueFd fd = bindListenerSocket(snapshot_->config.listeners[i], reusePort, error);
+    if (!fd) return false;
+    auto listener = adoptListener(i, std::move(fd), error);
+    if (!listener) return false;
     listeners_.push_back(std::move(listener));
   }
   return true;
@@ -211,9 +192,10 @@ void Worker::accept(Listener& listener) {
   std::uint64_t id = nextSessionId_.fetch_add(1);
   ProxySession* raw = nullptr;
   try {
-    auto session = std::make_unique<ProxySession>(
-        env_, listener.runtime, id, std::move(tcp),
-        [this](ProxySession& done) { sessionDone(done); });
+    // env_ holds the snapshot that listener.runtime points into: the session keeps both.
+    auto session =
+        std::make_unique<ProxySession>(env_, listener.runtime, id, std::move(tcp),
+                                       [this](ProxySession& done) { sessionDone(done); });
     raw = session.get();
     sessionIps_.emplace(id, ip);
     sessions_.emplace(id, std::move(session));
@@ -242,7 +224,9 @@ void Worker::reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::strin
 void Worker::sessionDone(ProxySession& session) {
   finished_.push_back(session.id());
   // Never destroy a session from inside its own callback.
-  if (!reapTimer_->active()) reapTimer_->start(std::chrono::milliseconds(0), [this] { reap(); });
+  if (reapTimer_ && !reapTimer_->active()) {
+    reapTimer_->start(std::chrono::milliseconds(0), [this] { reap(); });
+  }
 }
 
 void Worker::reap() {
@@ -259,60 +243,174 @@ void Worker::reap() {
   if (shuttingDown_ && sessions_.empty()) finishShutdown();
 }
 
-void Worker::handleSignals(std::vector<Worker*> all, std::function<void()> onSignal) {
-  signalTargets_ = std::move(all);
-  onSignal_ = std::move(onSignal);
-  auto handler = [](uv_signal_t* handle, int signum) noexcept {
-    auto* self = static_cast<Worker*>(handle->data);
-    if (self == nullptr) return;
-    logLine(LogLevel::Info, std::string("received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
-                                "; shutting down without applying pending deletions");
-    if (self->onSignal_) std::exchange(self->onSignal_, nullptr)();
-    for (Worker* worker : self->signalTargets_) worker->requestShutdown();
-  };
-  sigint_ = UvHandle<uv_signal_t>::allocate();
-  uv_signal_init(&loop_, sigint_.get());
-  sigint_->data = this;
-  uv_signal_start(sigint_.get(), handler, SIGINT);
-  sigterm_ = UvHandle<uv_signal_t>::allocate();
-  uv_signal_init(&loop_, sigterm_.get());
-  sigterm_->data = this;
-  uv_signal_start(sigterm_.get(), handler, SIGTERM);
+// --- requests from other threads ------------------------------------------------------------
+
+void Worker::requestReload(Reload reload) {
+  {
+    std::lock_guard lock(requestMutex_);
+    if (!loopEnded_) {
+      reloadRequests_.push_back(std::move(reload));
+      uv_async_send(wake_.get());
+      return;
+    }
+  }
+  if (reload.applied) reload.applied();  // nothing left to switch
+}
+
+void Worker::requestDrain() {
+  std::lock_guard lock(requestMutex_);
+  if (loopEnded_) return;
+  drainRequested_ = true;
+  uv_async_send(wake_.get());
 }
 
 void Worker::requestShutdown() {
+  std::lock_guard lock(requestMutex_);
+  if (loopEnded_) return;
   shutdownRequested_ = true;
   uv_async_send(wake_.get());
 }
 
-void Worker::beginShutdown() {
+void Worker::onWake() {
+  std::vector<Reload> reloads;
+  bool drain = false;
+  bool shutdown = false;
+  {
+    std::lock_guard lock(requestMutex_);
+    reloads = std::exchange(reloadRequests_, {});
+    drain = std::exchange(drainRequested_, false);
+    shutdown = std::exchange(shutdownRequested_, false);
+  }
+  for (Reload& reload : reloads) applyReload(std::move(reload));
+  if (drain) beginDrain();
+  if (shutdown) beginShutdown();
+}
+
+// --- reload ------------------------------------------------------------------------------------
+
+void Worker::applyReload(Reload reload) {
+  if (!shuttingDown_) {
+    useSnapshot(reload.snapshot);
+    const auto& listeners = snapshot_->config.listeners;
+    std::vector<std::unique_ptr<Listener>> next;
+    for (std::size_t i = 0; i < listeners.size(); ++i) {
+      const std::string key = listenerKey(listeners[i]);
+      auto kept = std::find_if(listeners_.begin(), listeners_.end(),
+                               [&](const auto& l) { return l && l->key == key; });
+      if (kept != listeners_.end()) {
+        // Same socket, no gap in accepting; new sessions get the new settings.
+        (*kept)->runtime.config = &listeners[i];
+        (*kept)->runtime.tls = snapshot_->tls->listeners[i].get();
+        next.push_back(std::move(*kept));
+        continue;
+      }
+      auto socket = reload.sockets.find(key);
+      std::string error = "listener " + listeners[i].address + ": no socket was prepared";
+      std::unique_ptr<Listener> added;
+      if (socket != reload.sockets.end()) {
+        added = adoptListener(i, std::move(socket->second), error);
+      }
+      if (!added) {
+        logLine(LogLevel::Error, "reload: " + error);
+        continue;
+      }
+      next.push_back(std::move(added));
+    }
+    for (const auto& dropped : listeners_) {
+      if (dropped && index_ == 0) {
+        logLine(LogLevel::Info, "no longer listening on " + dropped->runtime.config->address +
+                                    "; the sessions it accepted go on");
+      }
+    }
+    listeners_ = std::move(next);  // the dropped ones close here
+  }
+  if (reload.applied) reload.applied();
+}
+
+// --- shutdown ----------------------------------------------------------------------------------
+
+void Worker::beginDrain() {
   if (shuttingDown_) return;
   shuttingDown_ = true;
+  listeners_.clear();  // new connections are refused from now on
+  std::vector<ProxySession*> live;
+  for (auto& [id, session] : sessions_) live.push_back(session.get());
+  for (ProxySession* session : live) session->drain();
+  std::size_t staying = 0;
+  for (auto& [id, session] : sessions_) {
+    if (!session->done()) ++staying;
+  }
+  const auto timeout = snapshot_->config.server.shutdownTimeout;
+  logLine(LogLevel::Info, "worker " + std::to_string(index_) +
+                              " draining: " + std::to_string(staying) +
+                              " logged-in session(s) may QUIT within " + seconds(timeout) + ", " +
+                              std::to_string(live.size() - staying) + " not logged in closed");
+  if (sessions_.empty()) return finishShutdown();
+  shutdownTimer_ = std::make_unique<Timer>(&loop_);
+  shutdownTimer_->start(millis(timeout), [this] { onDrainDeadline(); });
+}
+
+void Worker::onDrainDeadline() {
+  std::vector<ProxySession*> live;
+  for (auto& [id, session] : sessions_) {
+    if (!session->done()) live.push_back(session.get());
+  }
+  if (!live.empty()) {
+    logLine(LogLevel::Warn, "shutdown timeout: closing " + std::to_string(live.size()) +
+                                " session(s) that did not QUIT; nothing they marked is deleted "
+                                "(an UPDATE already running may finish)");
+  }
+  for (ProxySession* session : live) session->drainDeadline();
+  // What is left is flushing its last reply (bounded by the stream's close timeout) or running
+  // an UPDATE (bounded by the upstream command timeout); this is only the backstop.
+  const auto backstop =
+      millis(snapshot_->config.upstream.commandTimeout) + std::chrono::seconds(10);
+  shutdownTimer_->start(backstop, [this] {
+    closeAllSessions("shutdown backstop");
+    finishShutdown();
+  });
+}
+
+void Worker::beginShutdown() {
+  shuttingDown_ = true;
   listeners_.clear();
-  sigint_.reset();
-  sigterm_.reset();
   std::vector<ProxySession*> live;
   for (auto& [id, session] : sessions_) live.push_back(session.get());
   for (ProxySession* session : live) session->shutdown();
   if (sessions_.empty()) return finishShutdown();
-  shutdownTimer_ = std::make_unique<Timer>(&loop_);
-  shutdownTimer_->start(
-      std::chrono::duration_cast<std::chrono::milliseconds>(config_.server.shutdownTimeout),
-      [this] {
-        logLine(LogLevel::Warn, "shutdown timeout: closing " + std::to_string(sessions_.size()) +
-                                    " remaining sessions");
-        for (auto& [id, ip] : sessionIps_) limits_.release(ip);
-        sessionIps_.clear();
-        sessions_.clear();
-        finishShutdown();
-      });
+  // A moment to flush the -ERR lines, then the connections are cut.
+  if (!shutdownTimer_) shutdownTimer_ = std::make_unique<Timer>(&loop_);
+  shutdownTimer_->start(std::chrono::seconds(1), [this] {
+    closeAllSessions("second stop signal");
+    finishShutdown();
+  });
+}
+
+void Worker::closeAllSessions(std::string_view why) {
+  if (!sessions_.empty()) {
+    logLine(LogLevel::Warn, std::string(why) + ": closing " + std::to_string(sessions_.size()) +
+                                " remaining session(s)");
+  }
+  for (auto& [id, ip] : sessionIps_) limits_.release(ip);
+  sessionIps_.clear();
+  sessions_.clear();
 }
 
 void Worker::finishShutdown() {
   // Closing the last handles lets uv_run return.
   loginGate_->close();
   if (mailbox_) mailbox_->close();
-  wake_.reset();
+  std::vector<Reload> leftovers;
+  {
+    std::lock_guard lock(requestMutex_);
+    if (loopEnded_) return;
+    loopEnded_ = true;
+    wake_.reset();
+    leftovers = std::exchange(reloadRequests_, {});
+  }
+  for (Reload& reload : leftovers) {
+    if (reload.applied) reload.applied();
+  }
   reapTimer_.reset();
   shutdownTimer_.reset();
 }
@@ -321,13 +419,16 @@ void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
+// --- the supervisor: signals and reloads -------------------------------------------------------
+
 namespace {
 
-void setShutdownSignalsBlocked(bool blocked) {
+void setSignalsBlocked(bool blocked) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
 }
 
@@ -338,54 +439,323 @@ void notifyOrWarn(const ReadinessNotifier& notifier, std::string_view state) {
   }
 }
 
+std::string signalName(int signum) {
+  switch (signum) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+  }
+  return "signal " + std::to_string(signum);
+}
+
+// The main thread's loop. It runs no session: it takes the signals, prepares reloads on a thread
+// of their own (loading files and building TLS contexts never stalls a worker), hands each
+// worker the new snapshot through the worker's uv_async, and ends when every worker has.
+class Supervisor {
+ public:
+  Supervisor(std::shared_ptr<const ConfigSnapshot> running, ServerHooks hooks,
+             std::vector<Worker*> workers, ConnectionLimits& limits, LoginGuard& loginGuard,
+             LocalSessionRegistry& sessions, const ReadinessNotifier& notifier)
+      : running_(std::move(running)),
+        hooks_(std::move(hooks)),
+        workers_(std::move(workers)),
+        limits_(limits),
+        loginGuard_(loginGuard),
+        sessions_(sessions),
+        notifier_(notifier) {
+    uv_loop_init(&loop_);
+    prepared_ =
+        makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadPrepared); });
+    applied_ =
+        makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::onReloadApplied); });
+    ended_ = makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::maybeEnd); });
+  }
+
+  ~Supervisor() {
+    closeHandles();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    if (reloadThread_.joinable()) reloadThread_.join();
+  }
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Before any listener: a signal that was blocked until now is handled once run() starts.
+  void installSignals() {
+    for (auto [handle, signum] : {std::pair{&sighup_, SIGHUP}, std::pair{&sigint_, SIGINT},
+                                  std::pair{&sigterm_, SIGTERM}}) {
+      *handle = UvHandle<uv_signal_t>::allocate();
+      uv_signal_init(&loop_, handle->get());
+      (*handle)->data = this;
+      uv_signal_start(
+          handle->get(),
+          [](uv_signal_t* h, int number) noexcept {
+            try {
+              static_cast<Supervisor*>(h->data)->onSignal(number);
+            } catch (const std::exception& error) {
+              logLine(LogLevel::Error, std::string("signal handling failed: ") + error.what());
+            }
+          },
+          signum);
+    }
+  }
+
+  // Any thread, once per worker, after its run() returned.
+  void workerEnded() {
+    ++workersEnded_;
+    uv_async_send(ended_.get());
+  }
+
+  void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+
+ private:
+  static Supervisor* self(uv_async_t* handle) { return static_cast<Supervisor*>(handle->data); }
+  UvHandle<uv_async_t> makeAsync(uv_async_cb callback) {
+    auto handle = UvHandle<uv_async_t>::allocate();
+    uv_async_init(&loop_, handle.get(), callback);
+    handle->data = this;
+    return handle;
+  }
+  // No exception may reach libuv; a reload that throws fails like one with errors.
+  void guarded(void (Supervisor::*method)()) noexcept {
+    try {
+      (this->*method)();
+    } catch (const std::exception& error) {
+      logLine(LogLevel::Error, std::string("supervisor: ") + error.what());
+    } catch (...) {
+      logLine(LogLevel::Error, "supervisor: unknown exception");
+    }
+  }
+
+  void onSignal(int signum) {
+    if (signum == SIGHUP) {
+      if (stopSignals_ > 0) {
+        logLine(LogLevel::Info, "received SIGHUP while shutting down; not reloading");
+      } else if (reloading_) {
+        logLine(LogLevel::Info, "received SIGHUP during a reload; another follows it");
+        reloadAgain_ = true;
+      } else {
+        startReload();
+      }
+      return;
+    }
+    if (++stopSignals_ == 1) {
+      const auto timeout = running_->config.server.shutdownTimeout;
+      logLine(LogLevel::Info,
+              "received " + signalName(signum) + "; shutting down: no new connections, " +
+                  std::to_string(limits_.total()) + " open session(s); those logged in get up to " +
+                  seconds(timeout) +
+                  " to QUIT, nothing else applies their deletions (a second SIGTERM or SIGINT "
+                  "ends them at once)");
+      notifyOrWarn(notifier_, "STOPPING=1");
+      started_ = std::chrono::steady_clock::now();
+      for (Worker* worker : workers_) worker->requestDrain();
+    } else if (stopSignals_ == 2) {
+      logLine(LogLevel::Warn, "received " + signalName(signum) +
+                                  " again; ending every session now, applying no deletions");
+      for (Worker* worker : workers_) worker->requestShutdown();
+    }
+  }
+
+  void startReload() {
+    reloading_ = true;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    notifyOrWarn(notifier_, "RELOADING=1\nMONOTONIC_USEC=" +
+                                std::to_string(static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+                                               static_cast<std::uint64_t>(now.tv_nsec) / 1000u));
+    logLine(LogLevel::Info, "reloading configuration from " + hooks_.configPath);
+    if (!hooks_.reloadConfig) {
+      ReloadPlan plan;
+      plan.errors.push_back("this process cannot reload its configuration");
+      std::lock_guard lock(mutex_);
+      plan_ = std::move(plan);
+      uv_async_send(prepared_.get());
+      return;
+    }
+    reloadThread_ = std::thread([this, running = running_, load = hooks_.reloadConfig,
+                                 workers = static_cast<unsigned>(workers_.size())] {
+      // Nothing here touches a worker: files, TLS contexts and sockets only.
+      ReloadPlan plan;
+      try {
+        plan = planReload(*running, load(), workers);
+      } catch (const std::exception& error) {
+        plan = ReloadPlan{};
+        plan.errors.push_back(std::string("reload: ") + error.what());
+      }
+      std::lock_guard lock(mutex_);
+      plan_ = std::move(plan);
+      uv_async_send(prepared_.get());
+    });
+  }
+
+  void onReloadPrepared() {
+    if (reloadThread_.joinable()) reloadThread_.join();
+    std::optional<ReloadPlan> plan;
+    {
+      std::lock_guard lock(mutex_);
+      plan = std::exchange(plan_, std::nullopt);
+    }
+    if (!plan) return;
+    if (stopSignals_ > 0) {
+      logLine(LogLevel::Info, "reload abandoned: shutting down");
+      reloading_ = false;
+      return maybeEnd();  // the plan's new sockets close here
+    }
+    for (const auto& warning : plan->warnings) logLine(LogLevel::Warn, "reload: " + warning);
+    if (!plan->errors.empty()) {
+      for (const auto& error : plan->errors) logLine(LogLevel::Error, error);
+      logLine(LogLevel::Error, "reload failed: " + std::to_string(plan->errors.size()) +
+                                   " error(s); keeping the running configuration");
+      if (hooks_.onReload) hooks_.onReload(false);
+      return endReload();
+    }
+    const auto& server = plan->snapshot->config.server;
+    limits_.setLimits(server.maxConnections, server.maxConnectionsPerIp);
+    loginGuard_.setLimits(LoginGuard::limitsFrom(server));
+    sessions_.setMaxPerAccount(server.maxSessionsPerAccount);
+    setLogLevel(server.logLevel);
+    running_ = plan->snapshot;
+    changes_ = std::move(plan->changes);
+    pendingApplies_ = static_cast<unsigned>(workers_.size());
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      Worker::Reload reload;
+      reload.snapshot = plan->snapshot;
+      if (i < plan->sockets.size()) reload.sockets = std::move(plan->sockets[i]);
+      reload.applied = [this] {
+        if (--pendingApplies_ == 0) uv_async_send(applied_.get());
+      };
+      workers_[i]->requestReload(std::move(reload));
+    }
+  }
+
+  // Every worker switched: new sessions get the new configuration from now on.
+  void onReloadApplied() {
+    if (!reloading_ || pendingApplies_ != 0) return;
+    if (stopSignals_ == 0) {
+      logLine(LogLevel::Info, "configuration reloaded: " + changes_);
+      if (hooks_.onReload) hooks_.onReload(true);
+    }
+    endReload();
+  }
+
+  void endReload() {
+    reloading_ = false;
+    if (stopSignals_ > 0) return maybeEnd();
+    notifyOrWarn(notifier_, "READY=1");
+    if (std::exchange(reloadAgain_, false)) startReload();
+  }
+
+  void maybeEnd() {
+    // Workers end only after a stop signal; a reload thread still running is waited for.
+    if (workersEnded_ < workers_.size() || reloadThread_.joinable()) return;
+    if (stopSignals_ > 0 && !closed_) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started_)
+                    .count();
+      logLine(LogLevel::Info,
+              "every session ended " + std::to_string(ms) + " ms after the stop signal");
+    }
+    closeHandles();
+  }
+
+  void closeHandles() {
+    if (closed_) return;
+    closed_ = true;
+    sighup_.reset();
+    sigint_.reset();
+    sigterm_.reset();
+    prepared_.reset();
+    applied_.reset();
+    ended_.reset();
+  }
+
+  uv_loop_t loop_{};
+  std::shared_ptr<const ConfigSnapshot> running_;
+  ServerHooks hooks_;
+  std::vector<Worker*> workers_;
+  ConnectionLimits& limits_;
+  LoginGuard& loginGuard_;
+  LocalSessionRegistry& sessions_;
+  const ReadinessNotifier& notifier_;
+  UvHandle<uv_signal_t> sighup_;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_async_t> prepared_;
+  UvHandle<uv_async_t> applied_;
+  UvHandle<uv_async_t> ended_;
+  std::thread reloadThread_;
+  std::mutex mutex_;
+  std::optional<ReloadPlan> plan_;  // under mutex_
+  std::atomic<unsigned> pendingApplies_{0};
+  std::atomic<unsigned> workersEnded_{0};
+  std::string changes_;
+  bool reloading_ = false;
+  bool reloadAgain_ = false;
+  bool closed_ = false;
+  int stopSignals_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
 }  // namespace
 
 void blockShutdownSignals() {
-  setShutdownSignalsBlocked(true);
+  setSignalsBlocked(true);
 }
 
-int runServer(const config::Config& config) {
+int runServer(const config::Config& config, ServerHooks hooks) {
   std::string error;
   auto tls = buildTlsContexts(config, error);
   if (!tls) {
     logLine(LogLevel::Error, error);
     return 1;
   }
-  if (!config.upstream.verifyCertificate && config.upstream.tls != config::UpstreamTls::None) {
+  auto snapshot = std::make_shared<ConfigSnapshot>();
+  snapshot->config = config;
+  snapshot->tls = std::move(tls);
+  // The first snapshot lives as long as the process: the token service refers to its [oauth2]
+  // tables (which a reload cannot change).
+  const std::shared_ptr<const ConfigSnapshot> initial = snapshot;
+  const config::Config& startup = initial->config;
+  if (!startup.upstream.verifyCertificate && startup.upstream.tls != config::UpstreamTls::None) {
     logLine(LogLevel::Warn,
             "upstream certificate verification is OFF (verify_certificate = false)");
   }
   // Declared before the workers, which use it until they are gone.
   const ReadinessNotifier notifier = ReadinessNotifier::fromEnvironment();
   if (!notifier.error().empty()) logLine(LogLevel::Warn, notifier.error());
-  unsigned workers = config.server.workers;
+  unsigned workers = startup.server.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
-  ConnectionLimits limits(config.server.maxConnections, config.server.maxConnectionsPerIp);
-  LoginGuard loginGuard(LoginGuard::limitsFrom(config.server));
-  LocalSessionRegistry sessions(config.server.maxSessionsPerAccount);
+  ConnectionLimits limits(startup.server.maxConnections, startup.server.maxConnectionsPerIp);
+  LoginGuard loginGuard(LoginGuard::limitsFrom(startup.server));
+  LocalSessionRegistry sessions(startup.server.maxSessionsPerAccount);
   // Before the workers, which ask it for tokens until they are gone.
   std::unique_ptr<TokenService> tokens;
-  if (!config.oauth2.empty()) {
-    tokens = std::make_unique<TokenService>(config);
+  if (!startup.oauth2.empty()) {
+    tokens = std::make_unique<TokenService>(startup);
     if (!tokens->start(error)) {
       logLine(LogLevel::Error, error);
       return 1;
     }
-    logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(config.oauth2.size()));
+    logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(startup.oauth2.size()));
   }
   std::atomic<std::uint64_t> nextId{1};
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i,
-                                            tokens.get(), &sessions));
+    pool.push_back(std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get(),
+                                            &sessions));
     all.push_back(pool.back().get());
   }
+  Supervisor supervisor(initial, std::move(hooks), all, limits, loginGuard, sessions, notifier);
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop
   // the process at once and gets a clean shutdown. A signal that was blocked until here (see
-  // blockShutdownSignals) is delivered now and handled once the loop runs.
-  pool.front()->handleSignals(all, [&notifier] { notifyOrWarn(notifier, "STOPPING=1"); });
-  setShutdownSignalsBlocked(false);
+  // blockShutdownSignals) is delivered now and handled once the supervisor's loop runs.
+  supervisor.installSignals();
+  setSignalsBlocked(false);
   for (auto& worker : pool) {
     if (!worker->bindListeners(workers > 1, error)) {
       logLine(LogLevel::Error, error);
@@ -394,16 +764,19 @@ int runServer(const config::Config& config) {
   }
   logLine(LogLevel::Info, "popbridge " POPBRIDGE_VERSION " started with " +
                               std::to_string(workers) + " worker(s); upstream " +
-                              config.upstream.host + ":" + std::to_string(config.upstream.port) +
-                              " (tls=" + std::string(config::toString(config.upstream.tls)) + ")");
+                              startup.upstream.host + ":" + std::to_string(startup.upstream.port) +
+                              " (tls=" + std::string(config::toString(startup.upstream.tls)) + ")");
   // The last startup line, then the service manager: every listener accepts connections now.
   logLine(LogLevel::Info, "ready");
   notifyOrWarn(notifier, "READY=1");
   std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < pool.size(); ++i) {
-    threads.emplace_back([worker = pool[i].get()] { worker->run(); });
+  for (auto& worker : pool) {
+    threads.emplace_back([worker = worker.get(), &supervisor] {
+      worker->run();
+      supervisor.workerEnded();
+    });
   }
-  pool.front()->run();
+  supervisor.run();
   for (auto& thread : threads) thread.join();
   if (tokens) tokens->stop();
   logLine(LogLevel::Info, "popbridge stopped");

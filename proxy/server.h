@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/config_snapshot.h"
 #include "proxy/login_guard.h"
 #include "proxy/proxy_session.h"
 #include "proxy/tls_context.h"
@@ -28,6 +29,9 @@ class ConnectionLimits {
   Verdict acquire(const std::string& ip);
   void release(const std::string& ip);
   unsigned total() const;
+  // A reload: new limits for new connections; the counts (and the connections above a lowered
+  // limit) stay.
+  void setLimits(unsigned maxTotal, unsigned maxPerIp);
 
  private:
   mutable std::mutex mutex_;
@@ -37,20 +41,14 @@ class ConnectionLimits {
   std::map<std::string, unsigned> perIp_;
 };
 
-// TLS contexts built once from the configuration and shared read-only.
-struct TlsContexts {
-  std::vector<std::unique_ptr<TlsServerContext>> listeners;  // parallel to config.listeners
-  std::unique_ptr<TlsClientContext> upstream;
-};
-
-// Null and an error when a certificate, key or CA file cannot be used.
-std::unique_ptr<TlsContexts> buildTlsContexts(const config::Config& config, std::string& error);
-
 // One event loop with its own listening sockets (SO_REUSEPORT when there are
 // several workers) and the sessions it accepted.
+//
+// Everything of a worker runs on its own thread; other threads only post requests (reload,
+// drain, shutdown), which it takes up through a uv_async.
 class Worker {
  public:
-  Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
+  Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits& limits,
          LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
          TokenService* tokens = nullptr, SessionRegistry* sessions = nullptr);
   ~Worker();
@@ -58,32 +56,52 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   bool bindListeners(bool reusePort, std::string& error);
-  // Catch SIGINT/SIGTERM on this loop and shut `all` down; `onSignal` (if any) runs first, on
-  // this loop's thread, and must not throw. Call it before any listener is bound: a signal that
-  // arrives before the loop runs is handled when it starts.
-  void handleSignals(std::vector<Worker*> all, std::function<void()> onSignal = {});
   void run();
-  // Thread-safe: stop accepting, end sessions without applying DELE, then let run() return.
+
+  // A configuration to switch to (SIGHUP), prepared by planReload().
+  struct Reload {
+    std::shared_ptr<const ConfigSnapshot> snapshot;
+    std::map<std::string, UniqueFd> sockets;  // this worker's sockets of the new listeners
+    // Runs on this worker's thread once new sessions get the new snapshot (also when a shutdown
+    // came first and the reload was dropped). Must not throw.
+    std::function<void()> applied;
+  };
+  // Thread-safe: listeners the new configuration drops are closed (their sessions go on), new
+  // ones open, kept ones keep their socket and serve new sessions with their new settings;
+  // running sessions keep the snapshot they started under.
+  void requestReload(Reload reload);
+  // Thread-safe (SIGTERM): stop accepting; sessions that have not logged in end now, the others
+  // get server.shutdown_timeout to QUIT; then run() returns.
+  void requestDrain();
+  // Thread-safe (a second SIGTERM): end every session now, applying nothing; then run() returns.
   void requestShutdown();
+  // Loop thread only.
   std::size_t sessionCount() const { return sessions_.size(); }
   uv_loop_t* loop() { return &loop_; }
 
  private:
   struct Listener {
     Worker* worker = nullptr;
+    std::string key;  // listenerKey()
     ListenerRuntime runtime;
     UvHandle<uv_tcp_t> tcp;
   };
   static void onConnection(uv_stream_t* server, int status) noexcept;
+  std::unique_ptr<Listener> adoptListener(std::size_t index, UniqueFd fd, std::string& error);
   void accept(Listener& listener);
   void reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why);
   void sessionDone(ProxySession& session);
   void reap();
+  void onWake();
+  void applyReload(Reload reload);
+  void useSnapshot(std::shared_ptr<const ConfigSnapshot> snapshot);
+  void beginDrain();
+  void onDrainDeadline();
   void beginShutdown();
+  void closeAllSessions(std::string_view why);
   void finishShutdown();
 
-  const config::Config& config_;
-  const TlsContexts& tls_;
+  std::shared_ptr<const ConfigSnapshot> snapshot_;  // what new sessions get
   ConnectionLimits& limits_;
   std::atomic<std::uint64_t>& nextSessionId_;
   unsigned index_;
@@ -96,24 +114,40 @@ class Worker {
   std::map<std::uint64_t, std::string> sessionIps_;
   std::vector<std::uint64_t> finished_;
   UvHandle<uv_async_t> wake_;
-  UvHandle<uv_signal_t> sigint_;
-  UvHandle<uv_signal_t> sigterm_;
-  std::vector<Worker*> signalTargets_;
-  std::function<void()> onSignal_;
   std::unique_ptr<Timer> reapTimer_;
   std::unique_ptr<Timer> shutdownTimer_;
-  std::atomic<bool> shutdownRequested_{false};
+
+  std::mutex requestMutex_;  // guards the three requests below
+  std::vector<Reload> reloadRequests_;
+  bool drainRequested_ = false;
+  bool shutdownRequested_ = false;
+
+  bool loopEnded_ = false;  // under requestMutex_: wake_ is closed, requests are dropped
   bool shuttingDown_ = false;
 };
 
-// Blocks SIGINT and SIGTERM in the calling thread, so that a stop request during startup stays
-// pending instead of killing the process; runServer() unblocks them once its handlers exist.
-// Call it from main() before any other thread is started.
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that a stop or reload request
+// during startup stays pending instead of killing the process; runServer() unblocks them once
+// its handlers exist. Call it from main() before any other thread is started.
 void blockShutdownSignals();
+
+// What runServer() needs from its caller besides the configuration.
+struct ServerHooks {
+  std::string configPath;  // for the log
+  // Loads the configuration again (SIGHUP), the way main loaded it: file and environment
+  // overrides. Runs on a thread of its own, never on a worker loop. Empty: SIGHUP is logged and
+  // ignored.
+  std::function<config::LoadResult()> reloadConfig;
+  // After each reload, on the thread that handles signals: true when it took effect, false when
+  // it failed and the running configuration was kept (for popbridge_config_reloads_total).
+  std::function<void(bool ok)> onReload;
+};
 
 // Runs the proxy until SIGINT/SIGTERM; returns the process exit code. Startup order: signal
 // handlers, then every listener, then the log line "ready" and READY=1 to $NOTIFY_SOCKET (when
-// set). Shutdown sends STOPPING=1 there.
-int runServer(const config::Config& config);
+// set). SIGHUP reloads the configuration (RELOADING=1, then READY=1). SIGTERM/SIGINT drains
+// (STOPPING=1): no new connections, sessions not logged in end at once, the others get
+// server.shutdown_timeout to QUIT; a second SIGTERM/SIGINT ends them at once.
+int runServer(const config::Config& config, ServerHooks hooks = {});
 
 }  // namespace popbridge::proxy

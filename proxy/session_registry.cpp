@@ -67,6 +67,11 @@ void LocalSessionRegistry::release(const Maildrop& maildrop, Holder holder) {
   if (entry.folders.empty()) accounts_.erase(found);
 }
 
+void LocalSessionRegistry::setMaxPerAccount(unsigned maxPerAccount) {
+  std::lock_guard lock(mutex_);
+  maxPerAccount_ = maxPerAccount;
+}
+
 unsigned LocalSessionRegistry::sessionsOf(std::string_view account) const {
   std::lock_guard lock(mutex_);
   auto found = accounts_.find(accountKey(account));

@@ -52,6 +52,8 @@ class LocalSessionRegistry final : public SessionRegistry {
 
   Verdict tryClaim(const Maildrop& maildrop, Holder holder) override;
   void release(const Maildrop& maildrop, Holder holder) override;
+  // A reload (SIGHUP): the cap for new claims; the claims held stay, even above a lower cap.
+  void setMaxPerAccount(unsigned maxPerAccount);
 
   // Sessions holding a maildrop of `account`; accounts with any.
   unsigned sessionsOf(std::string_view account) const;
@@ -67,7 +69,7 @@ class LocalSessionRegistry final : public SessionRegistry {
     std::map<std::string, Folder> folders;
   };
 
-  const unsigned maxPerAccount_;  // 0: no limit
+  unsigned maxPerAccount_;  // 0: no limit; under mutex_
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Account> accounts_;
 };

@@ -94,7 +94,9 @@ class Pop3Session {
   void onUpstreamTimeout() { maildrop_.onUpstreamTimeout(); }
   void onClientClosed(std::string_view reason) { server_.onClientClosed(reason); }
   void onIdleTimeout() { server_.onIdleTimeout(); }
-  // Shutdown: close without applying any pending DELE.
+  // Shutdown: see Pop3Server::drain(), drainDeadline() and abort().
+  void drain() { server_.drain(); }
+  void drainDeadline() { server_.drainDeadline(); }
   void abort(std::string_view reason) { server_.abort(reason); }
 
   State state() const { return server_.state(); }

@@ -13,7 +13,8 @@ constexpr unsigned kMaxFailedLogins = 3;
 
 constexpr std::string_view kPlaintextRefused =
     "Plaintext authentication disallowed on non-secure connections; use STLS.";
-constexpr std::string_view kNotLoggedIn = "Not logged in; this command needs USER/PASS or AUTH first.";
+constexpr std::string_view kNotLoggedIn =
+    "Not logged in; this command needs USER/PASS or AUTH first.";
 constexpr std::string_view kLoggedIn = "Already logged in.";
 constexpr std::string_view kBadCredentialByte =
     "NUL, CR and LF are not allowed in user names and passwords.";
@@ -33,8 +34,9 @@ std::string_view badCredentialByte(std::string_view text) {
 
 // Sizes come from the upstream: a hostile one must not wrap a total around.
 std::uint64_t addSaturating(std::uint64_t a, std::uint64_t b) {
-  return b > std::numeric_limits<std::uint64_t>::max() - a ? std::numeric_limits<std::uint64_t>::max()
-                                                           : a + b;
+  return b > std::numeric_limits<std::uint64_t>::max() - a
+             ? std::numeric_limits<std::uint64_t>::max()
+             : a + b;
 }
 
 }  // namespace
@@ -324,8 +326,7 @@ bool Pop3Server::refuseBadCredential(std::string_view method, std::string_view u
   return true;
 }
 
-void Pop3Server::beginLogin(std::string_view method, std::string user,
-                            std::string_view password) {
+void Pop3Server::beginLogin(std::string_view method, std::string user, std::string_view password) {
   // Before the password check and before anything goes upstream.
   if (refuseBadCredential(method, user, password)) return;
   stats_.user = user;
@@ -445,8 +446,7 @@ void Pop3Server::cmdRetr(const Pop3Command& command) {
   if (fetchIsTop_) top_.emplace(command.lines);
   lastAccessed_ = std::max<std::uint32_t>(lastAccessed_, *command.msn);
   op_ = Op::Fetch;
-  maildrop_.fetch(*index, fetchIsTop_ ? std::optional<std::uint64_t>(command.lines)
-                                      : std::nullopt);
+  maildrop_.fetch(*index, fetchIsTop_ ? std::optional<std::uint64_t>(command.lines) : std::nullopt);
 }
 
 void Pop3Server::cmdDele(const Pop3Command& command) {
@@ -464,8 +464,8 @@ void Pop3Server::cmdRset(const Pop3Command&) {
   for (std::size_t i = 0; i < deleted_.size(); ++i) {
     octets = addSaturating(octets, maildrop_.messageSize(i));
   }
-  reply("maildrop has " + std::to_string(deleted_.size()) + " messages (" +
-        std::to_string(octets) + " octets)");
+  reply("maildrop has " + std::to_string(deleted_.size()) + " messages (" + std::to_string(octets) +
+        " octets)");
 }
 
 void Pop3Server::cmdNoop(const Pop3Command&) {
@@ -580,9 +580,29 @@ void Pop3Server::onIdleTimeout() {
   finish("idle timeout");
 }
 
+void Pop3Server::drain() {
+  if (state_ != State::Authorization && state_ != State::LoggingIn) return;
+  // Nothing to lose before a login: the device retries later, against the next instance.
+  if (op_ != Op::ClientTls) replyErr("Server shutting down, try again later.", RespCode::SysTemp);
+  delayedReply_.clear();
+  finish("server shutting down (not logged in)");
+}
+
+void Pop3Server::drainDeadline() {
+  if (state_ == State::Update || state_ == State::Closed) return;
+  if (!streamingBody() && op_ != Op::ClientTls) {
+    replyErr("Server shutting down.", RespCode::SysTemp);
+  }
+  finish("shutdown timeout: the client did not QUIT in time; nothing was deleted");
+}
+
 void Pop3Server::abort(std::string_view reason) {
   if (state_ == State::Closed) return;
-  if (!streamingBody()) replyErr("Server shutting down.", RespCode::SysTemp);
+  if (state_ == State::Update) {
+    replyErr("Server shutting down; deletions may not have been applied.", RespCode::SysTemp);
+  } else if (!streamingBody() && op_ != Op::ClientTls) {
+    replyErr("Server shutting down.", RespCode::SysTemp);
+  }
   finish(reason);
 }
 

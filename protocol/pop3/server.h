@@ -89,7 +89,18 @@ class Pop3Server final : public MaildropEvents {
   void onDelayElapsed();
   void onClientClosed(std::string_view reason);
   void onIdleTimeout();
-  // Shutdown: close without applying any pending DELE.
+  // Shutdown (SIGTERM) in two steps. drain(): a session that has not logged in (a login in
+  // flight or a failed-login delay included) has nothing to lose: it gets "-ERR [SYS/TEMP]" and
+  // is closed (during an STLS handshake only closed: no plaintext can go out then). A session in
+  // TRANSACTION goes on serving its client, whose QUIT applies its deletions as ever; an UPDATE
+  // already running goes on to its end.
+  void drain();
+  // The drain's deadline: a session still in TRANSACTION gets "-ERR [SYS/TEMP]" (mid-body only
+  // the cut: after "+OK" no "-ERR" can follow) and is closed with nothing applied. An UPDATE
+  // already running is left to finish: cut in half it would leave part of its deletions applied
+  // (the upstream command timeout still bounds it).
+  void drainDeadline();
+  // Ends now, in any state, applying no pending DELE (a second SIGTERM, or no drain at all).
   void abort(std::string_view reason);
 
   State state() const { return state_; }

@@ -158,6 +158,9 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
   std::ostringstream toml;
   toml << "[server]\nlog_level = \"" << options.logLevel << "\"\nauth_failure_delay = \"200ms\"\n"
        << options.server << "\n";
+  if (options.server.find("shutdown_timeout") == std::string::npos) {
+    toml << "shutdown_timeout = \"2s\"\n";
+  }
   for (const Listener& listener : options.listeners) {
     std::uint16_t port = listener.port ? listener.port : freeLoopbackPort();
     ports_.push_back(port);
@@ -168,8 +171,11 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
          << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n"
          << listener.extra << "\n";
     if (listener.tls != "none") {
-      toml << "certificate = \"" << dovecot.pki().serverCert << "\"\nprivate_key = \""
-           << dovecot.pki().serverKey << "\"\n";
+      toml << "certificate = \""
+           << (listener.certificate.empty() ? dovecot.pki().serverCert : listener.certificate)
+           << "\"\nprivate_key = \""
+           << (listener.privateKey.empty() ? dovecot.pki().serverKey : listener.privateKey)
+           << "\"\n";
     }
   }
   toml << "\n[upstream]\nhost = \"127.0.0.1\"\nport = " << upstreamPort << "\ntls = \""
@@ -237,8 +243,17 @@ PopbridgeProcess::~PopbridgeProcess() {
 int PopbridgeProcess::stop() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
+  return waitForExit(std::chrono::seconds(15));
+}
+
+void PopbridgeProcess::signal(int signum) const {
+  if (pid_ > 0) ::kill(pid_, signum);
+}
+
+int PopbridgeProcess::waitForExit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
   int status = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   while (waitpid(pid_, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid_, SIGKILL);

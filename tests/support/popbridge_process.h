@@ -62,6 +62,9 @@ class PopbridgeProcess {
     std::string minTlsVersion = "1.2";
     std::uint16_t port = 0;  // 0: a free one
     std::string extra;       // more lines for this [[listener]], e.g. ciphers = "..."
+    // For tls != "none": empty means the fixture's server certificate and key.
+    std::string certificate;
+    std::string privateKey;
   };
   struct Options {
     std::vector<Listener> listeners{Listener{}};
@@ -71,7 +74,9 @@ class PopbridgeProcess {
     bool verifyCertificate = true;
     std::uint16_t upstreamPort = 0;  // 0: the fixture's port for upstreamTls
     std::string onDelete = "flag";
-    std::string server;    // extra lines for [server]
+    // Extra lines for [server]. Unless they set shutdown_timeout, it is "2s": a test that stops
+    // popbridge with a logged-in client open would otherwise wait the default 10 s drain.
+    std::string server;
     std::string upstream;  // extra lines for [upstream]
     std::string mailbox;   // extra lines for [mailbox]
     std::string extra;     // appended verbatim (e.g. [[account]] tables)
@@ -92,6 +97,11 @@ class PopbridgeProcess {
   pid_t pid() const { return pid_; }
   // SIGTERM and wait; returns the exit status (or -1 when killed).
   int stop();
+  // Sends `signum` (SIGHUP, SIGTERM...) and returns at once.
+  void signal(int signum) const;
+  // Waits for the process to exit on its own, up to `timeout` (then it is killed); returns the
+  // exit status, or -1 when it was killed or died by a signal.
+  int waitForExit(std::chrono::milliseconds timeout);
   // The datagrams popbridge sent to NOTIFY_SOCKET: READY=1 once started, and after stop() also
   // what it sent while shutting down.
   const std::vector<std::string>& notifications() const { return notifications_; }

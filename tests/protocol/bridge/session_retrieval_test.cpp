@@ -232,6 +232,40 @@ TEST_F(SessionTest, ShutdownAppliesNothing) {
   EXPECT_EQ(sink_.upstream.find("STORE"), std::string::npos);
 }
 
+// SIGTERM's drain: a session in TRANSACTION is left alone until its deadline, which then ends it
+// with -ERR [SYS/TEMP] and sends the upstream no STORE, MOVE or EXPUNGE.
+TEST_F(SessionTest, DrainDeadlineAppliesNothingUpstream) {
+  login();
+  client("DELE 1\r\nDELE 2\r\n");
+  sink_.takeClient();
+  std::size_t before = upstreamCount();
+  session_->drain();
+  EXPECT_EQ(sink_.takeClient(), "");
+  EXPECT_FALSE(session_->closed());
+  session_->drainDeadline();
+  EXPECT_EQ(sink_.takeClient(), "-ERR [SYS/TEMP] Server shutting down.\r\n");
+  EXPECT_TRUE(session_->closed());
+  EXPECT_TRUE(sink_.clientClosed);
+  for (std::size_t i = before; i < sink_.upstreamCommands.size(); ++i) {
+    const std::string& command = sink_.upstreamCommands[i];
+    EXPECT_EQ(command.find("STORE"), std::string::npos) << command;
+    EXPECT_EQ(command.find("EXPUNGE"), std::string::npos) << command;
+    EXPECT_EQ(command.find("MOVE"), std::string::npos) << command;
+  }
+  EXPECT_EQ(session_->stats().deleted, 0u);
+}
+
+TEST_F(SessionTest, DrainBeforeLoginEndsTheUpstreamLoginInFlight) {
+  create();
+  sink_.takeClient();
+  client("USER alice\r\nPASS s3cret pass\r\n");
+  sink_.takeClient();
+  ASSERT_EQ(sink_.connects, 1);
+  session_->drain();
+  EXPECT_EQ(sink_.takeClient(), "-ERR [SYS/TEMP] Server shutting down, try again later.\r\n");
+  EXPECT_TRUE(session_->closed());
+}
+
 TEST_F(SessionTest, StoreFailureAtQuitReportsErrAndLogsUids) {
   login();
   client("DELE 2\r\nQUIT\r\n");
