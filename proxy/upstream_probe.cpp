@@ -221,14 +221,23 @@ class UpstreamProbe::Run : public protocol::ImapClientSink, public protocol::Ima
   // ImapClientEvents.
   void onGreeting(const ImapEvent& greeting) override {
     greeted_ = true;
-    finishStep(true, "* OK " + protocol::loggableText(protocol::codeSuffix(greeting)));
+    std::string text = "* OK ";
+    if (greeting.code) {
+      // The CAPABILITY code's words are the capability step's.
+      text += "[" + greeting.code->name +
+              (greeting.code->text.empty() || greeting.code->name == "CAPABILITY"
+                   ? std::string()
+                   : " " + greeting.code->text) +
+              "] ";
+    }
+    finishStep(true, protocol::loggableText(text + greeting.text));
     beginStep(ProbeStep::Capability, ms(upstream_.commandTimeout));
     capabilitiesFromGreeting_ = greeting.code && greeting.code->name == "CAPABILITY";
   }
-  void onCapabilities() override {
+  void onCapabilities(const std::vector<std::string>& words) override {
     if (current_ != ProbeStep::Capability || !inStep_) return;
-    std::string words = capabilityWords();
-    finishStep(true, (capabilitiesFromGreeting_ ? "(in the greeting) " : "") + words);
+    finishStep(true, (capabilitiesFromGreeting_ ? "(in the greeting) " : "") +
+                         protocol::loggableText(joined(words), 400));
     capabilitiesFromGreeting_ = false;
     if (upstream_.tls == config::UpstreamTls::StartTls && !tlsDone_) {
       beginStep(ProbeStep::StartTls, ms(upstream_.commandTimeout));
@@ -584,21 +593,6 @@ class UpstreamProbe::Run : public protocol::ImapClientSink, public protocol::Ima
       cause = "the connection closed before a greeting (" + cause + ")";
     }
     failStep(cause);
-  }
-
-  std::string capabilityWords() const {
-    const auto& caps = client_.capabilities();
-    std::vector<std::string> words;
-    if (caps.startTls) words.emplace_back("STARTTLS");
-    if (caps.loginDisabled) words.emplace_back("LOGINDISABLED");
-    if (caps.saslIr) words.emplace_back("SASL-IR");
-    if (caps.literalPlus) words.emplace_back("LITERAL+");
-    if (caps.uidPlus) words.emplace_back("UIDPLUS");
-    if (caps.move) words.emplace_back("MOVE");
-    if (caps.id) words.emplace_back("ID");
-    if (caps.specialUse) words.emplace_back("SPECIAL-USE");
-    for (const std::string& mechanism : caps.authMechanisms) words.push_back("AUTH=" + mechanism);
-    return protocol::loggableText(joined(words));
   }
 
   std::string loginText() const {

@@ -116,7 +116,7 @@ void ImapClient::onEvent(const ImapEvent& event) {
       return;
     case ImapEvent::Kind::Capability:
       applyCapabilities(event.words);
-      if (state_ == State::Capability) events_.onCapabilities();
+      if (state_ == State::Capability) events_.onCapabilities(event.words);
       if (state_ == State::Ready) events_.onUntagged(event);
       return;
     case ImapEvent::Kind::BodyBegin:
@@ -151,7 +151,7 @@ void ImapClient::onStatus(const ImapEvent& event) {
     events_.onGreeting(event);
     if (event.code && event.code->name == "CAPABILITY") {
       applyCapabilities(event.words);
-      events_.onCapabilities();
+      events_.onCapabilities(event.words);
     }
     nextLoginStep();
     return;

@@ -111,8 +111,9 @@ class ImapClientEvents {
   // notifications only: they must not close or destroy the client.
   // The greeting was "* OK"; `greeting` is it (its code and text).
   virtual void onGreeting(const ImapEvent& greeting) {}
-  // capabilities() were (re)learned: from the greeting's code, a CAPABILITY reply, or after TLS.
-  virtual void onCapabilities() {}
+  // capabilities() were (re)learned before the login, from the greeting's code or a CAPABILITY
+  // reply (again after STARTTLS); `words` as the server sent them, upper-cased.
+  virtual void onCapabilities(const std::vector<std::string>& words) {}
   // ImapClientOptions::holdBeforeLogin only: ready to log in. The handler may call login(),
   // logout() or close().
   virtual void onReadyToLogin() {}

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -119,7 +120,9 @@ class CheckUpstreamTest : public ::testing::Test {
       options.stdinPath = dir_.path() + "/stdin" + std::to_string(++configs_);
       writeTextFile(options.stdinPath, stdinText);
     }
-    return runCommand(argv, options);
+    CommandResult result = runCommand(argv, options);
+    if (std::getenv("PBTEST_SHOW_OUTPUT") != nullptr) std::cerr << result.output;
+    return result;
   }
 
   TempDir dir_;
