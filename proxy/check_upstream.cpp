@@ -69,6 +69,8 @@ class EchoOff {
 // The first line of `path`, or of the terminal (echo off), or of stdin. False with a message in
 // `err` when there is none.
 bool readPassword(const CheckUpstreamOptions& options, std::string& password, std::ostream& err) {
+  // Room for any password up front, so that reading it leaves no reallocated copies behind.
+  password.reserve(16 * 1024);
   if (!options.passwordFile.empty()) {
     std::ifstream file(options.passwordFile);
     if (!file) {
@@ -98,6 +100,16 @@ bool readPassword(const CheckUpstreamOptions& options, std::string& password, st
 void printStep(const ProbeStepResult& step, std::ostream& out) {
   out << std::left << std::setw(11) << toString(step.step) << std::right << std::setw(6)
       << step.duration.count() << " ms  " << (step.ok ? "OK    " : "FAIL  ") << step.detail << "\n";
+}
+
+// A step that failed before the probe could start (a CA file, the token service).
+int failBeforeProbe(ProbeStep step, const std::string& cause, int exitCode, std::ostream& out) {
+  ProbeStepResult result;
+  result.step = step;
+  result.detail = cause;
+  printStep(result, out);
+  out << "FAIL at " << toString(step) << ": " << cause << std::endl;
+  return exitCode;
 }
 
 }  // namespace
@@ -143,10 +155,8 @@ int runCheckUpstream(const config::Config& config, const CheckUpstreamOptions& o
     tls = TlsClientContext::create(upstream.caFile, upstream.verifyCertificate,
                                    upstream.minTlsVersion, error);
     if (!tls) {
-      out << std::left << std::setw(11) << "tls" << std::right << std::setw(6) << 0 << " ms  FAIL  "
-          << error << "\n";
       if (login) protocol::secureWipe(login->password);
-      return kCheckTls;
+      return failBeforeProbe(ProbeStep::Tls, error, kCheckTls, out);
     }
   }
 
@@ -154,10 +164,7 @@ int runCheckUpstream(const config::Config& config, const CheckUpstreamOptions& o
   if (login && !login->oauth2.empty()) {
     tokens = std::make_unique<TokenService>(config);
     std::string error;
-    if (!tokens->start(error)) {
-      out << "token          0 ms  FAIL  " << error << "\n";
-      return kCheckToken;
-    }
+    if (!tokens->start(error)) return failBeforeProbe(ProbeStep::Token, error, kCheckToken, out);
   }
 
   uv_loop_t loop{};

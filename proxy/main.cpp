@@ -121,6 +121,10 @@ int checkUpstreamCommand(int argc, char** argv) {
   popbridge::proxy::CheckUpstreamOptions options;
   for (int i = 2; i < argc; ++i) {
     std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
     std::string* target = arg == "--config"          ? &configPath
                           : arg == "--user"          ? &options.user
                           : arg == "--password-file" ? &options.passwordFile

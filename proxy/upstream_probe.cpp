@@ -441,11 +441,7 @@ class UpstreamProbe::Run : public protocol::ImapClientSink, public protocol::Ima
     auto request = std::make_unique<ResolveRequest>();
     request->owner = this;
     request->req.data = request.get();
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV;  // as Connector: no AI_ADDRCONFIG
+    const addrinfo hints = upstreamResolveHints();
     const std::string service = std::to_string(upstream_.port);
     const int rc = uv_getaddrinfo(loop_, &request->req, &Run::onResolved, host.c_str(),
                                   service.c_str(), &hints);

@@ -3,8 +3,6 @@
 // its documented exit code and names its cause, and a password never reaches the output.
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +15,7 @@
 #include "tests/support/client_runner.h"
 #include "tests/support/dovecot_fixture.h"
 #include "tests/support/scripted_imap.h"
+#include "tests/support/test_clients.h"
 
 namespace popbridge::test {
 namespace {
@@ -42,19 +41,6 @@ std::string stepLine(const std::string& output, std::string_view step) {
 
 bool stepOk(const std::string& output, std::string_view step) {
   return contains(stepLine(output, step), " ms  OK ");
-}
-
-// A port nothing listens on: bound, never listened on, closed.
-std::uint16_t closedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 class CheckUpstreamTest : public ::testing::Test {
@@ -215,7 +201,7 @@ TEST_F(CheckUpstreamTest, UnknownHostExitsThreeQuickly) {
 }
 
 TEST_F(CheckUpstreamTest, ClosedPortExitsFour) {
-  const std::string config = writeConfig(with([&](Upstream& u) { u.port = closedPort(); }));
+  const std::string config = writeConfig(with([&](Upstream& u) { u.port = freeLoopbackPort(); }));
   auto result = check({"--config", config});
   EXPECT_EQ(result.exitCode, 4) << result.describe();
   const std::string connect = stepLine(result.output, "connect");
@@ -267,11 +253,14 @@ TEST_F(CheckUpstreamTest, MissingFolderExitsEight) {
   EXPECT_TRUE(contains(select, "No-Such-Folder")) << select;
 }
 
-TEST_F(CheckUpstreamTest, InvalidConfigExitsOneAndBadArgumentsTwo) {
+TEST_F(CheckUpstreamTest, InvalidConfigExitsOneBadArgumentsTwoHelpZero) {
   const std::string path = dir_.path() + "/broken.toml";
   writeTextFile(path, "[upstream]\nport = \"x\"\n");
   EXPECT_EQ(check({"--config", path}).exitCode, 1);
   EXPECT_EQ(check({"--config", writeConfig({}), "--frobnicate"}).exitCode, 2);
+  auto help = check({"--help"});
+  EXPECT_EQ(help.exitCode, 0) << help.describe();
+  EXPECT_TRUE(contains(help.output, "7 login refused")) << "--help documents the exit codes";
 }
 
 // Greetings a real Dovecot does not send.

@@ -4,18 +4,18 @@
 #include "proxy/upstream_probe.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <optional>
 #include <string>
 
 #include "tests/support/scripted_imap.h"
+#include "tests/support/test_clients.h"
 
 namespace popbridge::proxy {
 namespace {
 
+using test::freeLoopbackPort;
 using test::ScriptedImapPeer;
 
 config::Config makeConfig(const std::string& host, std::uint16_t port,
@@ -31,18 +31,6 @@ config::Config makeConfig(const std::string& host, std::uint16_t port,
     return {};
   }
   return *result.config;
-}
-
-std::uint16_t closedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 class UpstreamProbeTest : public ::testing::Test {
@@ -100,7 +88,7 @@ TEST_F(UpstreamProbeTest, ReachableUpstreamPassesWithoutLoggingIn) {
 }
 
 TEST_F(UpstreamProbeTest, FailuresAreClassedByStep) {
-  auto refused = reach(makeConfig("127.0.0.1", closedPort()));
+  auto refused = reach(makeConfig("127.0.0.1", freeLoopbackPort()));
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->failure, ProbeFailure::Connect) << refused->summary();
   EXPECT_FALSE(refused->ok());
