@@ -29,6 +29,17 @@ std::string formatAddress(const sockaddr_storage& storage) {
 
 }  // namespace
 
+addrinfo upstreamResolveHints() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  // No AI_ADDRCONFIG: glibc ignores loopback addresses for it, which hides
+  // "localhost" on hosts that have nothing but loopback.
+  hints.ai_flags = AI_NUMERICSERV;
+  return hints;
+}
+
 // Requests live on the heap because libuv may still complete them after the
 // Connector gave up on them (uv_cancel cannot stop a lookup that is already
 // running, and a closed socket completes its connect with UV_ECANCELED). A
@@ -80,13 +91,7 @@ void Connector::connect(const std::string& host, std::uint16_t port,
   auto request = std::make_unique<ResolveRequest>();
   request->owner = this;
   request->req.data = request.get();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  // No AI_ADDRCONFIG: glibc ignores loopback addresses for it, which hides
-  // "localhost" on hosts that have nothing but loopback.
-  hints.ai_flags = AI_NUMERICSERV;
+  const addrinfo hints = upstreamResolveHints();
   const std::string service = std::to_string(port);
   const int rc = uv_getaddrinfo(loop_, &request->req, &Connector::onResolved, host_.c_str(),
                                 service.c_str(), &hints);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <netdb.h>
 #include <uv.h>
 
 #include <chrono>
@@ -11,6 +12,10 @@
 #include "proxy/uv_handle.h"
 
 namespace popbridge::proxy {
+
+// The getaddrinfo hints of an upstream connection (TCP, IPv4 and IPv6, numeric port); shared
+// with the upstream probe so that it resolves exactly as sessions do.
+addrinfo upstreamResolveHints();
 
 // Outbound TCP: resolves with uv_getaddrinfo, then tries every address in the
 // order the resolver returned them, under one overall timeout that covers

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/password.h"
 #include "proxy/boringssl_check.h"
+#include "proxy/check_upstream.h"
 #include "proxy/log.h"
 #include "proxy/oauth_login.h"
 #include "proxy/server.h"
@@ -29,6 +30,16 @@ constexpr const char* kUsage =
     "                                      sign [oauth2.NAME] in (device code flow) and store\n"
     "                                      its refresh token; FILE defaults to\n"
     "                                      /etc/popbridge/popbridge.toml\n"
+    "       popbridge check-upstream [--config FILE] [--user USER] [--password-file FILE]\n"
+    "                                      check the upstream step by step: resolve, connect,\n"
+    "                                      TLS, greeting, CAPABILITY (STARTTLS); with --user\n"
+    "                                      also login, EXAMINE of the folder, LOGOUT. USER is an\n"
+    "                                      [[account]] (its upstream credentials) or an upstream\n"
+    "                                      login (password from FILE, the terminal or stdin).\n"
+    "                                      Exit: 0 ok, 1 config invalid, 2 usage, 3 DNS,\n"
+    "                                      4 connect, 5 TLS, 6 IMAP greeting/protocol,\n"
+    "                                      7 login refused, 8 folder (EXAMINE) failed,\n"
+    "                                      9 no OAuth2 access token\n"
     "       popbridge --version\n"
     "       popbridge --help\n"
     "\n"
@@ -104,10 +115,51 @@ int oauthCommand(int argc, char** argv) {
   return popbridge::proxy::runOAuthLogin(*config, words[1], std::cout, std::cerr);
 }
 
+// popbridge check-upstream [--config FILE] [--user USER] [--password-file FILE]
+int checkUpstreamCommand(int argc, char** argv) {
+  std::string configPath = "/etc/popbridge/popbridge.toml";
+  popbridge::proxy::CheckUpstreamOptions options;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::string* target = arg == "--config"          ? &configPath
+                          : arg == "--user"          ? &options.user
+                          : arg == "--password-file" ? &options.passwordFile
+                                                     : nullptr;
+    if (target != nullptr && i + 1 < argc) {
+      *target = argv[++i];
+      continue;
+    }
+    const auto eq = arg.find('=');
+    const std::string_view name = arg.substr(0, eq);
+    target = name == "--config"          ? &configPath
+             : name == "--user"          ? &options.user
+             : name == "--password-file" ? &options.passwordFile
+                                         : nullptr;
+    if (target != nullptr && eq != std::string_view::npos) {
+      *target = std::string(arg.substr(eq + 1));
+      continue;
+    }
+    std::cerr << "Usage: popbridge check-upstream [--config FILE] [--user USER] "
+                 "[--password-file FILE]\n";
+    return popbridge::proxy::kCheckUsage;
+  }
+  auto config = load(configPath);
+  if (!config) return popbridge::proxy::kCheckConfigInvalid;
+  ::signal(SIGPIPE, SIG_IGN);
+  return popbridge::proxy::runCheckUpstream(*config, options, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "oauth") return oauthCommand(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "check-upstream") {
+    return checkUpstreamCommand(argc, argv);
+  }
   std::string configPath;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -706,6 +706,11 @@ std::string Stream::tlsCipher() const {
   return cipher != nullptr ? SSL_CIPHER_get_name(cipher) : std::string();
 }
 
+bssl::UniquePtr<X509> Stream::peerCertificate() const {
+  if (!ssl_ || tls_ != TlsState::Established) return nullptr;
+  return bssl::UniquePtr<X509>(SSL_get_peer_certificate(ssl_.get()));
+}
+
 void Stream::setNoDelay(bool on) {
   if (tcp_ && state_ != State::Closed) uv_tcp_nodelay(tcp_.get(), on ? 1 : 0);
 }

@@ -120,6 +120,9 @@ class Stream {
   // "TLSv1.3" / "TLS_AES_128_GCM_SHA256" once the handshake completed, else "".
   std::string tlsVersion() const;
   std::string tlsCipher() const;
+  // The peer's leaf certificate once the handshake completed (a client Stream's server
+  // certificate), else null.
+  bssl::UniquePtr<X509> peerCertificate() const;
 
   // Finishes pending writes (and sends a TLS close_notify), shuts down the
   // sending side, waits for the peer's FIN, then closes; onClose(reason). Reads

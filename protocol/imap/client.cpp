@@ -40,6 +40,8 @@ bool ImapClient::awaitingReply() const {
       return false;
     case State::Ready:
       return !pendingTag_.empty();
+    case State::HeldBeforeLogin:
+      return false;
     default:
       return true;
   }
@@ -114,6 +116,7 @@ void ImapClient::onEvent(const ImapEvent& event) {
       return;
     case ImapEvent::Kind::Capability:
       applyCapabilities(event.words);
+      if (state_ == State::Capability) events_.onCapabilities(event.words);
       if (state_ == State::Ready) events_.onUntagged(event);
       return;
     case ImapEvent::Kind::BodyBegin:
@@ -145,7 +148,11 @@ void ImapClient::onStatus(const ImapEvent& event) {
       fail(ImapLoginFailure::Unavailable);
       return;
     }
-    if (event.code && event.code->name == "CAPABILITY") applyCapabilities(event.words);
+    events_.onGreeting(event);
+    if (event.code && event.code->name == "CAPABILITY") {
+      applyCapabilities(event.words);
+      events_.onCapabilities(event.words);
+    }
     nextLoginStep();
     return;
   }
@@ -280,7 +287,16 @@ void ImapClient::nextLoginStep() {
     return sendInternal(builder_.starttls(), State::StartTls);
   }
   if (!caps_.known) return sendInternal(builder_.capability(), State::Capability);
+  if (options_.holdBeforeLogin) {
+    state_ = State::HeldBeforeLogin;
+    events_.onReadyToLogin();
+    return;
+  }
   sendLogin();
+}
+
+void ImapClient::login() {
+  if (state_ == State::HeldBeforeLogin) sendLogin();
 }
 
 std::unique_ptr<SaslMechanism> ImapClient::chooseMechanism() {
@@ -410,7 +426,7 @@ void ImapClient::broken(std::string_view reason) {
 }
 
 void ImapClient::logout() {
-  if (state_ == State::Ready) {
+  if (state_ == State::Ready || state_ == State::HeldBeforeLogin) {
     ImapCommand command = builder_.logout();
     for (const auto& segment : command.segments) sink_.sendToUpstream(segment);
   }

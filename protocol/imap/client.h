@@ -37,6 +37,10 @@ struct ImapClientOptions {
   // random per connection: a message whose body starts with ")" CRLF and a
   // tag must not be able to pass for a broken literal (imap_maildrop.cpp).
   std::string tagPrefix = "P";
+  // Stop once the connection is ready for the login (greeting OK, capabilities known, STARTTLS
+  // done when asked for): report ImapClientEvents::onReadyToLogin and wait for login(). For
+  // diagnostics that time each step or never log in (popbridge check-upstream, /readyz).
+  bool holdBeforeLogin = false;
 };
 
 struct ImapCapabilities {
@@ -102,6 +106,17 @@ class ImapClientEvents {
   // The connection is unusable (protocol error, BYE, unexpected reply); the
   // client is closed. Not called for a failed login.
   virtual void onBroken(std::string_view reason) = 0;
+
+  // Progress before the login, for diagnostics; the proxy ignores it. These two are
+  // notifications only: they must not close or destroy the client.
+  // The greeting was "* OK"; `greeting` is it (its code and text).
+  virtual void onGreeting(const ImapEvent& greeting) {}
+  // capabilities() were (re)learned before the login, from the greeting's code or a CAPABILITY
+  // reply (again after STARTTLS); `words` as the server sent them, upper-cased.
+  virtual void onCapabilities(const std::vector<std::string>& words) {}
+  // ImapClientOptions::holdBeforeLogin only: ready to log in. The handler may call login(),
+  // logout() or close().
+  virtual void onReadyToLogin() {}
 };
 
 class ImapClient {
@@ -112,6 +127,7 @@ class ImapClient {
     Capability,
     StartTls,
     UpstreamTls,
+    HeldBeforeLogin,  // ImapClientOptions::holdBeforeLogin
     Authenticating,
     PostLoginCapability,
     Ready,
@@ -132,6 +148,8 @@ class ImapClient {
   // Same, with an access token; the token is kept only until it was sent.
   void connected(BearerLogin login);
   void onTlsReady();
+  // HeldBeforeLogin: log in now with the credentials given to connected().
+  void login();
   // Runs all bytes; events fire from inside.
   void feed(std::string_view data);
 
@@ -144,7 +162,8 @@ class ImapClient {
   ImapCommandBuilder& builder() { return builder_; }
   const ImapCapabilities& capabilities() const { return caps_; }
 
-  // Sends LOGOUT without waiting for its reply, then closes.
+  // Sends LOGOUT without waiting for its reply (when logged in or held before the login), then
+  // closes.
   void logout();
   // Forgets the connection; no further events.
   void close();

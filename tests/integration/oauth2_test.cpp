@@ -581,5 +581,43 @@ TEST_F(OAuth2Test, RealClientsFetchThroughAnOAuth2Upstream) {
   EXPECT_EQ(endpoint_->count("refresh_token"), 1u) << "one token for all three clients";
 }
 
+// `popbridge check-upstream --user printer` for an account bound to [oauth2.box]: a token from
+// the refresh grant, AUTHENTICATE with it, EXAMINE; without a usable refresh token it exits 9
+// at the token step. No secret reaches the terminal.
+class OAuth2CheckUpstreamTest : public OAuth2Test {
+ protected:
+  CommandResult checkUpstream(const std::string& user) {
+    const std::string configPath = state_.path() + "/check.toml";
+    writeTextFile(configPath,
+                  "[[listener]]\naddress = \"127.0.0.1:1100\"\ntls = \"none\"\n"
+                  "allow_plaintext_auth = true\n[upstream]\nhost = \"127.0.0.1\"\nport = " +
+                      std::to_string(dovecot().imapPort()) + "\ntls = \"none\"\n" + identity(user),
+                  0600);
+    const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
+    return runCommand({custom ? custom : POPBRIDGE_BINARY, "check-upstream", "--config", configPath,
+                       "--user", "printer"},
+                      CommandOptions{});
+  }
+};
+
+TEST_F(OAuth2CheckUpstreamTest, LogsInWithTheIdentitysTokenOrExitsNine) {
+  const std::string user = newMailbox("oa-check");
+  auto missing = checkUpstream(user);
+  EXPECT_EQ(missing.exitCode, 9) << missing.describe();
+  EXPECT_NE(missing.output.find("token "), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("FAIL at token"), std::string::npos) << missing.output;
+
+  grantRefreshToken("rt-check", user);
+  auto result = checkUpstream(user);
+  ASSERT_EQ(result.exitCode, 0) << result.describe();
+  EXPECT_NE(result.output.find("with an access token of [oauth2.box]"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("EXISTS 2"), std::string::npos) << result.output;
+  for (const std::string& secret : endpoint_->allSecrets()) {
+    EXPECT_EQ(result.output.find(secret), std::string::npos) << "a secret on the terminal";
+    EXPECT_EQ(missing.output.find(secret), std::string::npos) << "a secret on the terminal";
+  }
+}
+
 }  // namespace
 }  // namespace popbridge::test

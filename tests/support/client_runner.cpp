@@ -77,6 +77,7 @@ CommandResult runCommand(const std::vector<std::string>& argv, const CommandOpti
   for (auto& entry : envStrings) envp.push_back(entry.data());
   envp.push_back(nullptr);
   const pid_t parent = getpid();
+  const char* stdinPath = options.stdinPath.empty() ? "/dev/null" : options.stdinPath.c_str();
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -88,8 +89,9 @@ CommandResult runCommand(const std::vector<std::string>& argv, const CommandOpti
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126);
-    const int devNull = open("/dev/null", O_RDONLY);
-    if (devNull >= 0) dup2(devNull, STDIN_FILENO);
+    const int input = open(stdinPath, O_RDONLY);
+    if (input < 0) _exit(126);
+    dup2(input, STDIN_FILENO);
     dup2(pipeFds[1], STDOUT_FILENO);
     dup2(pipeFds[1], STDERR_FILENO);
     if (!options.workDir.empty() && chdir(options.workDir.c_str()) != 0) _exit(126);

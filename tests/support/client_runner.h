@@ -20,13 +20,15 @@ struct CommandResult {
 struct CommandOptions {
   std::vector<std::pair<std::string, std::string>> env;  // set on top of the inherited ones
   std::vector<std::string> unsetEnv;
-  std::string workDir;  // empty: the current one
+  std::string workDir;    // empty: the current one
+  std::string stdinPath;  // the program's stdin; empty: /dev/null
   int timeoutMs = 60000;
 };
 
 // Runs argv (argv[0] is looked up in PATH unless it contains '/') in its own process group with
-// stdin from /dev/null. At the deadline the whole group gets SIGKILL. Throws std::runtime_error
-// only when the program cannot be started at all.
+// stdin from options.stdinPath (a file, never a terminal), else /dev/null. At the deadline the
+// whole group gets SIGKILL. Throws std::runtime_error only when the program cannot be started at
+// all.
 CommandResult runCommand(const std::vector<std::string>& argv, const CommandOptions& options = {});
 
 // A fresh directory under /tmp (mkdtemp), removed with its contents on destruction unless

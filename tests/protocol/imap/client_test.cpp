@@ -452,6 +452,70 @@ TEST_P(ImapClientTest, BearerMechanismIsChosenAfterStartTls) {
   EXPECT_EQ(rec_.last().rfind("P3 AUTHENTICATE XOAUTH2 ", 0), 0u) << rec_.last();
 }
 
+// holdBeforeLogin (popbridge check-upstream, /readyz): every step before the login is reported,
+// and the client waits; login() goes on, logout() ends it without credentials ever sent.
+class StepRecorder : public Recorder {
+ public:
+  void onGreeting(const ImapEvent& greeting) override {
+    events.push_back("greeting " + greeting.text);
+  }
+  void onCapabilities(const std::vector<std::string>& words) override {
+    std::string line = "capabilities";
+    for (const auto& word : words) line += " " + word;
+    events.push_back(line);
+  }
+  void onReadyToLogin() override { events.push_back("ready-to-login"); }
+};
+
+TEST_P(ImapClientTest, HoldBeforeLoginReportsEachStepAndWaits) {
+  StepRecorder rec;
+  ImapClientOptions options;
+  options.startTls = true;
+  options.holdBeforeLogin = true;
+  ImapClient client(options, rec, rec);
+  client.connected("alice", "secret-pw");
+  auto feedTo = [&](std::string_view bytes) {
+    if (GetParam()) {
+      for (char c : bytes) client.feed(std::string_view(&c, 1));
+    } else {
+      client.feed(bytes);
+    }
+  };
+  feedTo("* OK hello\r\n");
+  EXPECT_EQ(rec.last(), "P1 CAPABILITY\r\n");
+  feedTo("* CAPABILITY IMAP4rev1 STARTTLS\r\nP1 OK done\r\n");
+  EXPECT_EQ(rec.last(), "P2 STARTTLS\r\n");
+  feedTo("P2 OK go\r\n");
+  client.onTlsReady();
+  feedTo("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\nP3 OK done\r\n");
+  EXPECT_EQ(rec.events, (std::vector<std::string>{
+                            "greeting hello", "capabilities IMAP4REV1 STARTTLS",
+                            "capabilities IMAP4REV1 AUTH=PLAIN SASL-IR", "ready-to-login"}));
+  EXPECT_EQ(rec.last(), "P3 CAPABILITY\r\n") << "nothing sent while held";
+  EXPECT_FALSE(client.awaitingReply());
+  EXPECT_FALSE(client.canSend());
+  client.login();
+  EXPECT_EQ(rec.last().rfind("P4 AUTHENTICATE PLAIN ", 0), 0u) << rec.last();
+  feedTo("P4 OK [CAPABILITY IMAP4rev1] in\r\n");
+  EXPECT_EQ(rec.events.back(), "logged-in");
+}
+
+TEST_P(ImapClientTest, HeldClientLogsOutWithoutCredentials) {
+  StepRecorder rec;
+  ImapClientOptions options;
+  options.holdBeforeLogin = true;
+  ImapClient client(options, rec, rec);
+  client.connected("", "");
+  client.feed("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n");
+  EXPECT_EQ(rec.events, (std::vector<std::string>{
+                            "greeting hi", "capabilities IMAP4REV1 AUTH=PLAIN", "ready-to-login"}));
+  EXPECT_TRUE(rec.sent.empty());
+  client.logout();
+  ASSERT_EQ(rec.sent.size(), 1u);
+  EXPECT_EQ(rec.last(), "P1 LOGOUT\r\n");
+  EXPECT_EQ(client.state(), ImapClient::State::Closed);
+}
+
 INSTANTIATE_TEST_SUITE_P(Split, ImapClientTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("ByteByByte") : std::string("Whole");
