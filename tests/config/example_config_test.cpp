@@ -152,6 +152,12 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.mailbox.markSeenOnRetr, mailboxDefaults.markSeenOnRetr);
   EXPECT_EQ(example.mailbox.uidl.spec(), mailboxDefaults.uidl.spec());
   EXPECT_EQ(example.mailbox.maxMessages, mailboxDefaults.maxMessages);
+
+  const MetricsConfig metricsDefaults;
+  EXPECT_EQ(example.metrics.address, metricsDefaults.address);
+  EXPECT_EQ(example.metrics.readyzCache, metricsDefaults.readyzCache);
+  EXPECT_EQ(example.metrics.healthzStale, metricsDefaults.healthzStale);
+  EXPECT_EQ(example.metrics.maxConnections, metricsDefaults.maxConnections);
 }
 
 // Every key the loader accepts, by table. A key added to the loader but not to the example (or
@@ -171,6 +177,7 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
         "command_timeout", "auth", "min_tls_version", "send_client_address"}},
       {"[mailbox]",
        {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"}},
+      {"[metrics]", {"address", "readyz_cache", "healthz_stale", "max_connections"}},
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
         "move_to", "mark_seen_on_retr", "uidl_format", "max_messages"}},
