@@ -161,6 +161,7 @@ void ImapMaildrop::resetSnapshot() {
 }
 
 void ImapMaildrop::onLoggedIn() {
+  sink_.noteUpstreamLoggedIn();
   const ImapCapabilities& caps = client_.capabilities();
   effectivePolicy_ = options_.mailbox.onDelete;
   if (effectivePolicy_ == DeletePolicy::Expunge && !caps.uidPlus) {
@@ -301,6 +302,7 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
           sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
                                             " to " + std::to_string(*value) +
                                             " during the session");
+          if (!uidValidityChanged_) sink_.noteUidValidityChanged();
           uidValidityChanged_ = true;
         }
       }
@@ -767,6 +769,7 @@ void ImapMaildrop::nextUpdateStep() {
                                        " to UIDs " + updateSet_);
     }
     client_.logout();
+    if (count > 0) sink_.noteDeleted(effectivePolicy_, count);
     events_->onUpdated(count);
     return;
   }
