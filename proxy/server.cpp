@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <thread>
 #include <utility>
 
+#include "proxy/admin_server.h"
 #include "proxy/log.h"
 #include "proxy/readiness.h"
 
@@ -91,9 +93,28 @@ std::string peerIp(uv_tcp_t* tcp) {
 
 Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
                LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-               TokenService* tokens)
+               TokenService* tokens, WorkerMetrics* metrics)
     : config_(config), tls_(tls), limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
+  if (metrics == nullptr) {
+    ownMetrics_ = std::make_unique<WorkerMetrics>(config_.listeners.size());
+    metrics = ownMetrics_.get();
+  }
+  metrics_ = metrics;
+  env_.metrics = metrics_;
+  metrics_->heartbeat(AdminServer::steadyMillis());
+  heartbeat_ = UvHandle<uv_timer_t>::allocate();
+  uv_timer_init(&loop_, heartbeat_.get());
+  heartbeat_->data = this;
+  uv_timer_start(
+      heartbeat_.get(),
+      [](uv_timer_t* handle) noexcept {
+        if (auto* self = static_cast<Worker*>(handle->data)) {
+          self->metrics_->heartbeat(AdminServer::steadyMillis());
+        }
+      },
+      1000, 1000);
+  uv_unref(heartbeat_.handle());
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
   if (tokens != nullptr) {
     mailbox_ = LoopMailbox::create(&loop_);
@@ -125,6 +146,7 @@ Worker::~Worker() {
   sigterm_.reset();
   reapTimer_.reset();
   shutdownTimer_.reset();
+  heartbeat_.reset();
   // Let every close callback run so the loop can be closed without leaks.
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
@@ -162,6 +184,7 @@ bool Worker::bindListeners(bool reusePort, std::string& error) {
     listener->worker = this;
     listener->runtime.config = &lc;
     listener->runtime.tls = tls_.listeners[i].get();
+    listener->runtime.index = i;
     listener->tcp = UvHandle<uv_tcp_t>::allocate();
     uv_tcp_init(&loop_, listener->tcp.get());
     if ((rc = uv_tcp_open(listener->tcp.get(), fd)) != 0) {
@@ -201,8 +224,10 @@ void Worker::accept(Listener& listener) {
   std::string ip = peerIp(tcp.get());
   switch (limits_.acquire(ip)) {
     case ConnectionLimits::Verdict::TooManyTotal:
+      metrics_->refused(RefusedReason::Total);
       return reject(std::move(tcp), listener, "too many connections");
     case ConnectionLimits::Verdict::TooManyFromIp:
+      metrics_->refused(RefusedReason::PerIp);
       return reject(std::move(tcp), listener, "too many connections from " + ip);
     case ConnectionLimits::Verdict::Accepted:
       break;
@@ -339,6 +364,42 @@ void notifyOrWarn(const ReadinessNotifier& notifier, std::string_view state) {
 
 }  // namespace
 
+std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned workers) {
+  std::vector<std::string> listeners;
+  for (const auto& listener : config.listeners) listeners.push_back(listener.address);
+  auto metrics = std::make_unique<Metrics>(std::move(listeners), workers);
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  metrics->setBuild(POPBRIDGE_VERSION, std::floor(now * 1000) / 1000);
+  return metrics;
+}
+
+// The integration point for /readyz: today a TCP connect to the upstream within its
+// connect_timeout. A full probe (TLS, greeting) replaces readinessProbe() alone.
+ReadinessProbe readinessProbe(const config::Config& config) {
+  return tcpConnectProbe(config.upstream.host, config.upstream.port,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             config.upstream.connectTimeout));
+}
+
+std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, const Metrics& metrics,
+                                              std::string& error) {
+  AdminOptions options;
+  options.host = config.metrics.host;
+  options.port = config.metrics.port;
+  options.maxConnections = config.metrics.maxConnections;
+  options.readyzCache =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.metrics.readyzCache);
+  options.healthzStale =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.metrics.healthzStale);
+  auto admin = std::make_unique<AdminServer>(options, metrics, readinessProbe(config));
+  if (!admin->start(error)) return nullptr;
+  logLine(LogLevel::Info, "metrics on http://" + config.metrics.address +
+                              "/metrics (also /healthz, /readyz)");
+  return admin;
+}
+
 void blockShutdownSignals() {
   setShutdownSignalsBlocked(true);
 }
@@ -372,11 +433,13 @@ int runServer(const config::Config& config) {
     logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(config.oauth2.size()));
   }
   std::atomic<std::uint64_t> nextId{1};
+  // Before the workers, which count into it, and the admin server, which reads it.
+  std::unique_ptr<Metrics> metrics = makeMetrics(config, workers);
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(
-        std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i, tokens.get()));
+    pool.push_back(std::make_unique<Worker>(config, *tls, limits, loginGuard, nextId, i,
+                                            tokens.get(), &metrics->worker(i)));
     all.push_back(pool.back().get());
   }
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop
@@ -386,6 +449,15 @@ int runServer(const config::Config& config) {
   setShutdownSignalsBlocked(false);
   for (auto& worker : pool) {
     if (!worker->bindListeners(workers > 1, error)) {
+      logLine(LogLevel::Error, error);
+      return 1;
+    }
+  }
+  // After the workers exist (their heartbeats are fresh) and before "ready".
+  std::unique_ptr<AdminServer> admin;
+  if (!config.metrics.address.empty()) {
+    admin = startAdminServer(config, *metrics, error);
+    if (!admin) {
       logLine(LogLevel::Error, error);
       return 1;
     }
@@ -403,6 +475,7 @@ int runServer(const config::Config& config) {
   }
   pool.front()->run();
   for (auto& thread : threads) thread.join();
+  if (admin) admin->stop();
   if (tokens) tokens->stop();
   logLine(LogLevel::Info, "popbridge stopped");
   return 0;

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/admin_server.h"
 #include "proxy/login_guard.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy_session.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
@@ -52,7 +54,7 @@ class Worker {
  public:
   Worker(const config::Config& config, const TlsContexts& tls, ConnectionLimits& limits,
          LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-         TokenService* tokens = nullptr);
+         TokenService* tokens = nullptr, WorkerMetrics* metrics = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -104,6 +106,11 @@ class Worker {
   std::unique_ptr<Timer> shutdownTimer_;
   std::atomic<bool> shutdownRequested_{false};
   bool shuttingDown_ = false;
+  // Metrics: the process's block for this loop, or a private one; and the 1 s heartbeat that
+  // /healthz reads (unreferenced: it never keeps the loop alive).
+  std::unique_ptr<WorkerMetrics> ownMetrics_;
+  WorkerMetrics* metrics_ = nullptr;
+  UvHandle<uv_timer_t> heartbeat_;
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread, so that a stop request during startup stays
@@ -115,5 +122,14 @@ void blockShutdownSignals();
 // handlers, then every listener, then the log line "ready" and READY=1 to $NOTIFY_SOCKET (when
 // set). Shutdown sends STOPPING=1 there.
 int runServer(const config::Config& config);
+
+// The metrics registry for `workers` loops and the configured listeners, with the build's version
+// and the start time.
+std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned workers);
+// What /readyz asks: see AdminServer's ReadinessProbe.
+ReadinessProbe readinessProbe(const config::Config& config);
+// The [metrics] listener started on its own thread; null and `error` when it cannot bind.
+std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, const Metrics& metrics,
+                                              std::string& error);
 
 }  // namespace popbridge::proxy
