@@ -33,6 +33,19 @@ TEST_F(ConfigTest, MetricsReadsEveryKey) {
   EXPECT_TRUE(result.warnings.empty()) << testing::PrintToString(result.warnings);
 }
 
+TEST_F(ConfigTest, MetricsAreInTheSummaryWhenOn) {
+  const LoadResult off = load(kMinimal);
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(summarize(*off.config).find("metrics:"), std::string::npos);
+  const LoadResult on = load(kMinimal + "[metrics]\naddress = \"127.0.0.1:9110\"\n");
+  ASSERT_TRUE(on.ok());
+  EXPECT_NE(summarize(*on.config)
+                .find("metrics: http://127.0.0.1:9110/metrics /healthz /readyz readyz_cache=5s "
+                      "healthz_stale=5s max_connections=16\n"),
+            std::string::npos)
+      << summarize(*on.config);
+}
+
 TEST_F(ConfigTest, MetricsEmptyAddressIsOff) {
   const LoadResult result = load(kMinimal + "[metrics]\naddress = \"\"\n");
   ASSERT_TRUE(result.ok());
