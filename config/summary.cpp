@@ -79,8 +79,9 @@ std::string summarize(const Config& config) {
 
   if (!config.metrics.address.empty()) {
     const MetricsConfig& m = config.metrics;
-    out += "metrics: http://" + m.address + "/metrics /healthz /readyz readyz_cache=" +
-           formatDuration(m.readyzCache) + " healthz_stale=" + formatDuration(m.healthzStale) +
+    out += "metrics: http://" + m.address +
+           "/metrics /healthz /readyz readyz_cache=" + formatDuration(m.readyzCache) +
+           " healthz_stale=" + formatDuration(m.healthzStale) +
            " max_connections=" + std::to_string(m.maxConnections) + "\n";
   }
 

@@ -56,7 +56,7 @@ std::string formatHttpResponse(int status, std::string_view contentType, std::st
 ReadinessProbe tcpConnectProbe(std::string host, std::uint16_t port,
                                std::chrono::milliseconds timeout) {
   return [host = std::move(host), port, timeout](uv_loop_t* loop,
-                                                  ReadinessDone done) -> std::shared_ptr<void> {
+                                                 ReadinessDone done) -> std::shared_ptr<void> {
     auto connector = std::make_shared<Connector>(loop);
     const std::string target = host + ":" + std::to_string(port);
     // The connector is owned by the caller's token; the callback must not keep it alive.
@@ -113,7 +113,8 @@ bool AdminServer::start(std::string& error) {
                             reinterpret_cast<sockaddr_in6*>(&address))
               : uv_ip4_addr(options_.host.c_str(), options_.port,
                             reinterpret_cast<sockaddr_in*>(&address));
-  const std::string name = "metrics listener " + options_.host + ":" + std::to_string(options_.port);
+  const std::string name =
+      "metrics listener " + options_.host + ":" + std::to_string(options_.port);
   if (rc != 0) {
     error = name + ": bad address";
     return false;
@@ -130,9 +131,9 @@ bool AdminServer::start(std::string& error) {
   sockaddr_storage bound{};
   int length = sizeof bound;
   uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &length);
-  boundPort_ = ntohs(bound.ss_family == AF_INET6
-                         ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  boundPort_ =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   wake_ = UvHandle<uv_async_t>::allocate();
   uv_async_init(&loop_, wake_.get(), [](uv_async_t* handle) noexcept {
     if (auto* self = static_cast<AdminServer*>(handle->data)) self->shutdownOnLoop();
@@ -206,7 +207,9 @@ void AdminServer::onData(std::uint64_t id, std::string_view data) {
     case protocol::HttpRequestParser::Result::NeedMore:
       return;
     case protocol::HttpRequestParser::Result::Error:
-      respond(id, {connection.parser.errorStatus(), connection.parser.error() + "\n", {},
+      respond(id, {connection.parser.errorStatus(),
+                   connection.parser.error() + "\n",
+                   {},
                    connection.parser.errorStatus() == 405});
       return;
     case protocol::HttpRequestParser::Result::Done:
@@ -284,12 +287,11 @@ void AdminServer::respond(std::uint64_t id, const Response& response) {
   Connection& connection = *it->second;
   connection.answered = true;
   connection.timer.stop();
-  connection.stream->write(formatHttpResponse(response.status,
-                                              response.contentType.empty()
-                                                  ? std::string_view("text/plain; charset=utf-8")
-                                                  : std::string_view(response.contentType),
-                                              response.body, connection.head,
-                                              response.allowHeader));
+  connection.stream->write(formatHttpResponse(
+      response.status,
+      response.contentType.empty() ? std::string_view("text/plain; charset=utf-8")
+                                   : std::string_view(response.contentType),
+      response.body, connection.head, response.allowHeader));
   connection.stream->closeAfterFlush("answered");
 }
 

@@ -40,8 +40,7 @@ constexpr std::array<HistogramInfo, count<HistogramId>()> kHistograms = {{
 }};
 
 // Appends "# HELP" and "# TYPE" lines.
-void header(std::string& out, std::string_view name, std::string_view type,
-            std::string_view help) {
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
@@ -198,7 +197,8 @@ std::string Metrics::render() const {
   std::string out;
   out.reserve(8192);
 
-  header(out, "popbridge_build_info", "gauge", "Always 1; the version label says which build runs.");
+  header(out, "popbridge_build_info", "gauge",
+         "Always 1; the version label says which build runs.");
   sample(out, "popbridge_build_info", label("version", version_), 1);
   header(out, "process_start_time_seconds", "gauge",
          "Start time of the process since the Unix epoch, in seconds.");
@@ -296,7 +296,8 @@ std::string Metrics::render() const {
     const std::string bucket = std::string(name) + "_bucket";
     double cumulative = 0;
     for (std::size_t b = 0; b <= kHistogramBounds.size(); ++b) {
-      cumulative += sum([h, b](const WorkerMetrics& w) { return w.histograms_[h].buckets[b].value(); });
+      cumulative +=
+          sum([h, b](const WorkerMetrics& w) { return w.histograms_[h].buckets[b].value(); });
       const std::string le =
           b < kHistogramBounds.size() ? formatSampleValue(kHistogramBounds[b]) : "+Inf";
       sample(out, bucket, label("le", le), cumulative);

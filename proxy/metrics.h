@@ -28,8 +28,8 @@ namespace popbridge::proxy {
 
 // Why a session ended: a small fixed set, so the label has bounded cardinality.
 enum class EndReason : std::uint8_t {
-  Quit,           // QUIT, before or after login
-  ClientClosed,   // the client hung up or its connection failed
+  Quit,          // QUIT, before or after login
+  ClientClosed,  // the client hung up or its connection failed
   IdleTimeout,
   LoginTimeout,
   UpstreamError,  // the upstream failed, timed out or refused QUIT's deletions
@@ -43,7 +43,16 @@ std::string_view toString(EndReason reason);
 // The session's end text (Pop3Server's finish reason, or a Stream's close reason) as a label.
 EndReason classifyEndReason(std::string_view reason);
 
-enum class LoginResult : std::uint8_t { Ok, Auth, SysTemp, SysPerm, InUse, LoginDelay, Other, kCount };
+enum class LoginResult : std::uint8_t {
+  Ok,
+  Auth,
+  SysTemp,
+  SysPerm,
+  InUse,
+  LoginDelay,
+  Other,
+  kCount
+};
 std::string_view toString(LoginResult result);
 LoginResult loginResultOf(protocol::RespCode code);
 
@@ -84,8 +93,12 @@ inline constexpr std::array<double, 14> kHistogramBounds = {
 template <typename T>
 class SingleWriter {
  public:
-  void add(T n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(T n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void add(T n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(T n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   T value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -95,7 +108,8 @@ using Counter = SingleWriter<std::uint64_t>;
 using Gauge = SingleWriter<std::int64_t>;
 
 struct HistogramCells {
-  std::array<Counter, kHistogramBounds.size() + 1> buckets;  // per bucket, not cumulative; last: +Inf
+  std::array<Counter, kHistogramBounds.size() + 1>
+      buckets;  // per bucket, not cumulative; last: +Inf
   Counter count;
   Counter sumMicros;
   void observe(std::chrono::microseconds duration) noexcept;
@@ -103,7 +117,8 @@ struct HistogramCells {
 
 class alignas(64) WorkerMetrics {
  public:
-  explicit WorkerMetrics(std::size_t listeners) : sessionsActive_(listeners), sessionsTotal_(listeners) {}
+  explicit WorkerMetrics(std::size_t listeners)
+      : sessionsActive_(listeners), sessionsTotal_(listeners) {}
   WorkerMetrics(const WorkerMetrics&) = delete;
   WorkerMetrics& operator=(const WorkerMetrics&) = delete;
 
@@ -124,7 +139,9 @@ class alignas(64) WorkerMetrics {
     histograms_[index(which)].observe(duration);
   }
   // The worker loop's liveness: a steady-clock time in milliseconds, written by its 1 s timer.
-  void heartbeat(std::int64_t steadyMillis) noexcept { heartbeat_.store(steadyMillis, std::memory_order_relaxed); }
+  void heartbeat(std::int64_t steadyMillis) noexcept {
+    heartbeat_.store(steadyMillis, std::memory_order_relaxed);
+  }
   std::int64_t lastHeartbeat() const noexcept { return heartbeat_.load(std::memory_order_relaxed); }
 
  private:

@@ -717,9 +717,9 @@ void ProxySession::failInternal(const char* what) noexcept {
 void ProxySession::markDone() {
   if (done_) return;
   done_ = true;
-  metrics_.sessionEnded(listener_.index, classifyEndReason(session_.endReason().empty()
-                                                               ? endReason_
-                                                               : session_.endReason()));
+  metrics_.sessionEnded(
+      listener_.index,
+      classifyEndReason(session_.endReason().empty() ? endReason_ : session_.endReason()));
   idleTimer_.stop();
   commandTimer_.stop();
   delayTimer_.stop();

@@ -368,9 +368,8 @@ std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned work
   std::vector<std::string> listeners;
   for (const auto& listener : config.listeners) listeners.push_back(listener.address);
   auto metrics = std::make_unique<Metrics>(std::move(listeners), workers);
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   metrics->setBuild(POPBRIDGE_VERSION, std::floor(now * 1000) / 1000);
   return metrics;
 }
@@ -378,9 +377,9 @@ std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned work
 // The integration point for /readyz: today a TCP connect to the upstream within its
 // connect_timeout. A full probe (TLS, greeting) replaces readinessProbe() alone.
 ReadinessProbe readinessProbe(const config::Config& config) {
-  return tcpConnectProbe(config.upstream.host, config.upstream.port,
-                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                             config.upstream.connectTimeout));
+  return tcpConnectProbe(
+      config.upstream.host, config.upstream.port,
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.upstream.connectTimeout));
 }
 
 std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, const Metrics& metrics,
@@ -395,8 +394,8 @@ std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, cons
       std::chrono::duration_cast<std::chrono::milliseconds>(config.metrics.healthzStale);
   auto admin = std::make_unique<AdminServer>(options, metrics, readinessProbe(config));
   if (!admin->start(error)) return nullptr;
-  logLine(LogLevel::Info, "metrics on http://" + config.metrics.address +
-                              "/metrics (also /healthz, /readyz)");
+  logLine(LogLevel::Info,
+          "metrics on http://" + config.metrics.address + "/metrics (also /healthz, /readyz)");
   return admin;
 }
 

@@ -79,8 +79,7 @@ HttpRequestParser::Result HttpRequestParser::requestLine(std::string_view line) 
   const std::string_view version = line.substr(lastSpace + 1);
   if (!isToken(method)) return fail(400, "malformed method");
   if (target.empty() || target.front() != '/' ||
-      !std::all_of(target.begin(), target.end(),
-                   [](char c) { return c > 0x20 && c < 0x7f; })) {
+      !std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
     return fail(400, "malformed request target");
   }
   if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||

@@ -75,8 +75,7 @@ TEST_F(ConfigTest, MetricsErrorsAreLocated) {
       {"[metrics]\naddress = \"127.0.0.1:0\"\n",
        "t.toml:9:11: metrics.address: expected a port between 1 and 65535 after the address, got "
        "\"0\""},
-      {"[metrics]\naddress = 9110\n",
-       "t.toml:9:11: metrics.address: expected a string, got 9110"},
+      {"[metrics]\naddress = 9110\n", "t.toml:9:11: metrics.address: expected a string, got 9110"},
       {"[metrics]\nreadyz_cache = \"11m\"\n",
        "t.toml:9:16: metrics.readyz_cache: expected a duration between 0s and 10m, got \"11m\""},
       {"[metrics]\nhealthz_stale = \"1s\"\n",

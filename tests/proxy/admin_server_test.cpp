@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace popbridge::proxy {

@@ -59,10 +59,10 @@ TEST(Metrics, SumsEveryWorkersBlock) {
 
 TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
   Metrics metrics({}, 2);
-  metrics.worker(0).observe(HistogramId::Login, 3ms);       // <= 0.005
-  metrics.worker(1).observe(HistogramId::Login, 5ms);       // <= 0.005: bounds are inclusive
-  metrics.worker(1).observe(HistogramId::Login, 700ms);     // <= 1
-  metrics.worker(0).observe(HistogramId::Login, 1000s);     // +Inf only
+  metrics.worker(0).observe(HistogramId::Login, 3ms);    // <= 0.005
+  metrics.worker(1).observe(HistogramId::Login, 5ms);    // <= 0.005: bounds are inclusive
+  metrics.worker(1).observe(HistogramId::Login, 700ms);  // <= 1
+  metrics.worker(0).observe(HistogramId::Login, 1000s);  // +Inf only
   const std::string page = metrics.render();
   EXPECT_EQ(linesStarting(page, "popbridge_login_duration_seconds"),
             "popbridge_login_duration_seconds_bucket{le=\"0.005\"} 2\n"

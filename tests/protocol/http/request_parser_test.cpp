@@ -1,11 +1,11 @@
 // HttpRequestParser: each case fed whole and one byte at a time, with the same outcome.
 
+#include "protocol/http/request_parser.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "protocol/http/request_parser.h"
 
 namespace popbridge::protocol {
 namespace {
@@ -14,10 +14,10 @@ struct Case {
   std::string name;
   std::string input;
   HttpRequestParser::Result result;
-  int status = 0;             // with Error
-  std::string method = {};    // with Done
-  std::string path = {};      // with Done
-  std::size_t consumed = 0;   // 0: the whole input
+  int status = 0;            // with Error
+  std::string method = {};   // with Done
+  std::string path = {};     // with Done
+  std::size_t consumed = 0;  // 0: the whole input
   HttpRequestLimits limits = {};
 };
 
@@ -36,8 +36,9 @@ const std::vector<Case> kCases = {
     {"BareLf", "GET / HTTP/1.1\nHost: x\n\n", R::Done, 0, "GET", "/"},
     {"LeadingEmptyLines", "\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", R::Done, 0, "GET", "/"},
     {"StopsAfterHead", "GET / HTTP/1.0\r\n\r\nGARBAGE", R::Done, 0, "GET", "/", 18},
-    {"ManyHeaders", "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: Prometheus/2.42\r\nAccept: */*\r\n\r\n",
-     R::Done, 0, "GET", "/"},
+    {"ManyHeaders",
+     "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: Prometheus/2.42\r\nAccept: */*\r\n\r\n", R::Done, 0,
+     "GET", "/"},
     {"Incomplete", "GET /metrics HTTP/1.1\r\nHost: x\r\n", R::NeedMore},
     {"Post", "POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", R::Error, 405, {}, {}, 24},
     {"Delete", "DELETE / HTTP/1.1\r\n", R::Error, 405},
@@ -61,11 +62,29 @@ const std::vector<Case> kCases = {
     {"ZeroLengthBodyIsFine", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", R::Done, 0,
      "GET", "/"},
     {"Chunked", "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", R::Error, 400},
-    {"HeadTooLong", "GET /" + std::string(100, 'a') + " HTTP/1.1\r\n", R::Error, 431, {}, {}, 64,
+    {"HeadTooLong",
+     "GET /" + std::string(100, 'a') + " HTTP/1.1\r\n",
+     R::Error,
+     431,
+     {},
+     {},
+     64,
      {64, 8}},
-    {"HeadExactlyAtLimit", "GET / HTTP/1.0\r\nX: " + std::string(25, 'a') + "\r\n\r\n", R::Done, 0,
-     "GET", "/", 0, {48, 8}},
-    {"TooManyHeaders", "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n", R::Error, 431, {}, {}, 0,
+    {"HeadExactlyAtLimit",
+     "GET / HTTP/1.0\r\nX: " + std::string(25, 'a') + "\r\n\r\n",
+     R::Done,
+     0,
+     "GET",
+     "/",
+     0,
+     {48, 8}},
+    {"TooManyHeaders",
+     "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n",
+     R::Error,
+     431,
+     {},
+     {},
+     0,
      {8192, 2}},
 };
 
