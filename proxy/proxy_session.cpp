@@ -233,7 +233,9 @@ void ProxySession::onClientTlsReady() {
 
 void ProxySession::onClientClosed(std::string_view reason) {
   if (endReason_.empty()) endReason_ = reason;
-  if (reason.starts_with("TLS ")) metrics_.tlsHandshakeFailed(TlsSide::Client);
+  if (client_ && client_->tlsActive() && !client_->tlsEstablished()) {
+    metrics_.tlsHandshakeFailed(TlsSide::Client);  // ended during the handshake
+  }
   if (loginPending_ && !session_.closed() && env_.loginGate) {
     loginPending_ = false;
     unsigned failures =
@@ -603,13 +605,15 @@ void ProxySession::onUpstreamData(std::string_view data) {
 }
 
 void ProxySession::onUpstreamClosed(std::string_view reason, std::uint64_t generation) {
-  if (reason.starts_with("TLS ")) metrics_.tlsHandshakeFailed(TlsSide::Upstream);
   if (generation != upstreamGeneration_) {
     // A retired connection finished flushing its LOGOUT; Stream allows being
     // destroyed from inside its own onClose.
     std::erase_if(retiredUpstreams_, [&](const auto& entry) { return entry.first == generation; });
     syncUpstreamGauge();
     return;
+  }
+  if (upstream_ && upstream_->tlsActive() && !upstream_->tlsEstablished()) {
+    metrics_.tlsHandshakeFailed(TlsSide::Upstream);  // ended during the handshake
   }
   auto alive = alive_;
   upstream_.reset();

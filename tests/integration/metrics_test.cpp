@@ -196,5 +196,47 @@ TEST_F(MetricsTest, HealthzAndReadyzAnswer) {
             std::string::npos);
 }
 
+TEST_F(MetricsTest, TlsHandshakesAreCountedByVersionAndFailuresBySide) {
+  const std::uint16_t port = freeLoopbackPort();
+  PopbridgeProcess::Options options;
+  options.listeners[0].tls = "implicit";
+  options.upstreamTls = "implicit";
+  options.extra = "[metrics]\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n";
+  PopbridgeProcess proxy(dovecot_, options);
+  {
+    Pop3TestClient pop(proxy.port(), true, dovecot_.pki().caCert);
+    ASSERT_EQ(pop.command("USER alice").rfind("+OK", 0), 0u);
+    ASSERT_EQ(pop.command("PASS " + password()).rfind("+OK", 0), 0u);
+    EXPECT_EQ(pop.command("QUIT").rfind("+OK", 0), 0u);
+  }
+  {
+    // Not TLS at all: the handshake fails on the client side.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(proxy.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    const std::string junk = "USER alice\r\n\r\n\r\n";
+    ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    char buffer[256];
+    while (::recv(fd, buffer, sizeof buffer, 0) > 0) {
+    }
+    ::close(fd);
+  }
+  std::map<std::string, double> samples;
+  for (int i = 0; i < 100; ++i) {
+    samples = parseSamples(bodyOf(httpGet(port, "/metrics")));
+    if (samples["popbridge_tls_handshake_failures_total{side=\"client\"}"] == 1) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(samples["popbridge_tls_handshakes_total{side=\"client\",version=\"TLSv1.3\"}"], 1);
+  EXPECT_EQ(samples["popbridge_tls_handshakes_total{side=\"upstream\",version=\"TLSv1.3\"}"], 1);
+  EXPECT_EQ(samples["popbridge_tls_handshake_failures_total{side=\"client\"}"], 1);
+  EXPECT_EQ(samples["popbridge_tls_handshake_failures_total{side=\"upstream\"}"], 0);
+  EXPECT_EQ(samples["popbridge_sessions_ended_total{reason=\"tls_error\"}"], 1);
+  EXPECT_EQ(samples["popbridge_sessions_ended_total{reason=\"quit\"}"], 1);
+}
+
 }  // namespace
 }  // namespace popbridge::test
