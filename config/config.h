@@ -175,6 +175,19 @@ struct AccountConfig {
   MailboxOptions mailbox;  // [mailbox] with this account's overrides applied
 };
 
+// [metrics]: the Prometheus scrape, /healthz and /readyz on their own listener, served by
+// their own loop. Empty address: off.
+struct MetricsConfig {
+  std::string address;  // "127.0.0.1:9110"; empty: no metrics listener
+  std::string host;     // from address: a literal IP, without brackets
+  std::uint16_t port = 0;
+  // How long one /readyz answer (an upstream probe) is reused.
+  Duration readyzCache = std::chrono::seconds(5);
+  // How old a worker loop's heartbeat may be before /healthz calls it stuck.
+  Duration healthzStale = std::chrono::seconds(5);
+  unsigned maxConnections = 16;  // concurrent admin HTTP connections
+};
+
 struct Config {
   ServerConfig server;
   std::vector<ListenerConfig> listeners;
@@ -183,6 +196,7 @@ struct Config {
   MailboxOptions mailbox;
   std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
   std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
+  MetricsConfig metrics;
 
   // Exact, case-sensitive match; nullptr when there is no such account.
   const AccountConfig* findAccount(std::string_view user) const;

@@ -5,8 +5,8 @@
 namespace popbridge::config {
 namespace {
 
-constexpr std::array<std::string_view, 6> kRoot{"server",  "listener", "upstream",
-                                                "mailbox", "account",  "oauth2"};
+constexpr std::array<std::string_view, 7> kRoot{"server",  "listener", "upstream", "mailbox",
+                                                "account", "oauth2",   "metrics"};
 constexpr std::array<std::string_view, 19> kServer{"workers",
                                                    "idle_timeout",
                                                    "max_connections",
@@ -27,8 +27,8 @@ constexpr std::array<std::string_view, 19> kServer{"workers",
                                                    "buffer_size",
                                                    "write_high_watermark"};
 constexpr std::array<std::string_view, 8> kListener{
-    "address",         "tls",        "certificate",          "private_key",
-    "min_tls_version", "ciphers",    "allow_plaintext_auth", "handshake_timeout"};
+    "address",         "tls",     "certificate",          "private_key",
+    "min_tls_version", "ciphers", "allow_plaintext_auth", "handshake_timeout"};
 constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "port",
                                                      "tls",
@@ -65,6 +65,9 @@ constexpr std::array<std::string_view, 17> kOAuth2{"provider",
                                                    "request_timeout",
                                                    "refresh_before"};
 
+constexpr std::array<std::string_view, 4> kMetrics{"address", "readyz_cache", "healthz_stale",
+                                                   "max_connections"};
+
 constexpr std::array<EnvironmentOverride, 9> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
     {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
@@ -86,6 +89,7 @@ constinit const std::span<const std::string_view> kUpstreamKeys = kUpstream;
 constinit const std::span<const std::string_view> kMailboxKeys = kMailbox;
 constinit const std::span<const std::string_view> kAccountKeys = kAccount;
 constinit const std::span<const std::string_view> kOAuth2Keys = kOAuth2;
+constinit const std::span<const std::string_view> kMetricsKeys = kMetrics;
 constinit const std::span<const EnvironmentOverride> kEnvironmentOverrides = kOverrides;
 
 }  // namespace popbridge::config

@@ -72,6 +72,7 @@ class Loader {
   // An endpoint URL: https, or http to a loopback address (a local token helper).
   void checkEndpoint(const TableReader& reader, std::string_view key, const std::string& url);
   void readPath(const TableReader& reader, std::string_view key, std::string& out);
+  void readMetrics(const TableReader& root, MetricsConfig& metrics);
 
   Diagnostics diagnostics_;
   bool mailboxSetsDelete_ = false;  // [mailbox] (or its environment override) sets on_delete
@@ -965,6 +966,35 @@ void Loader::warnUnusedIdentities(const Config& config) {
   }
 }
 
+// --- [metrics] ---------------------------------------------------------------------------------
+
+void Loader::readMetrics(const TableReader& root, MetricsConfig& metrics) {
+  const toml::node* node = root.find("metrics");
+  if (node == nullptr) return;
+  if (!node->is_table()) {
+    root.error("metrics", "expected a table ([metrics]), got " + describe(*node));
+    return;
+  }
+  TableReader reader(diagnostics_, node->as_table(), "metrics", kMetricsKeys, node);
+  if (reader.readString("address", metrics.address) == Read::Ok && !metrics.address.empty()) {
+    std::string problem;
+    if (!parseListenAddress(metrics.address, metrics.host, metrics.port, problem)) {
+      reader.error("address", problem);
+    } else if (!isLoopbackHost(metrics.host)) {
+      // The page tells anyone who can reach it the user count and traffic; say so once.
+      reader.warn("address", "metrics listener " + metrics.address +
+                                 " is reachable from other hosts; /metrics has no "
+                                 "authentication, so firewall it or bind to 127.0.0.1");
+    }
+  }
+  reader.readDuration("readyz_cache", std::chrono::seconds(0), std::chrono::minutes(10),
+                      metrics.readyzCache);
+  reader.readDuration("healthz_stale", std::chrono::seconds(2), std::chrono::minutes(10),
+                      metrics.healthzStale);
+  reader.readInteger("max_connections", 1, 1024, metrics.maxConnections);
+  reader.reportUnknownKeys();
+}
+
 LoadResult Loader::load(std::string_view text) {
   LoadResult result;
   toml::table root;
@@ -996,6 +1026,7 @@ LoadResult Loader::load(std::string_view text) {
   identities_ = &config.oauth2;
   readAccounts(root, config.mailbox, config.accounts);
   warnUnusedIdentities(config);
+  readMetrics(rootReader, config.metrics);
   rootReader.reportUnknownKeys();
 
   result.errors = diagnostics_.takeErrors();

@@ -86,6 +86,14 @@ std::string summarize(const Config& config) {
 
   out += "mailbox: " + summarizeMailbox(config.mailbox) + "\n";
 
+  if (!config.metrics.address.empty()) {
+    const MetricsConfig& m = config.metrics;
+    out += "metrics: http://" + m.address +
+           "/metrics /healthz /readyz readyz_cache=" + formatDuration(m.readyzCache) +
+           " healthz_stale=" + formatDuration(m.healthzStale) +
+           " max_connections=" + std::to_string(m.maxConnections) + "\n";
+  }
+
   if (config.accounts.empty()) {
     out += "accounts: none (logins are passed through to the upstream)\n";
   }

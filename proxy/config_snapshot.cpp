@@ -280,6 +280,16 @@ ReloadPlan planReload(const ConfigSnapshot& running, config::LoadResult loaded, 
         ", which needs a restart; keeping " + std::string(config::toString(now.server.logFormat)));
     next.server.logFormat = now.server.logFormat;
   }
+  if (next.metrics.address != now.metrics.address ||
+      next.metrics.maxConnections != now.metrics.maxConnections ||
+      next.metrics.readyzCache != now.metrics.readyzCache ||
+      next.metrics.healthzStale != now.metrics.healthzStale) {
+    // The admin listener runs on a thread of its own, started once with these settings.
+    plan.warnings.push_back(
+        "metrics: the [metrics] table changed, which needs a restart; keeping " +
+        (now.metrics.address.empty() ? std::string("it off") : "it on " + now.metrics.address));
+    next.metrics = now.metrics;
+  }
   if (next.oauth2 != now.oauth2) {
     // The token service holds the identities, their TLS contexts and cached tokens; a half
     // switch would have accounts of the new file log in with tokens of the old one.

@@ -114,10 +114,14 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
   callbacks.onClose = guard([this](std::string_view reason) { onClientClosed(reason); });
   client_ = std::make_unique<Stream>(env_.loop, std::move(client), options, std::move(callbacks));
   clientAddress_ = client_->peerAddress();
+  metrics_.sessionStarted(listener_.index);
 }
 
 ProxySession::~ProxySession() {
   *alive_ = false;
+  // A session destroyed before it ended (the shutdown timeout) still leaves the gauges.
+  if (!done_) metrics_.sessionEnded(listener_.index, EndReason::Shutdown);
+  for (; upstreamsCounted_ > 0; --upstreamsCounted_) metrics_.upstreamClosed();
   if (env_.loginGate) env_.loginGate->cancel(id_);
   protocol::secureWipe(heldPassword_);
 }
@@ -192,6 +196,7 @@ void ProxySession::shutdown() {
 // --- client side -------------------------------------------------------------
 
 void ProxySession::onClientData(std::string_view data) {
+  metrics_.bytes(ByteCounter::ClientIn, data.size());
   // The idle timer counts commands, not bytes: a client trickling a line that
   // never ends (slowloris) must not hold its connection forever. Every line,
   // good or bad, ends at an LF, and bad ones count towards max_bad_commands.
@@ -250,6 +255,7 @@ void ProxySession::onClientDrain() {
 }
 
 void ProxySession::onClientTlsReady() {
+  metrics_.tlsHandshake(TlsSide::Client, client_->tlsVersion());
   logAt(LogLevel::Debug,
         "client TLS established: " + client_->tlsVersion() + " " + client_->tlsCipher());
   if (!greeted_) {
@@ -263,6 +269,9 @@ void ProxySession::onClientTlsReady() {
 
 void ProxySession::onClientClosed(std::string_view reason) {
   if (endReason_.empty()) endReason_ = reason;
+  if (client_ && client_->tlsActive() && !client_->tlsEstablished()) {
+    metrics_.tlsHandshakeFailed(TlsSide::Client);  // ended during the handshake
+  }
   if (loginPending_ && !session_.closed() && env_.loginGate) {
     loginPending_ = false;
     LoginGuard::Failures failures = env_.loginGate->guard().recordFailure(
@@ -278,10 +287,12 @@ void ProxySession::onClientClosed(std::string_view reason) {
 }
 
 void ProxySession::sendToClient(std::string_view bytes) {
+  metrics_.bytes(ByteCounter::ClientOut, bytes.size());
   if (client_) client_->write(bytes);
 }
 
 void ProxySession::sendToClientAndRecycle(std::string& bytes) {
+  metrics_.bytes(ByteCounter::ClientOut, bytes.size());
   if (client_) {
     client_->writeAndRecycle(bytes);
   } else {
@@ -323,6 +334,7 @@ void ProxySession::startAuthDelay() {
 
 void ProxySession::resolveCredentials(std::string_view user, std::string_view password) {
   loginPending_ = true;
+  loginStarted_ = std::chrono::steady_clock::now();
   if (env_.loginGate) {
     std::string ip = clientIp();
     // Keyed by the name as given, before anything is checked: a name that does not exist is
@@ -336,7 +348,7 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
                 (throttle.subject == LoginGuard::Subject::Ip ? "from " + ip
                                                              : std::string("for this user")) +
                 "; checking in " + std::to_string(throttle.delay.count()) + " ms");
-      refused("throttled");
+      refused(RefusedReason::Throttled);
       heldUser_ = std::string(user);
       heldPassword_ = std::string(password);
       delayTimer_.start(throttle.delay, guard([this] {
@@ -558,7 +570,7 @@ protocol::MaildropClaim ProxySession::admit(std::string_view account, std::strin
             "login refused with [LOGIN-DELAY]: the user logged in less than login_delay ago; " +
                 std::to_string(std::chrono::ceil<std::chrono::seconds>(wait).count()) +
                 " s to wait");
-      refused("login_delay");
+      refused(RefusedReason::LoginDelay);
       return protocol::MaildropClaim::LoginDelay;
     }
   }
@@ -569,16 +581,15 @@ protocol::MaildropClaim ProxySession::admit(std::string_view account, std::strin
     logAt(LogLevel::Info, "login refused with [IN-USE]: " + std::string(toString(verdict)) +
                               " (upstream account " + std::string(account) + ", folder \"" +
                               std::string(folder) + "\")");
-    refused("in_use");
+    refused(RefusedReason::InUse);
     return protocol::MaildropClaim::InUse;
   }
   claim_ = SessionClaim(*env_.sessions, std::move(maildrop), id_);
   return protocol::MaildropClaim::Granted;
 }
 
-void ProxySession::refused(std::string_view) {
-  // Metrics: count abuse-control refusals by reason here ("throttled", "login_delay",
-  // "in_use"); the log line naming the reason is written by the caller.
+void ProxySession::refused(RefusedReason reason) {
+  metrics_.refused(reason);  // the caller writes the log line naming it
 }
 
 void ProxySession::onLoginTimeout() {
@@ -623,6 +634,7 @@ void ProxySession::dropPendingLogin() {
 
 void ProxySession::connectUpstream() {
   const auto& upstream = env_.config->upstream;
+  connectStarted_ = std::chrono::steady_clock::now();
   connector_ = std::make_unique<Connector>(env_.loop);
   logAt(LogLevel::Debug,
         "connecting to upstream " + upstream.host + ":" + std::to_string(upstream.port));
@@ -655,7 +667,11 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
   callbacks.onClose =
       guard([this, generation](std::string_view reason) { onUpstreamClosed(reason, generation); });
   upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options, std::move(callbacks));
+  syncUpstreamGauge();
   upstreamPaused_ = false;
+  if (config.upstream.tls != config::UpstreamTls::Implicit) {
+    observeSince(HistogramId::UpstreamConnect, connectStarted_);
+  }
   if (config.upstream.tls == config::UpstreamTls::Implicit) {
     upstream_->startTlsClient(env_.upstreamTls->get(), config.upstream.effectiveServerName(),
                               env_.upstreamTls->verify());
@@ -668,6 +684,8 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
 }
 
 void ProxySession::onUpstreamTlsReady() {
+  metrics_.tlsHandshake(TlsSide::Upstream, upstream_->tlsVersion());
+  observeSince(HistogramId::UpstreamConnect, connectStarted_);  // implicit TLS: set until now
   logAt(LogLevel::Debug,
         "upstream TLS established: " + upstream_->tlsVersion() + " " + upstream_->tlsCipher());
   auto alive = alive_;
@@ -681,6 +699,7 @@ void ProxySession::onUpstreamTlsReady() {
 }
 
 void ProxySession::onUpstreamData(std::string_view data) {
+  metrics_.bytes(ByteCounter::UpstreamIn, data.size());
   touchIdle();
   auto alive = alive_;
   session_.feedUpstream(data);
@@ -698,15 +717,21 @@ void ProxySession::onUpstreamClosed(std::string_view reason, std::uint64_t gener
     // A retired connection finished flushing its LOGOUT; Stream allows being
     // destroyed from inside its own onClose.
     std::erase_if(retiredUpstreams_, [&](const auto& entry) { return entry.first == generation; });
+    syncUpstreamGauge();
     return;
+  }
+  if (upstream_ && upstream_->tlsActive() && !upstream_->tlsEstablished()) {
+    metrics_.tlsHandshakeFailed(TlsSide::Upstream);  // ended during the handshake
   }
   auto alive = alive_;
   upstream_.reset();
+  syncUpstreamGauge();
   session_.onUpstreamClosed(reason);
   if (*alive) pumpClient();
 }
 
 void ProxySession::sendToUpstream(std::string_view bytes) {
+  metrics_.bytes(ByteCounter::UpstreamOut, bytes.size());
   if (upstream_) upstream_->write(bytes);
 }
 
@@ -725,6 +750,30 @@ void ProxySession::closeUpstream() {
   Stream& stream = *upstream_;
   retiredUpstreams_.emplace_back(generation, std::move(upstream_));
   stream.closeAfterFlush("session over");
+}
+
+void ProxySession::syncUpstreamGauge() {
+  const std::size_t open = (upstream_ ? 1 : 0) + retiredUpstreams_.size();
+  for (; upstreamsCounted_ < open; ++upstreamsCounted_) metrics_.upstreamOpened();
+  for (; upstreamsCounted_ > open; --upstreamsCounted_) metrics_.upstreamClosed();
+}
+
+void ProxySession::observeSince(HistogramId which,
+                                std::optional<std::chrono::steady_clock::time_point>& started) {
+  if (!started) return;
+  metrics_.observe(which, std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - *started));
+  started.reset();
+}
+
+void ProxySession::noteLogin(bool ok, protocol::RespCode code) {
+  metrics_.login(ok ? LoginResult::Ok : loginResultOf(code));
+  observeSince(HistogramId::Login, loginStarted_);
+  if (ok) {
+    observeSince(HistogramId::Snapshot, snapshotStarted_);
+  } else {
+    snapshotStarted_.reset();
+  }
 }
 
 // --- timers --------------------------------------------------------------------
@@ -781,6 +830,9 @@ void ProxySession::failInternal(const char* what) noexcept {
 void ProxySession::markDone() {
   if (done_) return;
   done_ = true;
+  metrics_.sessionEnded(
+      listener_.index,
+      classifyEndReason(session_.endReason().empty() ? endReason_ : session_.endReason()));
   idleTimer_.stop();
   commandTimer_.stop();
   delayTimer_.stop();

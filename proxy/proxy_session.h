@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
 #include "proxy/loop_mailbox.h"
+#include "proxy/metrics.h"
 #include "proxy/session_registry.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
@@ -28,6 +30,7 @@ namespace popbridge::proxy {
 struct ListenerRuntime {
   const config::ListenerConfig* config = nullptr;
   const TlsServerContext* tls = nullptr;  // null for tls = "none"
+  std::size_t index = 0;                  // in config.listeners: the metrics' listener label
 };
 
 // Everything a session needs from the process, shared by all its sessions. A session copies it
@@ -43,6 +46,7 @@ struct SessionEnvironment {
   std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
   // Exclusive maildrops and max_sessions_per_account, shared by every loop; null: no claims.
   SessionRegistry* sessions = nullptr;
+  WorkerMetrics* metrics = nullptr;  // this loop's counters; never null in a session
 };
 
 // Glue between two Streams and one protocol::Pop3Session: turns the
@@ -85,6 +89,15 @@ class ProxySession : public protocol::SessionSink {
   void closeClient(std::string_view reason) override;
   void log(protocol::LogSeverity severity, std::string_view message) override;
   bool clientCongested() const override { return client_ && client_->aboveHighWatermark(); }
+  // Metrics hooks (Pop3ServerSink, MaildropSink).
+  void noteLogin(bool ok, protocol::RespCode code) override;
+  void noteRetrieved(bool top) override { metrics_.retrieved(top); }
+  void noteDeletionsRefused(std::uint32_t count) override { metrics_.deletionsRefused(count); }
+  void noteUpstreamLoggedIn() override { snapshotStarted_ = std::chrono::steady_clock::now(); }
+  void noteUidValidityChanged() override { metrics_.uidValidityChanged(); }
+  void noteDeleted(protocol::DeletePolicy policy, std::uint32_t count) override {
+    metrics_.deleted(policy, count);
+  }
 
  private:
   struct VerifyJob;
@@ -108,9 +121,8 @@ class ProxySession : public protocol::SessionSink {
   // A login whose credentials are proven: may it go on (LOGIN-DELAY, then the maildrop claim)?
   // Granted holds the claim in claim_ until the session ends or the login fails after all.
   protocol::MaildropClaim admit(std::string_view account, std::string_view folder, bool exclusive);
-  // Every login refused or slowed by abuse control passes here: "throttled", "login_delay",
-  // "in_use". The place to count them (metrics).
-  void refused(std::string_view reason);
+  // Every login refused or slowed by abuse control passes here (throttled, login_delay, in_use).
+  void refused(RefusedReason reason);
   void onLoginTimeout();
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
   void dropPendingLogin();
@@ -119,6 +131,10 @@ class ProxySession : public protocol::SessionSink {
   void touchIdle();
   void logAt(LogLevel level, std::string_view message);
   void markDone();
+  // Brings the upstream-connections gauge in line with the streams this session holds.
+  void syncUpstreamGauge();
+  void observeSince(HistogramId which,
+                    std::optional<std::chrono::steady_clock::time_point>& started);
 
   // Every entry from libuv goes through here: an exception from this session's code (a
   // std::bad_alloc, say) ends this session alone, with nothing it marked deleted, instead of
@@ -180,6 +196,13 @@ class ProxySession : public protocol::SessionSink {
   Timer commandTimer_;
   Timer delayTimer_;             // the failed-login delay, or the per-IP throttle before a check
   Timer loginTimer_{env_.loop};  // env_ is initialised first: it is declared first
+
+  // Metrics: this loop's block (env_ is initialised first). Each count is a relaxed store.
+  WorkerMetrics& metrics_ = *env_.metrics;
+  std::size_t upstreamsCounted_ = 0;  // upstream streams in the gauge
+  std::optional<std::chrono::steady_clock::time_point> connectStarted_;
+  std::optional<std::chrono::steady_clock::time_point> loginStarted_;
+  std::optional<std::chrono::steady_clock::time_point> snapshotStarted_;
 };
 
 }  // namespace popbridge::proxy

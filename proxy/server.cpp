@@ -9,13 +9,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <thread>
 #include <utility>
 
+#include "proxy/admin_server.h"
 #include "proxy/log.h"
 #include "proxy/readiness.h"
+#include "proxy/upstream_probe.h"
 
 namespace popbridge::proxy {
 
@@ -78,9 +81,28 @@ std::string seconds(config::Duration duration) {
 
 Worker::Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits& limits,
                LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-               TokenService* tokens, SessionRegistry* sessions)
+               TokenService* tokens, SessionRegistry* sessions, WorkerMetrics* metrics)
     : limits_(limits), nextSessionId_(nextSessionId), index_(index) {
   uv_loop_init(&loop_);
+  if (metrics == nullptr) {
+    ownMetrics_ = std::make_unique<WorkerMetrics>();
+    metrics = ownMetrics_.get();
+  }
+  metrics_ = metrics;
+  env_.metrics = metrics_;
+  metrics_->heartbeat(AdminServer::steadyMillis());
+  heartbeat_ = UvHandle<uv_timer_t>::allocate();
+  uv_timer_init(&loop_, heartbeat_.get());
+  heartbeat_->data = this;
+  uv_timer_start(
+      heartbeat_.get(),
+      [](uv_timer_t* handle) noexcept {
+        if (auto* self = static_cast<Worker*>(handle->data)) {
+          self->metrics_->heartbeat(AdminServer::steadyMillis());
+        }
+      },
+      1000, 1000);
+  uv_unref(heartbeat_.handle());
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
   if (tokens != nullptr) {
     mailbox_ = LoopMailbox::create(&loop_);
@@ -114,6 +136,7 @@ Worker::~Worker() {
   }
   reapTimer_.reset();
   shutdownTimer_.reset();
+  heartbeat_.reset();
   // Let every close callback run so the loop can be closed without leaks.
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
@@ -134,6 +157,7 @@ std::unique_ptr<Worker::Listener> Worker::adoptListener(std::size_t index, Uniqu
   listener->key = listenerKey(lc);
   listener->runtime.config = &lc;
   listener->runtime.tls = snapshot_->tls->listeners[index].get();
+  listener->runtime.index = metrics_->listenerSlot(lc.address);
   listener->tcp = UvHandle<uv_tcp_t>::allocate();
   uv_tcp_init(&loop_, listener->tcp.get());
   int rc = uv_tcp_open(listener->tcp.get(), fd.get());
@@ -183,8 +207,10 @@ void Worker::accept(Listener& listener) {
   std::string ip = peerIp(tcp.get());
   switch (limits_.acquire(ip)) {
     case ConnectionLimits::Verdict::TooManyTotal:
+      metrics_->refused(RefusedReason::Total);
       return reject(std::move(tcp), listener, "too many connections");
     case ConnectionLimits::Verdict::TooManyFromIp:
+      metrics_->refused(RefusedReason::PerIp);
       return reject(std::move(tcp), listener, "too many connections from " + ip);
     case ConnectionLimits::Verdict::Accepted:
       break;
@@ -474,6 +500,12 @@ class Supervisor {
     ended_ = makeAsync([](uv_async_t* h) noexcept { self(h)->guarded(&Supervisor::maybeEnd); });
   }
 
+  // The configuration new sessions get; any thread (/readyz probes the upstream it names).
+  std::shared_ptr<const ConfigSnapshot> running() {
+    std::lock_guard lock(mutex_);
+    return running_;
+  }
+
   ~Supervisor() {
     closeHandles();
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -618,7 +650,10 @@ class Supervisor {
     loginGuard_.setLimits(LoginGuard::limitsFrom(server));
     sessions_.setMaxPerAccount(server.maxSessionsPerAccount);
     setLogLevel(server.logLevel);
-    running_ = plan->snapshot;
+    {
+      std::lock_guard lock(mutex_);  // running() reads it from the admin thread
+      running_ = plan->snapshot;
+    }
     changes_ = std::move(plan->changes);
     pendingApplies_ = static_cast<unsigned>(workers_.size());
     for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -702,6 +737,50 @@ class Supervisor {
 
 }  // namespace
 
+std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned workers) {
+  std::vector<std::string> listeners;
+  for (const auto& listener : config.listeners) listeners.push_back(listener.address);
+  auto metrics = std::make_unique<Metrics>(std::move(listeners), workers);
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  metrics->setBuild(POPBRIDGE_VERSION, std::floor(now * 1000) / 1000);
+  return metrics;
+}
+
+ReadinessProbe readinessProbe(std::function<std::shared_ptr<const ConfigSnapshot>()> current) {
+  return
+      [current = std::move(current)](uv_loop_t* loop, ReadinessDone done) -> std::shared_ptr<void> {
+        // The probe reads the configuration it was started with: the snapshot lives as long as it.
+        struct Held {
+          std::shared_ptr<const ConfigSnapshot> snapshot;
+          std::unique_ptr<UpstreamProbe> probe;  // destroyed first
+        };
+        auto held = std::make_shared<Held>();
+        held->snapshot = current();
+        held->probe = probeReachability(
+            loop, held->snapshot->config, held->snapshot->tls->upstream.get(),
+            [done = std::move(done)](ProbeReport report) { done(report.ok(), report.summary()); });
+        return held;
+      };
+}
+
+std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, const Metrics& metrics,
+                                              ReadinessProbe probe, std::string& error) {
+  AdminOptions options;
+  options.host = config.metrics.host;
+  options.port = config.metrics.port;
+  options.maxConnections = config.metrics.maxConnections;
+  options.readyzCache =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.metrics.readyzCache);
+  options.healthzStale =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.metrics.healthzStale);
+  auto admin = std::make_unique<AdminServer>(options, metrics, std::move(probe));
+  if (!admin->start(error)) return nullptr;
+  logLine(LogLevel::Info,
+          "metrics on http://" + config.metrics.address + "/metrics (also /healthz, /readyz)");
+  return admin;
+}
+
 void blockShutdownSignals() {
   setSignalsBlocked(true);
 }
@@ -743,13 +822,19 @@ int runServer(const config::Config& config, ServerHooks hooks) {
     logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(startup.oauth2.size()));
   }
   std::atomic<std::uint64_t> nextId{1};
+  // Before the workers, which count into it, and the admin server, which reads it.
+  std::unique_ptr<Metrics> metrics = makeMetrics(config, workers);
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
     pool.push_back(std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get(),
-                                            &sessions));
+                                            &sessions, &metrics->worker(i)));
     all.push_back(pool.back().get());
   }
+  hooks.onReload = [&metrics, then = std::move(hooks.onReload)](bool ok) {
+    metrics->configReload(ok ? ReloadResult::Ok : ReloadResult::Error);
+    if (then) then(ok);
+  };
   Supervisor supervisor(initial, std::move(hooks), all, limits, loginGuard, sessions, notifier);
   // The handlers exist before any port accepts a connection: whoever saw a port open may stop
   // the process at once and gets a clean shutdown. A signal that was blocked until here (see
@@ -758,6 +843,16 @@ int runServer(const config::Config& config, ServerHooks hooks) {
   setSignalsBlocked(false);
   for (auto& worker : pool) {
     if (!worker->bindListeners(workers > 1, error)) {
+      logLine(LogLevel::Error, error);
+      return 1;
+    }
+  }
+  // After the workers exist (their heartbeats are fresh) and before "ready".
+  std::unique_ptr<AdminServer> admin;
+  if (!config.metrics.address.empty()) {
+    admin = startAdminServer(config, *metrics,
+                             readinessProbe([&supervisor] { return supervisor.running(); }), error);
+    if (!admin) {
       logLine(LogLevel::Error, error);
       return 1;
     }
@@ -778,6 +873,7 @@ int runServer(const config::Config& config, ServerHooks hooks) {
   }
   supervisor.run();
   for (auto& thread : threads) thread.join();
+  if (admin) admin->stop();
   if (tokens) tokens->stop();
   logLine(LogLevel::Info, "popbridge stopped");
   return 0;

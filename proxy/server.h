@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/admin_server.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/login_guard.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy_session.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
@@ -50,7 +52,8 @@ class Worker {
  public:
   Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits& limits,
          LoginGuard& loginGuard, std::atomic<std::uint64_t>& nextSessionId, unsigned index,
-         TokenService* tokens = nullptr, SessionRegistry* sessions = nullptr);
+         TokenService* tokens = nullptr, SessionRegistry* sessions = nullptr,
+         WorkerMetrics* metrics = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -124,6 +127,11 @@ class Worker {
 
   bool loopEnded_ = false;  // under requestMutex_: wake_ is closed, requests are dropped
   bool shuttingDown_ = false;
+  // Metrics: the process's block for this loop, or a private one; and the 1 s heartbeat that
+  // /healthz reads (unreferenced: it never keeps the loop alive).
+  std::unique_ptr<WorkerMetrics> ownMetrics_;
+  WorkerMetrics* metrics_ = nullptr;
+  UvHandle<uv_timer_t> heartbeat_;
 };
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that a stop or reload request
@@ -149,5 +157,15 @@ struct ServerHooks {
 // (STOPPING=1): no new connections, sessions not logged in end at once, the others get
 // server.shutdown_timeout to QUIT; a second SIGTERM/SIGINT ends them at once.
 int runServer(const config::Config& config, ServerHooks hooks = {});
+
+// The metrics registry for `workers` loops and the configured listeners, with the build's version
+// and the start time.
+std::unique_ptr<Metrics> makeMetrics(const config::Config& config, unsigned workers);
+// What /readyz asks (see AdminServer's ReadinessProbe): resolve, connect, TLS, greeting and
+// CAPABILITY of the upstream that `current` (any thread) names now, with no login.
+ReadinessProbe readinessProbe(std::function<std::shared_ptr<const ConfigSnapshot>()> current);
+// The [metrics] listener started on its own thread; null and `error` when it cannot bind.
+std::unique_ptr<AdminServer> startAdminServer(const config::Config& config, const Metrics& metrics,
+                                              ReadinessProbe probe, std::string& error);
 
 }  // namespace popbridge::proxy

@@ -197,6 +197,7 @@ void ImapMaildrop::onMaildropClaimed(MaildropClaim claim) {
 }
 
 void ImapMaildrop::startSession() {
+  sink_.noteUpstreamLoggedIn();
   const ImapCapabilities& caps = client_.capabilities();
   effectivePolicy_ = options_.mailbox.onDelete;
   if (effectivePolicy_ == DeletePolicy::Expunge && !caps.uidPlus) {
@@ -337,6 +338,7 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
           sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
                                             " to " + std::to_string(*value) +
                                             " during the session");
+          if (!uidValidityChanged_) sink_.noteUidValidityChanged();
           uidValidityChanged_ = true;
         }
       }
@@ -806,6 +808,7 @@ void ImapMaildrop::nextUpdateStep() {
                                        " to UIDs " + updateSet_);
     }
     client_.logout();
+    if (count > 0) sink_.noteDeleted(effectivePolicy_, count);
     sink_.releaseMaildrop();
     events_->onUpdated(count);
     return;

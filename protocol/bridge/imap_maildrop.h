@@ -80,6 +80,17 @@ class MaildropSink {
   virtual void connectUpstream() = 0;
   virtual void closeUpstream() = 0;
   virtual void log(LogSeverity severity, std::string_view message) = 0;
+
+  // Events for metrics, with nothing to answer; the defaults ignore them.
+  // The upstream accepted the login: the snapshot (SELECT, listing) starts.
+  virtual void noteUpstreamLoggedIn() {}
+  // The folder's UIDVALIDITY changed while the session had it open.
+  virtual void noteUidValidityChanged() {}
+  // QUIT applied `policy` (the effective one, after fallbacks) to `count` messages.
+  virtual void noteDeleted(DeletePolicy policy, std::uint32_t count) {
+    (void)policy;
+    (void)count;
+  }
 };
 
 class ImapMaildrop final : public Maildrop, private ImapClientEvents {

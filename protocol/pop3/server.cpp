@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "protocol/base64.h"
 #include "protocol/text.h"
@@ -167,6 +168,7 @@ void Pop3Server::cmdQuit(const Pop3Command&) {
   for (std::size_t i = 0; i < deleted_.size(); ++i) {
     if (deleted_[i]) marked.push_back(i);
   }
+  markedAtQuit_ = static_cast<std::uint32_t>(marked.size());
   maildrop_.update(marked);
 }
 
@@ -343,6 +345,7 @@ void Pop3Server::onMaildropOpened() {
   state_ = State::Transaction;
   stats_.messages = static_cast<std::uint32_t>(deleted_.size());
   reply("Logged in.");
+  sink_.noteLogin(true, RespCode::None);
 }
 
 void Pop3Server::onMaildropOpenFailed(const MaildropError& error) {
@@ -351,6 +354,7 @@ void Pop3Server::onMaildropOpenFailed(const MaildropError& error) {
 }
 
 void Pop3Server::authFailure(std::string_view text, RespCode code) {
+  sink_.noteLogin(false, code);
   state_ = State::Authorization;
   delayedReply_.clear();
   appendErr(delayedReply_, text, code);
@@ -505,6 +509,7 @@ void Pop3Server::onMessageEnd() {
   flush();
   bodyDone_ = true;
   if (!fetchIsTop_) ++stats_.retrieved;
+  sink_.noteRetrieved(fetchIsTop_);
 }
 
 void Pop3Server::onFetchDone() {
@@ -536,6 +541,7 @@ void Pop3Server::onUpdated(std::uint32_t removed) {
 
 void Pop3Server::onUpdateFailed(const MaildropError& error) {
   if (op_ != Op::Update) return;
+  if (markedAtQuit_ > 0) sink_.noteDeletionsRefused(std::exchange(markedAtQuit_, 0));
   replyErr(error.text, error.code);
   finish(error.reason);
 }
@@ -560,6 +566,7 @@ void Pop3Server::onMaildropLost(std::string_view reason) {
       finish(std::string("upstream lost: ").append(reason));
       return;
     case State::Update:
+      if (markedAtQuit_ > 0) sink_.noteDeletionsRefused(std::exchange(markedAtQuit_, 0));
       replyErr("Upstream connection lost; deletions may not have been applied.", RespCode::SysTemp);
       finish(std::string("upstream lost during update: ").append(reason));
       return;

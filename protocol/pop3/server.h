@@ -57,6 +57,17 @@ class Pop3ServerSink {
   // server then takes no further commands, so pipelined LISTs cannot pile up
   // output without bound; the caller feeds the rest once the client drains.
   virtual bool clientCongested() const { return false; }
+
+  // Events for metrics, with nothing to answer; the defaults ignore them.
+  // A login (PASS, AUTH) ended: ok, or refused with `code`.
+  virtual void noteLogin(bool ok, RespCode code) {
+    (void)ok;
+    (void)code;
+  }
+  // A RETR (top = false) or TOP (top = true) sent its whole message.
+  virtual void noteRetrieved(bool top) { (void)top; }
+  // QUIT could not apply the deletion of `count` messages marked with DELE.
+  virtual void noteDeletionsRefused(std::uint32_t count) { (void)count; }
 };
 
 struct SessionStats {
@@ -181,6 +192,7 @@ class Pop3Server final : public MaildropEvents {
   std::string delayedReply_;  // sent when the failed-login delay elapses
   bool closeAfterDelay_ = false;
   unsigned failedLogins_ = 0;
+  std::uint32_t markedAtQuit_ = 0;  // DELE'd messages QUIT asked the maildrop to remove
   bool discardClientInput_ = false;
 
   // TRANSACTION.

@@ -156,6 +156,12 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.mailbox.uidl.spec(), mailboxDefaults.uidl.spec());
   EXPECT_EQ(example.mailbox.maxMessages, mailboxDefaults.maxMessages);
   EXPECT_EQ(example.mailbox.exclusive, mailboxDefaults.exclusive);
+
+  const MetricsConfig metricsDefaults;
+  EXPECT_EQ(example.metrics.address, metricsDefaults.address);
+  EXPECT_EQ(example.metrics.readyzCache, metricsDefaults.readyzCache);
+  EXPECT_EQ(example.metrics.healthzStale, metricsDefaults.healthzStale);
+  EXPECT_EQ(example.metrics.maxConnections, metricsDefaults.maxConnections);
 }
 
 // Every key the loader accepts, by table. A key added to the loader but not to the example (or
@@ -177,6 +183,7 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
       {"[mailbox]",
        {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages",
         "exclusive"}},
+       {"[metrics]", {"address", "readyz_cache", "healthz_stale", "max_connections"}},
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
         "move_to", "mark_seen_on_retr", "uidl_format", "max_messages", "exclusive"}},

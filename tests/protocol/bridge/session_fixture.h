@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,6 +65,18 @@ class RecordingSink : public SessionSink {
     logs += std::string(message) + "\n";
   }
   bool clientCongested() const override { return congested; }
+  // Metrics hooks.
+  void noteLogin(bool ok, RespCode code) override {
+    ++(ok ? loginsOk : loginsFailed);
+    lastLoginCode = code;
+  }
+  void noteRetrieved(bool top) override { ++(top ? tops : retrieved); }
+  void noteDeletionsRefused(std::uint32_t count) override { deletionsRefused += count; }
+  void noteUpstreamLoggedIn() override { ++upstreamLogins; }
+  void noteUidValidityChanged() override { ++uidValidityChanges; }
+  void noteDeleted(DeletePolicy policy, std::uint32_t count) override {
+    deletedBy[static_cast<std::size_t>(policy)] += count;
+  }
 
   // The client bytes since the last call.
   std::string takeClient() {
@@ -99,6 +112,11 @@ class RecordingSink : public SessionSink {
   bool congested = false;
   std::string closeReason;
   std::string logs;
+  int loginsOk = 0, loginsFailed = 0, retrieved = 0, tops = 0, upstreamLogins = 0;
+  int uidValidityChanges = 0;
+  RespCode lastLoginCode = RespCode::None;
+  std::uint32_t deletionsRefused = 0;
+  std::array<std::uint32_t, 5> deletedBy{};  // by DeletePolicy
 };
 
 struct Message {
