@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 #include <utility>
 
+#include "protocol/net_address.h"
 #include "proxy/log.h"
 #include "proxy/readiness.h"
 
@@ -28,6 +30,29 @@ ConnectionLimits::Verdict ConnectionLimits::acquire(const std::string& ip) {
   ++count;
   ++total_;
   return Verdict::Accepted;
+}
+
+bool ConnectionLimits::acquireTotal() {
+  std::lock_guard lock(mutex_);
+  if (maxTotal_ != 0 && total_ >= maxTotal_) return false;
+  ++total_;
+  return true;
+}
+
+bool ConnectionLimits::acquireIp(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  unsigned& count = perIp_[ip];
+  if (maxPerIp_ != 0 && count >= maxPerIp_) {
+    if (count == 0) perIp_.erase(ip);
+    return false;
+  }
+  ++count;
+  return true;
+}
+
+void ConnectionLimits::releaseTotal() {
+  std::lock_guard lock(mutex_);
+  if (total_ > 0) --total_;
 }
 
 void ConnectionLimits::release(const std::string& ip) {
@@ -114,6 +139,7 @@ Worker::Worker(const config::Config& config, const TlsContexts& tls, ConnectionL
 }
 
 Worker::~Worker() {
+  dropPendingHeaders();
   sessions_.clear();
   // Its async handle must be closed while the loop runs once more below; the object stays for
   // password checks still finishing in that run.
@@ -199,6 +225,7 @@ void Worker::accept(Listener& listener) {
   if (uv_accept(listener.tcp.stream(), tcp.stream()) != 0) return;
   if (shuttingDown_) return;
   std::string ip = peerIp(tcp.get());
+  if (listener.runtime.config->proxyProtocol) return acceptProxied(listener, std::move(tcp), ip);
   switch (limits_.acquire(ip)) {
     case ConnectionLimits::Verdict::TooManyTotal:
       return reject(std::move(tcp), listener, "too many connections");
@@ -207,12 +234,17 @@ void Worker::accept(Listener& listener) {
     case ConnectionLimits::Verdict::Accepted:
       break;
   }
+  startSession(listener, std::move(tcp), ip, {});
+}
+
+void Worker::startSession(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& ip,
+                          ClientOrigin origin) {
   std::uint64_t id = nextSessionId_.fetch_add(1);
   ProxySession* raw = nullptr;
   try {
     auto session = std::make_unique<ProxySession>(
         env_, listener.runtime, id, std::move(tcp),
-        [this](ProxySession& done) { sessionDone(done); });
+        [this](ProxySession& done) { sessionDone(done); }, std::move(origin));
     raw = session.get();
     sessionIps_.emplace(id, ip);
     sessions_.emplace(id, std::move(session));
@@ -224,6 +256,75 @@ void Worker::accept(Listener& listener) {
     return;  // UvHandle closes the socket
   }
   raw->start();  // guarded: an exception ends that session alone
+}
+
+void Worker::acceptProxied(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& peer) {
+  const config::ListenerConfig& lc = *listener.runtime.config;
+  const bool trusted =
+      std::any_of(lc.trustedProxies.begin(), lc.trustedProxies.end(),
+                  [&](const protocol::IpNetwork& network) { return network.contains(peer); });
+  if (!trusted) {
+    // METRICS HOOK: count "connections refused: untrusted_proxy" here.
+    logLine(LogLevel::Warn, "refusing connection from " + peer + " on " + lc.address +
+                                ": not in trusted_proxies (proxy_protocol = true)");
+    return;  // UvHandle closes the socket: no greeting, nothing to a sender we cannot believe
+  }
+  if (!limits_.acquireTotal()) return reject(std::move(tcp), listener, "too many connections");
+  const std::uint64_t readerId = nextReaderId_++;
+  std::unique_ptr<ProxyHeaderReader> reader;
+  try {
+    reader = std::make_unique<ProxyHeaderReader>(
+        &loop_, std::move(tcp),
+        std::chrono::duration_cast<std::chrono::milliseconds>(lc.proxyProtocolTimeout),
+        [this, &listener, readerId, peer](ProxyHeaderReader&, ProxyHeaderReader::Outcome outcome) {
+          onProxyHeader(listener, readerId, peer, std::move(outcome));
+        });
+  } catch (const std::exception& error) {
+    logLine(LogLevel::Error, std::string("cannot start a connection: ") + error.what());
+    limits_.releaseTotal();
+    return;
+  }
+  ProxyHeaderReader* raw = reader.get();
+  pendingHeaders_.emplace(readerId, std::move(reader));
+  raw->start();  // reports from the loop, never from here
+}
+
+// From the reader's own timer, which lets the reader be destroyed here.
+void Worker::onProxyHeader(Listener& listener, std::uint64_t readerId, const std::string& peer,
+                           ProxyHeaderReader::Outcome outcome) {
+  auto node = pendingHeaders_.extract(readerId);
+  if (node.empty()) return;
+  UvHandle<uv_tcp_t> tcp = node.mapped()->takeSocket();
+  const std::string& address = listener.runtime.config->address;
+  if (!outcome.ok) {
+    // METRICS HOOK: count "connections refused: proxy_header" here (malformed, timeout, EOF).
+    logLine(LogLevel::Warn, "closing connection from " + peer + " on " + address +
+                                ": bad PROXY protocol header: " + outcome.error);
+    limits_.releaseTotal();
+    return;  // the socket closes with `tcp`, without a greeting
+  }
+  ClientOrigin origin;
+  const protocol::ProxyHeader& header = outcome.header;
+  std::string ip = peer;
+  if (header.addresses) {
+    ip = protocol::unmappedIp(header.addresses->sourceIp);
+    origin.endpoints = protocol::ClientEndpoints{
+        ip, header.addresses->sourcePort, protocol::unmappedIp(header.addresses->destinationIp),
+        header.addresses->destinationPort};
+  }
+  origin.via =
+      "PROXY v" + std::to_string(header.version) + " " + std::string(header.kind) + " from " + peer;
+  origin.receivedEarlier = std::move(outcome.after);
+  if (!limits_.acquireIp(ip)) {
+    limits_.releaseTotal();
+    return reject(std::move(tcp), listener, "too many connections from " + ip);
+  }
+  startSession(listener, std::move(tcp), ip, std::move(origin));
+}
+
+void Worker::dropPendingHeaders() {
+  for (std::size_t i = 0; i < pendingHeaders_.size(); ++i) limits_.releaseTotal();
+  pendingHeaders_.clear();
 }
 
 void Worker::reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why) {
@@ -287,6 +388,7 @@ void Worker::requestShutdown() {
 void Worker::beginShutdown() {
   if (shuttingDown_) return;
   shuttingDown_ = true;
+  dropPendingHeaders();  // before the listeners their callbacks refer to
   listeners_.clear();
   sigint_.reset();
   sigterm_.reset();
