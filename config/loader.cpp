@@ -317,16 +317,14 @@ void Loader::readProxyProtocol(const TableReader& reader, ListenerConfig& listen
       reader.error("trusted_proxies",
                    "must list the load balancers allowed to send PROXY headers when "
                    "proxy_protocol = true");
-    } else if (!listener.proxyProtocol && enabled != Read::Invalid) {
+    } else if (!array->empty() && !listener.proxyProtocol && enabled != Read::Invalid) {
+      // Likely meant to turn it on; an empty list (as in the example) is quietly unused.
       reader.warn("trusted_proxies", "ignored because proxy_protocol is not true");
     }
   } else if (listener.proxyProtocol) {
     reader.errorAtTable("trusted_proxies",
                         "required when proxy_protocol = true: the addresses of the load "
                         "balancers allowed to send PROXY headers, e.g. [\"10.0.0.0/8\"]");
-  }
-  if (reader.has("proxy_protocol_timeout") && !listener.proxyProtocol && enabled != Read::Invalid) {
-    reader.warn("proxy_protocol_timeout", "ignored because proxy_protocol is not true");
   }
 }
 
