@@ -61,8 +61,10 @@ void ProxyHeaderReader::handleRead(ssize_t nread) {
     outcome.error = nread == UV_EOF
                         ? "connection closed before the end of the PROXY header"
                         : std::string("read error: ") + uv_strerror(static_cast<int>(nread));
+    outcome.closedSilently = nread == UV_EOF && !received_;
     return finish(std::move(outcome));
   }
+  received_ = true;
   const std::string_view data(buffer_.get(), static_cast<std::size_t>(nread));
   std::size_t consumed = 0;
   switch (parser_.feed(data, consumed)) {

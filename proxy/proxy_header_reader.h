@@ -22,6 +22,9 @@ class ProxyHeaderReader {
   struct Outcome {
     bool ok = false;
     std::string error;  // why not: a malformed header, the timeout, EOF, a socket error
+    // Closed before sending a byte: a TCP health check (connect, then close) more often than
+    // an attack, so the owner may log it more quietly.
+    bool closedSilently = false;
     protocol::ProxyHeader header;
     std::string after;  // bytes read past the header
   };
@@ -56,6 +59,7 @@ class ProxyHeaderReader {
   std::unique_ptr<char[]> buffer_;
   Timer timer_;  // the timeout, then the deferred completion
   bool finished_ = false;
+  bool received_ = false;
 };
 
 }  // namespace popbridge::proxy

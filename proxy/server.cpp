@@ -298,8 +298,9 @@ void Worker::onProxyHeader(Listener& listener, std::uint64_t readerId, const std
   const std::string& address = listener.runtime.config->address;
   if (!outcome.ok) {
     // METRICS HOOK: count "connections refused: proxy_header" here (malformed, timeout, EOF).
-    logLine(LogLevel::Warn, "closing connection from " + peer + " on " + address +
-                                ": bad PROXY protocol header: " + outcome.error);
+    logLine(outcome.closedSilently ? LogLevel::Info : LogLevel::Warn,
+            "closing connection from " + peer + " on " + address +
+                ": bad PROXY protocol header: " + outcome.error);
     limits_.releaseTotal();
     return;  // the socket closes with `tcp`, without a greeting
   }

@@ -135,6 +135,17 @@ TEST_F(ProxyHeaderReaderTest, EofBeforeTheEndIsReported) {
   ASSERT_TRUE(outcome_.has_value());
   EXPECT_FALSE(outcome_->ok);
   EXPECT_EQ(outcome_->error, "connection closed before the end of the PROXY header");
+  EXPECT_FALSE(outcome_->closedSilently) << "it sent part of a header";
+}
+
+// A TCP health check: connect, close, nothing sent.
+TEST_F(ProxyHeaderReaderTest, CloseWithoutAByteIsSilent) {
+  Peer client;
+  sendBeforeRead_ = [](Peer& c) { c.stream->closeAfterFlush("probe done"); };
+  readHeader(client, 50ms);
+  ASSERT_TRUE(outcome_.has_value());
+  EXPECT_FALSE(outcome_->ok);
+  EXPECT_TRUE(outcome_->closedSilently);
 }
 
 TEST_F(ProxyHeaderReaderTest, SilenceTimesOut) {
