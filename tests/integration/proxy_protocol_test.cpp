@@ -262,6 +262,28 @@ TEST_F(ProxyProtocolTest, PerIpLimitAppliesToTheOriginalAddress) {
       << popbridge->log();
 }
 
+// Failed logins count against the address from the header: the login throttle names it.
+TEST_F(ProxyProtocolTest, LoginThrottleCountsTheOriginalAddress) {
+  auto popbridge = startPopbridge();
+  Haproxy haproxy(dir_, {{popbridge->port(0), "send-proxy-v2"}});
+  {
+    Pop3TestClient guesser(haproxy.port(0), false, "", "127.0.0.11");
+    for (int i = 0; i < 3; ++i) {
+      popbridge->addSecret("wrong-Guess-" + std::to_string(i));
+      ASSERT_TRUE(startsWith(guesser.command(std::string("USER ") + kUser), "+OK"));
+      EXPECT_TRUE(startsWith(guesser.command("PASS wrong-Guess-" + std::to_string(i)), "-ERR"));
+    }
+  }
+  Pop3TestClient next(haproxy.port(0), false, "", "127.0.0.11");
+  ASSERT_TRUE(startsWith(next.command(std::string("USER ") + kUser), "+OK"));
+  EXPECT_TRUE(startsWith(next.command("PASS " + dovecot().user(kUser).password), "+OK"));
+  const std::string log = popbridge->log();
+  EXPECT_NE(log.find("login throttled: 3 failed or abandoned logins from 127.0.0.11"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("logins from 127.0.0.1;"), std::string::npos) << log;
+}
+
 // haproxy sending from 127.0.0.3, outside trusted_proxies: closed at once, no greeting.
 TEST_F(ProxyProtocolTest, UntrustedSenderIsClosedWithoutGreeting) {
   auto popbridge = startPopbridge();
