@@ -337,6 +337,19 @@ TEST_F(ProxyProtocolTest, BytesAfterTheHeaderReachTheSession) {
       << popbridge->log();
 }
 
+// SIGTERM while a trusted peer has not sent its header yet: the pending connection is dropped
+// with the listeners, and the process stops cleanly.
+TEST_F(ProxyProtocolTest, ShutdownWithAHeaderPendingStopsCleanly) {
+  auto popbridge = startPopbridge();
+  TestConnection pending(popbridge->port(0), 5000);
+  pending.sendAll("PROXY TCP4 192.0.2.10 ");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(popbridge->stop(), 0);
+  EXPECT_TRUE(pending.closedByPeer(5000));
+  EXPECT_EQ(pending.bufferedBytes(), 0u);
+  EXPECT_NE(popbridge->log().find("popbridge stopped"), std::string::npos) << popbridge->log();
+}
+
 // v2 LOCAL, a balancer's health check: the connection keeps the balancer's own address.
 TEST_F(ProxyProtocolTest, LocalHeaderKeepsThePeersAddress) {
   auto popbridge = startPopbridge();
