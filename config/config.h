@@ -14,6 +14,7 @@
 #include "protocol/bridge/mailbox_options.h"
 #include "protocol/imap/sasl.h"
 #include "protocol/log_severity.h"
+#include "protocol/net_address.h"
 
 namespace popbridge::config {
 
@@ -106,6 +107,14 @@ struct ListenerConfig {
   // An OpenSSL-style cipher list for TLS 1.2 and older; empty = popbridge's profile for
   // minTlsVersion (see config/README.md). TLS 1.3 suites are not configurable.
   std::string ciphers;
+
+  // PROXY protocol (v1 or v2, told apart by the first bytes) from a load balancer: every
+  // connection must start with the header, read before the greeting and before TLS, and its
+  // source address is the client's from then on. Only peers inside trustedProxies may send one;
+  // others are closed at once. trustedProxies is required and non-empty when proxyProtocol is on.
+  bool proxyProtocol = false;
+  std::vector<protocol::IpNetwork> trustedProxies;
+  Duration proxyProtocolTimeout = std::chrono::seconds(5);
 };
 
 struct UpstreamConfig {

@@ -26,9 +26,17 @@ constexpr std::array<std::string_view, 19> kServer{"workers",
                                                    "shutdown_timeout",
                                                    "buffer_size",
                                                    "write_high_watermark"};
-constexpr std::array<std::string_view, 8> kListener{
-    "address",         "tls",     "certificate",          "private_key",
-    "min_tls_version", "ciphers", "allow_plaintext_auth", "handshake_timeout"};
+constexpr std::array<std::string_view, 11> kListener{"address",
+                                                     "tls",
+                                                     "certificate",
+                                                     "private_key",
+                                                     "min_tls_version",
+                                                     "ciphers",
+                                                     "allow_plaintext_auth",
+                                                     "handshake_timeout",
+                                                     "proxy_protocol",
+                                                     "trusted_proxies",
+                                                     "proxy_protocol_timeout"};
 constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "port",
                                                      "tls",

@@ -53,6 +53,8 @@ class Loader {
   void readListener(const TableReader& reader, ListenerConfig& listener);
   // Reads `ciphers` and checks it names only suites this TLS library has.
   void readCiphers(const TableReader& reader, ListenerConfig& listener);
+  // proxy_protocol, trusted_proxies, proxy_protocol_timeout.
+  void readProxyProtocol(const TableReader& reader, ListenerConfig& listener);
   void readUpstream(const TableReader& root, UpstreamConfig& upstream);
   // Reads the [mailbox] keys present in `reader` over `mailbox`, then checks the combination.
   void readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox);
@@ -266,6 +268,7 @@ void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
   reader.readBool("allow_plaintext_auth", listener.allowPlaintextAuth);
   reader.readDuration("handshake_timeout", std::chrono::seconds(1), std::chrono::minutes(10),
                       listener.handshakeTimeout);
+  readProxyProtocol(reader, listener);
   reader.reportUnknownKeys();
 
   if (tls == Read::Invalid) return;  // the TLS checks below would only add noise
@@ -303,6 +306,51 @@ void Loader::readListener(const TableReader& reader, ListenerConfig& listener) {
       !protocol::isLoopbackIp(listener.host)) {
     reader.warn("allow_plaintext_auth",
                 "passwords may cross the network in clear text on " + listener.address);
+  }
+}
+
+void Loader::readProxyProtocol(const TableReader& reader, ListenerConfig& listener) {
+  const Read enabled = reader.readBool("proxy_protocol", listener.proxyProtocol);
+  reader.readDuration("proxy_protocol_timeout", std::chrono::milliseconds(100),
+                      std::chrono::minutes(1), listener.proxyProtocolTimeout);
+  const toml::node* node = reader.find("trusted_proxies");
+  if (node != nullptr) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      reader.error("trusted_proxies",
+                   "expected an array of addresses or address blocks, e.g. [\"10.0.0.0/8\", "
+                   "\"::1\"], got " +
+                       describe(*node));
+      return;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      const std::string path = reader.keyPath("trusted_proxies") + "[" + std::to_string(i) + "]";
+      if (!element.is_string()) {
+        diagnostics_.error(position(path, element.source()), path,
+                           "expected a string such as \"10.0.0.0/8\", got " + describe(element));
+        continue;
+      }
+      const std::string& text = element.as_string()->get();
+      std::string problem;
+      if (auto network = protocol::IpNetwork::parse(text, problem)) {
+        listener.trustedProxies.push_back(*network);
+      } else {
+        diagnostics_.error(position(path, element.source()), path, quote(text) + ": " + problem);
+      }
+    }
+    if (array->empty() && listener.proxyProtocol) {
+      reader.error("trusted_proxies",
+                   "must list the load balancers allowed to send PROXY headers when "
+                   "proxy_protocol = true");
+    } else if (!array->empty() && !listener.proxyProtocol && enabled != Read::Invalid) {
+      // Likely meant to turn it on; an empty list (as in the example) is quietly unused.
+      reader.warn("trusted_proxies", "ignored because proxy_protocol is not true");
+    }
+  } else if (listener.proxyProtocol) {
+    reader.errorAtTable("trusted_proxies",
+                        "required when proxy_protocol = true: the addresses of the load "
+                        "balancers allowed to send PROXY headers, e.g. [\"10.0.0.0/8\"]");
   }
 }
 

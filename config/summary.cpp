@@ -67,7 +67,15 @@ std::string summarize(const Config& config) {
              " ciphers=" + (l.ciphers.empty() ? std::string("(profile)") : quote(l.ciphers)) +
              " handshake_timeout=" + formatDuration(l.handshakeTimeout);
     }
-    out += " allow_plaintext_auth=" + yesNo(l.allowPlaintextAuth) + "\n";
+    out += " allow_plaintext_auth=" + yesNo(l.allowPlaintextAuth);
+    if (l.proxyProtocol) {
+      out += " proxy_protocol=yes trusted_proxies=";
+      for (std::size_t p = 0; p < l.trustedProxies.size(); ++p) {
+        out += (p == 0 ? "" : ",") + l.trustedProxies[p].toString();
+      }
+      out += " proxy_protocol_timeout=" + formatDuration(l.proxyProtocolTimeout);
+    }
+    out += "\n";
   }
 
   const UpstreamConfig& u = config.upstream;

@@ -18,7 +18,7 @@ constexpr std::array<std::string_view, count<EndReason>()> kEndReasons = {
 constexpr std::array<std::string_view, count<LoginResult>()> kLoginResults = {
     "ok", "auth", "sys_temp", "sys_perm", "in_use", "login_delay", "other"};
 constexpr std::array<std::string_view, count<RefusedReason>()> kRefusedReasons = {
-    "total", "per_ip", "in_use", "login_delay", "throttled", "proxy_header"};
+    "total", "per_ip", "in_use", "login_delay", "throttled", "proxy_header", "untrusted_proxy"};
 constexpr std::array<std::string_view, count<TlsSide>()> kTlsSides = {"client", "upstream"};
 constexpr std::array<std::string_view, count<TlsVersionLabel>()> kTlsVersions = {
     "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other"};

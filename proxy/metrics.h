@@ -60,12 +60,13 @@ LoginResult loginResultOf(protocol::RespCode code);
 // Connections refused before a session starts. Every reason the process may refuse for is here,
 // so a new refusal is a call, not a new metric.
 enum class RefusedReason : std::uint8_t {
-  Total,        // max_connections
-  PerIp,        // max_connections_per_ip
-  InUse,        // the account is in use (per-account caps)
-  LoginDelay,   // the account or IP must wait before logging in again
-  Throttled,    // too many failed logins from the IP
-  ProxyHeader,  // a missing or malformed PROXY protocol header
+  Total,           // max_connections
+  PerIp,           // max_connections_per_ip
+  InUse,           // the account is in use (per-account caps)
+  LoginDelay,      // the account or IP must wait before logging in again
+  Throttled,       // too many failed logins from the IP
+  ProxyHeader,     // a missing or malformed PROXY protocol header
+  UntrustedProxy,  // a proxy_protocol listener's peer is not in trusted_proxies
   kCount
 };
 std::string_view toString(RefusedReason reason);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "config/password.h"
+#include "protocol/net_address.h"
 #include "protocol/text.h"
 
 namespace popbridge::proxy {
@@ -49,10 +50,13 @@ std::string randomTagPrefix() {
 }
 
 protocol::SessionOptions makeOptions(const config::Config& config,
-                                     const config::ListenerConfig& listener, uv_tcp_t* client) {
+                                     const config::ListenerConfig& listener, uv_tcp_t* client,
+                                     const ClientOrigin& origin) {
   protocol::SessionOptions options;
   options.upstreamTagPrefix = randomTagPrefix();
-  if (config.upstream.sendClientAddress) options.forwardClient = clientEndpoints(client);
+  if (config.upstream.sendClientAddress) {
+    options.forwardClient = origin.endpoints ? origin.endpoints : clientEndpoints(client);
+  }
   options.tlsActive = listener.tls == config::ListenerTls::Implicit;
   options.stlsAvailable = listener.tls == config::ListenerTls::StartTls;
   options.allowPlaintextAuth = listener.allowPlaintextAuth;
@@ -89,15 +93,16 @@ struct ProxySession::VerifyJob {
 
 ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime& listener,
                            std::uint64_t id, UvHandle<uv_tcp_t> client,
-                           std::function<void(ProxySession&)> onDone)
+                           std::function<void(ProxySession&)> onDone, ClientOrigin origin)
     : env_(env),
       listener_(listener),
       id_(id),
       onDone_(std::move(onDone)),
+      via_(std::move(origin.via)),
       started_(std::chrono::steady_clock::now()),
-      session_(
-          makeOptions(*env.config, *listener.config, client.initialised() ? client.get() : nullptr),
-          *this),
+      session_(makeOptions(*env.config, *listener.config,
+                           client.initialised() ? client.get() : nullptr, origin),
+               *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),
       delayTimer_(env.loop) {
@@ -113,7 +118,12 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
   callbacks.onTlsReady = guard([this] { onClientTlsReady(); });
   callbacks.onClose = guard([this](std::string_view reason) { onClientClosed(reason); });
   client_ = std::make_unique<Stream>(env_.loop, std::move(client), options, std::move(callbacks));
-  clientAddress_ = client_->peerAddress();
+  // The address a load balancer vouched for is the client's everywhere: logs, per-IP limits,
+  // the login throttle, IMAP ID.
+  clientAddress_ = origin.endpoints ? protocol::formatHostPort(origin.endpoints->clientIp,
+                                                               origin.endpoints->clientPort)
+                                    : client_->peerAddress();
+  client_->receivedEarlier(std::move(origin.receivedEarlier));
   metrics_.sessionStarted(listener_.index);
 }
 
@@ -141,7 +151,8 @@ void ProxySession::start() {
 
 void ProxySession::startGuarded() {
   logAt(LogLevel::Info, "session start on " + listener_.config->address +
-                            " (tls=" + std::string(config::toString(listener_.config->tls)) + ")");
+                            " (tls=" + std::string(config::toString(listener_.config->tls)) + ")" +
+                            (via_.empty() ? "" : " via " + via_));
   touchIdle();
   // From accept, so a client stalling in the TLS handshake is covered too.
   loginTimer_.start(

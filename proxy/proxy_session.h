@@ -49,6 +49,16 @@ struct SessionEnvironment {
   WorkerMetrics* metrics = nullptr;  // this loop's counters; never null in a session
 };
 
+// Who the client is when a load balancer said so in a PROXY protocol header (see
+// proxy/proxy_header_reader.h); default-constructed for a connection that came directly.
+struct ClientOrigin {
+  // The client's real addresses; nullopt: the socket's own peer (a direct connection, or a
+  // LOCAL/UNKNOWN header from the balancer's health check).
+  std::optional<protocol::ClientEndpoints> endpoints;
+  std::string receivedEarlier;  // read after the header: the start of POP3 or of TLS
+  std::string via;              // for the "session start" line, e.g. "PROXY v2 from 10.0.0.5:4711"
+};
+
 // Glue between two Streams and one protocol::Pop3Session: turns the
 // session's actions into I/O and I/O events into session inputs. Owns both
 // connections; tells its owner through `onDone` when it is finished, after
@@ -56,7 +66,8 @@ struct SessionEnvironment {
 class ProxySession : public protocol::SessionSink {
  public:
   ProxySession(const SessionEnvironment& env, const ListenerRuntime& listener, std::uint64_t id,
-               UvHandle<uv_tcp_t> client, std::function<void(ProxySession&)> onDone);
+               UvHandle<uv_tcp_t> client, std::function<void(ProxySession&)> onDone,
+               ClientOrigin origin = {});
   ~ProxySession() override;
 
   void start();
@@ -163,6 +174,7 @@ class ProxySession : public protocol::SessionSink {
   std::uint64_t id_;
   std::function<void(ProxySession&)> onDone_;
   std::string clientAddress_;
+  std::string via_;  // ClientOrigin::via
   std::chrono::steady_clock::time_point started_;
 
   protocol::Pop3Session session_;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <utility>
 
+#include "protocol/net_address.h"
 #include "proxy/admin_server.h"
 #include "proxy/log.h"
 #include "proxy/readiness.h"
@@ -33,6 +35,29 @@ ConnectionLimits::Verdict ConnectionLimits::acquire(const std::string& ip) {
   ++count;
   ++total_;
   return Verdict::Accepted;
+}
+
+bool ConnectionLimits::acquireTotal() {
+  std::lock_guard lock(mutex_);
+  if (maxTotal_ != 0 && total_ >= maxTotal_) return false;
+  ++total_;
+  return true;
+}
+
+bool ConnectionLimits::acquireIp(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  unsigned& count = perIp_[ip];
+  if (maxPerIp_ != 0 && count >= maxPerIp_) {
+    if (count == 0) perIp_.erase(ip);
+    return false;
+  }
+  ++count;
+  return true;
+}
+
+void ConnectionLimits::releaseTotal() {
+  std::lock_guard lock(mutex_);
+  if (total_ > 0) --total_;
 }
 
 void ConnectionLimits::release(const std::string& ip) {
@@ -123,6 +148,7 @@ Worker::Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits&
 }
 
 Worker::~Worker() {
+  dropPendingHeaders();
   sessions_.clear();
   // Its async handle must be closed while the loop runs once more below; the object stays for
   // password checks still finishing in that run.
@@ -205,6 +231,7 @@ void Worker::accept(Listener& listener) {
   if (uv_accept(listener.tcp.stream(), tcp.stream()) != 0) return;
   if (shuttingDown_) return;
   std::string ip = peerIp(tcp.get());
+  if (listener.runtime.config->proxyProtocol) return acceptProxied(listener, std::move(tcp), ip);
   switch (limits_.acquire(ip)) {
     case ConnectionLimits::Verdict::TooManyTotal:
       metrics_->refused(RefusedReason::Total);
@@ -215,13 +242,18 @@ void Worker::accept(Listener& listener) {
     case ConnectionLimits::Verdict::Accepted:
       break;
   }
+  startSession(listener, std::move(tcp), ip, {});
+}
+
+void Worker::startSession(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& ip,
+                          ClientOrigin origin) {
   std::uint64_t id = nextSessionId_.fetch_add(1);
   ProxySession* raw = nullptr;
   try {
     // env_ holds the snapshot that listener.runtime points into: the session keeps both.
-    auto session =
-        std::make_unique<ProxySession>(env_, listener.runtime, id, std::move(tcp),
-                                       [this](ProxySession& done) { sessionDone(done); });
+    auto session = std::make_unique<ProxySession>(
+        env_, listener.runtime, id, std::move(tcp),
+        [this](ProxySession& done) { sessionDone(done); }, std::move(origin));
     raw = session.get();
     sessionIps_.emplace(id, ip);
     sessions_.emplace(id, std::move(session));
@@ -233,6 +265,92 @@ void Worker::accept(Listener& listener) {
     return;  // UvHandle closes the socket
   }
   raw->start();  // guarded: an exception ends that session alone
+}
+
+void Worker::acceptProxied(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& peer) {
+  const config::ListenerConfig& lc = *listener.runtime.config;
+  const bool trusted =
+      std::any_of(lc.trustedProxies.begin(), lc.trustedProxies.end(),
+                  [&](const protocol::IpNetwork& network) { return network.contains(peer); });
+  if (!trusted) {
+    metrics_->refused(RefusedReason::UntrustedProxy);
+    logLine(LogLevel::Warn, "refusing connection from " + peer + " on " + lc.address +
+                                ": not in trusted_proxies (proxy_protocol = true)");
+    return;  // UvHandle closes the socket: no greeting, nothing to a sender we cannot believe
+  }
+  if (!limits_.acquireTotal()) {
+    metrics_->refused(RefusedReason::Total);
+    return reject(std::move(tcp), listener, "too many connections");
+  }
+  const std::uint64_t readerId = nextReaderId_++;
+  std::unique_ptr<ProxyHeaderReader> reader;
+  try {
+    reader = std::make_unique<ProxyHeaderReader>(
+        &loop_, std::move(tcp),
+        std::chrono::duration_cast<std::chrono::milliseconds>(lc.proxyProtocolTimeout),
+        [this, key = listener.key, readerId, peer](ProxyHeaderReader&,
+                                                   ProxyHeaderReader::Outcome outcome) {
+          onProxyHeader(key, readerId, peer, std::move(outcome));
+        });
+  } catch (const std::exception& error) {
+    logLine(LogLevel::Error, std::string("cannot start a connection: ") + error.what());
+    limits_.releaseTotal();
+    return;
+  }
+  ProxyHeaderReader* raw = reader.get();
+  pendingHeaders_.emplace(readerId, std::move(reader));
+  raw->start();  // reports from the loop, never from here
+}
+
+// From the reader's own timer, which lets the reader be destroyed here.
+void Worker::onProxyHeader(const std::string& listenerKey, std::uint64_t readerId,
+                           const std::string& peer, ProxyHeaderReader::Outcome outcome) {
+  auto node = pendingHeaders_.extract(readerId);
+  if (node.empty()) return;
+  UvHandle<uv_tcp_t> tcp = node.mapped()->takeSocket();
+  // By its key: a reload may have replaced or closed the listener while the header was on its way.
+  auto found = std::find_if(listeners_.begin(), listeners_.end(),
+                            [&](const auto& l) { return l && l->key == listenerKey; });
+  if (found == listeners_.end()) {
+    logLine(LogLevel::Info, "closing connection from " + peer +
+                                ": its listener was removed by a reload before the PROXY header");
+    limits_.releaseTotal();
+    return;
+  }
+  Listener& listener = **found;
+  const std::string& address = listener.runtime.config->address;
+  if (!outcome.ok) {
+    // A load balancer's TCP health check connects and closes without a byte: not a refusal.
+    if (!outcome.closedSilently) metrics_->refused(RefusedReason::ProxyHeader);
+    logLine(outcome.closedSilently ? LogLevel::Info : LogLevel::Warn,
+            "closing connection from " + peer + " on " + address +
+                ": bad PROXY protocol header: " + outcome.error);
+    limits_.releaseTotal();
+    return;  // the socket closes with `tcp`, without a greeting
+  }
+  ClientOrigin origin;
+  const protocol::ProxyHeader& header = outcome.header;
+  std::string ip = peer;
+  if (header.addresses) {
+    ip = protocol::unmappedIp(header.addresses->sourceIp);
+    origin.endpoints = protocol::ClientEndpoints{
+        ip, header.addresses->sourcePort, protocol::unmappedIp(header.addresses->destinationIp),
+        header.addresses->destinationPort};
+  }
+  origin.via =
+      "PROXY v" + std::to_string(header.version) + " " + std::string(header.kind) + " from " + peer;
+  origin.receivedEarlier = std::move(outcome.after);
+  if (!limits_.acquireIp(ip)) {
+    metrics_->refused(RefusedReason::PerIp);
+    limits_.releaseTotal();
+    return reject(std::move(tcp), listener, "too many connections from " + ip);
+  }
+  startSession(listener, std::move(tcp), ip, std::move(origin));
+}
+
+void Worker::dropPendingHeaders() {
+  for (std::size_t i = 0; i < pendingHeaders_.size(); ++i) limits_.releaseTotal();
+  pendingHeaders_.clear();
 }
 
 void Worker::reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why) {
@@ -358,7 +476,8 @@ void Worker::applyReload(Reload reload) {
 void Worker::beginDrain() {
   if (shuttingDown_) return;
   shuttingDown_ = true;
-  listeners_.clear();  // new connections are refused from now on
+  dropPendingHeaders();  // before the listeners their callbacks refer to
+  listeners_.clear();    // new connections are refused from now on
   std::vector<ProxySession*> live;
   for (auto& [id, session] : sessions_) live.push_back(session.get());
   for (ProxySession* session : live) session->drain();
@@ -399,6 +518,7 @@ void Worker::onDrainDeadline() {
 
 void Worker::beginShutdown() {
   shuttingDown_ = true;
+  dropPendingHeaders();  // before the listeners their callbacks refer to
   listeners_.clear();
   std::vector<ProxySession*> live;
   for (auto& [id, session] : sessions_) live.push_back(session.get());

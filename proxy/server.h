@@ -16,6 +16,7 @@
 #include "proxy/config_snapshot.h"
 #include "proxy/login_guard.h"
 #include "proxy/metrics.h"
+#include "proxy/proxy_header_reader.h"
 #include "proxy/proxy_session.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv_handle.h"
@@ -30,6 +31,12 @@ class ConnectionLimits {
   enum class Verdict { Accepted, TooManyTotal, TooManyFromIp };
   Verdict acquire(const std::string& ip);
   void release(const std::string& ip);
+  // In two steps, for a proxy_protocol listener, where the client's address is known only after
+  // the PROXY header: the total at accept, the address's share after the header. release(ip)
+  // then gives both back; releaseTotal() only the first, when no address was taken.
+  bool acquireTotal();
+  bool acquireIp(const std::string& ip);
+  void releaseTotal();
   unsigned total() const;
   // A reload: new limits for new connections; the counts (and the connections above a lowered
   // limit) stay.
@@ -93,6 +100,14 @@ class Worker {
   std::unique_ptr<Listener> adoptListener(std::size_t index, UniqueFd fd, std::string& error);
   void accept(Listener& listener);
   void reject(UvHandle<uv_tcp_t> tcp, const Listener& listener, std::string_view why);
+  // A session for an accepted socket whose address `ip` holds a connection slot.
+  void startSession(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& ip,
+                    ClientOrigin origin);
+  // proxy_protocol listeners: the peer must be a trusted proxy, then the header comes first.
+  void acceptProxied(Listener& listener, UvHandle<uv_tcp_t> tcp, const std::string& peer);
+  void onProxyHeader(const std::string& listenerKey, std::uint64_t readerId,
+                     const std::string& peer, ProxyHeaderReader::Outcome outcome);
+  void dropPendingHeaders();
   void sessionDone(ProxySession& session);
   void reap();
   void onWake();
@@ -115,6 +130,10 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
   std::map<std::uint64_t, std::string> sessionIps_;
+  // Connections on proxy_protocol listeners whose header has not arrived yet; each holds a
+  // total-connections slot (ConnectionLimits::acquireTotal), no per-IP one.
+  std::map<std::uint64_t, std::unique_ptr<ProxyHeaderReader>> pendingHeaders_;
+  std::uint64_t nextReaderId_ = 1;
   std::vector<std::uint64_t> finished_;
   UvHandle<uv_async_t> wake_;
   std::unique_ptr<Timer> reapTimer_;

@@ -142,6 +142,32 @@ void Stream::startReading() {
   resumeReading();
 }
 
+void Stream::receivedEarlier(std::string bytes) {
+  earlier_ = std::move(bytes);
+  if (!earlier_.empty()) scheduleCycle();
+}
+
+bool Stream::consumeEarlier() {
+  if (earlier_.empty()) return true;
+  if (state_ != State::Open) {
+    earlier_.clear();  // closing discards input, as handleRead does
+    return true;
+  }
+  if (tls_ != TlsState::None) {
+    const std::string bytes = std::move(earlier_);
+    earlier_.clear();
+    if (BIO_write(encIn_, bytes.data(), static_cast<int>(bytes.size())) !=
+        static_cast<int>(bytes.size())) {
+      failTls(drainTlsErrors("TLS input buffer"));
+    }
+    return true;  // the caller cycles
+  }
+  if (!wantData_) return true;  // resumeReading() schedules another try
+  const std::string bytes = std::move(earlier_);
+  earlier_.clear();
+  return deliver(bytes.data(), bytes.size());
+}
+
 void Stream::pauseReading() {
   wantData_ = false;
   updateReadState();
@@ -153,7 +179,7 @@ void Stream::resumeReading() {
   updateReadState();
   // BoringSSL may hold decrypted records, or the input BIO whole records, that
   // no socket event will announce again.
-  if (tls_ == TlsState::Established) scheduleCycle();
+  if (tls_ == TlsState::Established || !earlier_.empty()) scheduleCycle();
 }
 
 void Stream::updateReadState() {
@@ -207,6 +233,8 @@ void Stream::handleRead(ssize_t nread) {
   }
   // Closing: the owner asked for no more input; reading only detects the FIN.
   if (state_ != State::Open) return;
+  // Bytes read earlier go first (the deferred call has not run yet).
+  if (!earlier_.empty() && (!consumeEarlier() || state_ != State::Open)) return;
   const auto size = static_cast<std::size_t>(nread);
   if (tls_ == TlsState::None) {
     (void)deliver(shared_->readBuffer.get(), size);
@@ -480,6 +508,11 @@ void Stream::onDeferred() {
   if (state_ == State::Closed) {
     emitClose();
     return;
+  }
+  if (!earlier_.empty()) {
+    const auto shared = shared_;
+    if (!consumeEarlier() || !shared->alive) return;
+    if (state_ == State::Closed) return;
   }
   if (ssl_) (void)cycle();
 }

@@ -81,6 +81,11 @@ class Stream {
   Stream& operator=(const Stream&) = delete;
 
   void startReading();
+  // Bytes an earlier owner of the socket already read from it (what arrived after a PROXY
+  // protocol header in the same read). They are handled before anything read later, from the
+  // loop, as if they had just arrived: into TLS once startTls*() was called, else to onData
+  // while reading is wanted. Call before startReading().
+  void receivedEarlier(std::string bytes);
   // Stops delivering onData and stops reading the socket (a TLS handshake in
   // progress still reads, but its application data waits).
   void pauseReading();
@@ -150,6 +155,9 @@ class Stream {
   static void onShutdownDone(uv_shutdown_t* req, int status) noexcept;
 
   void handleRead(ssize_t nread);
+  // Hands receivedEarlier()'s bytes on when they can go; false when a callback destroyed the
+  // Stream.
+  [[nodiscard]] bool consumeEarlier();
   void handleReadError(ssize_t nread);
   void onWriteComplete(int status);
   void onShutdownComplete(int status);
@@ -183,6 +191,7 @@ class Stream {
   std::unique_ptr<PendingIo> io_;
   std::string pending_;
   std::string clearPending_;
+  std::string earlier_;  // see receivedEarlier()
   std::string peer_;
   std::string closeReason_;
   std::string serverName_;

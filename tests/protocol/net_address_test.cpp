@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace popbridge::protocol {
 namespace {
@@ -121,6 +122,102 @@ INSTANTIATE_TEST_SUITE_P(
                     HostPortCase{"PortZero", "localhost", 0, "localhost:0"},
                     HostPortCase{"HighestPort", "localhost", 65535, "localhost:65535"}),
     caseName<HostPortCase>);
+
+// trusted_proxies entries: what parses, what it prints as, and which peers it holds.
+struct NetworkCase {
+  std::string_view name;
+  std::string_view text;
+  std::string_view printed;  // empty: refused
+  std::vector<std::string_view> inside;
+  std::vector<std::string_view> outside;
+  std::string_view error = "";  // part of the message when refused
+};
+
+void PrintTo(const NetworkCase& c, std::ostream* os) {
+  *os << '"' << c.text << '"';
+}
+
+class IpNetworks : public testing::TestWithParam<NetworkCase> {};
+
+TEST_P(IpNetworks, ParseAndMatch) {
+  const NetworkCase& c = GetParam();
+  std::string error;
+  auto network = IpNetwork::parse(c.text, error);
+  if (c.printed.empty()) {
+    ASSERT_FALSE(network.has_value()) << network->toString();
+    EXPECT_NE(error.find(c.error), std::string::npos) << error;
+    return;
+  }
+  ASSERT_TRUE(network.has_value()) << error;
+  EXPECT_EQ(network->toString(), c.printed);
+  for (std::string_view ip : c.inside) EXPECT_TRUE(network->contains(ip)) << ip;
+  for (std::string_view ip : c.outside) EXPECT_FALSE(network->contains(ip)) << ip;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, IpNetworks,
+    testing::Values(
+        NetworkCase{"V4Block",
+                    "10.0.0.0/8",
+                    "10.0.0.0/8",
+                    {"10.0.0.1", "10.255.255.255", "::ffff:10.0.0.1", "::FFFF:10.1.2.3"},
+                    {"11.0.0.0", "9.255.255.255", "::10.0.0.1", "10.0.0.1:110", "", "host"}},
+        NetworkCase{"V4Host",
+                    "127.0.0.1",
+                    "127.0.0.1/32",
+                    {"127.0.0.1", "::ffff:127.0.0.1"},
+                    {"127.0.0.2", "::1"}},
+        NetworkCase{"V4OddPrefix",
+                    "192.0.2.128/25",
+                    "192.0.2.128/25",
+                    {"192.0.2.128", "192.0.2.255"},
+                    {"192.0.2.127", "192.0.3.128"}},
+        NetworkCase{"V4Everything",
+                    "0.0.0.0/0",
+                    "0.0.0.0/0",
+                    {"1.2.3.4", "255.255.255.255", "::ffff:1.2.3.4"},
+                    {"::1", "2001:db8::1"}},
+        NetworkCase{
+            "V6Host", "::1/128", "::1/128", {"::1", "0:0:0:0:0:0:0:1"}, {"::2", "127.0.0.1"}},
+        NetworkCase{"V6HostNoPrefix", "::1", "::1/128", {"::1"}, {"::"}},
+        NetworkCase{"V6Block",
+                    "2001:db8::/32",
+                    "2001:db8::/32",
+                    {"2001:db8::1", "2001:db8:ffff::1"},
+                    {"2001:db9::1", "10.0.0.1"}},
+        NetworkCase{"V6Odd",
+                    "2001:db8:8000::/33",
+                    "2001:db8:8000::/33",
+                    {"2001:db8:8000::1"},
+                    {"2001:db8:7fff::1"}},
+        // A mapped block is the IPv4 block it maps: it holds plain IPv4 peers too.
+        NetworkCase{"V4MappedBlock",
+                    "::ffff:10.0.0.0/104",
+                    "10.0.0.0/8",
+                    {"10.9.9.9", "::ffff:10.9.9.9"},
+                    {"11.0.0.0"}},
+        NetworkCase{"HostBitsSet", "10.0.0.1/8", "", {}, {}, "did you mean 10.0.0.0/8?"},
+        NetworkCase{"V6HostBitsSet", "2001:db8::1/32", "", {}, {}, "did you mean 2001:db8::/32?"},
+        NetworkCase{"PrefixTooLong", "10.0.0.0/33", "", {}, {}, "0 to 32"},
+        NetworkCase{"V6PrefixTooLong", "::/129", "", {}, {}, "0 to 128"},
+        NetworkCase{"PrefixLeadingZero", "10.0.0.0/08", "", {}, {}, "0 to 32"},
+        NetworkCase{"PrefixEmpty", "10.0.0.0/", "", {}, {}, "0 to 32"},
+        NetworkCase{"PrefixSign", "10.0.0.0/+8", "", {}, {}, "0 to 32"},
+        NetworkCase{"PrefixSpace", "10.0.0.0/ 8", "", {}, {}, "0 to 32"},
+        NetworkCase{"HostName", "lb.example.com", "", {}, {}, "expected an IP address"},
+        NetworkCase{"Brackets", "[::1]", "", {}, {}, "expected an IP address"},
+        NetworkCase{"Empty", "", "", {}, {}, "expected an IP address"},
+        NetworkCase{"OctetTooLarge", "10.0.0.256/32", "", {}, {}, "expected an IP address"}),
+    caseName<NetworkCase>);
+
+TEST(UnmappedIp, MappedBecomesIpv4) {
+  EXPECT_EQ(unmappedIp("::ffff:192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(unmappedIp("::FFFF:10.0.0.1"), "10.0.0.1");
+  EXPECT_EQ(unmappedIp("::10.0.0.1"), "::10.0.0.1");
+  EXPECT_EQ(unmappedIp("2001:db8::1"), "2001:db8::1");
+  EXPECT_EQ(unmappedIp("192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(unmappedIp("not an ip"), "not an ip");
+}
 
 }  // namespace
 }  // namespace popbridge::protocol

@@ -130,11 +130,38 @@ TEST(Metrics, ConfigReloadsAndRefusalsHaveEveryLabel) {
             "popbridge_connections_refused_total{reason=\"in_use\"} 0\n"
             "popbridge_connections_refused_total{reason=\"login_delay\"} 0\n"
             "popbridge_connections_refused_total{reason=\"throttled\"} 0\n"
-            "popbridge_connections_refused_total{reason=\"proxy_header\"} 1\n");
+            "popbridge_connections_refused_total{reason=\"proxy_header\"} 1\n"
+            "popbridge_connections_refused_total{reason=\"untrusted_proxy\"} 0\n");
   EXPECT_NE(page.find("popbridge_tls_handshakes_total{side=\"upstream\",version=\"TLSv1.3\"} 1\n"),
             std::string::npos);
   EXPECT_NE(page.find("popbridge_tls_handshakes_total{side=\"client\",version=\"other\"} 1\n"),
             std::string::npos);
+}
+
+// A reload adds and removes listeners: each address keeps its slot (its counters never move to
+// another address), a new one gets the next, and beyond the bound nothing is counted by listener.
+TEST(Metrics, ListenerSlotsFollowAddressesAcrossReloads) {
+  Metrics metrics({"0.0.0.0:110"}, 1);
+  WorkerMetrics& worker = metrics.worker(0);
+  EXPECT_EQ(worker.listenerSlot("0.0.0.0:110"), 0u);
+  EXPECT_EQ(worker.listenerSlot("[::]:995"), 1u);
+  EXPECT_EQ(metrics.listenerSlot("[::]:995"), 1u);
+  worker.sessionStarted(worker.listenerSlot("[::]:995"));
+  const std::string page = metrics.render();
+  EXPECT_EQ(linesStarting(page, "popbridge_sessions_total{"),
+            "popbridge_sessions_total{listener=\"0.0.0.0:110\"} 0\n"
+            "popbridge_sessions_total{listener=\"[::]:995\"} 1\n");
+  for (std::size_t i = 2; i < kMaxListenerSlots; ++i) {
+    EXPECT_EQ(metrics.listenerSlot("127.0.0.1:" + std::to_string(1000 + i)), i);
+  }
+  const std::size_t none = metrics.listenerSlot("127.0.0.2:110");
+  EXPECT_EQ(none, kMaxListenerSlots);
+  worker.sessionStarted(none);  // ignored, not out of bounds
+  worker.sessionEnded(none, EndReason::Quit);
+  WorkerMetrics own;  // a worker without a registry numbers its own
+  EXPECT_EQ(own.listenerSlot("a"), 0u);
+  EXPECT_EQ(own.listenerSlot("b"), 1u);
+  EXPECT_EQ(own.listenerSlot("a"), 0u);
 }
 
 TEST(Metrics, EndReasonsAreClassified) {

@@ -1,0 +1,383 @@
+// PROXY protocol on listeners, against real parts: Debian's haproxy in TCP mode in front of
+// popbridge (send-proxy-v2 and send-proxy), popbridge in front of the real Dovecot. Clients
+// bind distinct loopback sources (Linux routes all of 127/8), so the address haproxy reports
+// differs from haproxy's own 127.0.0.1.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/dovecot_fixture.h"
+#include "tests/support/messages.h"
+#include "tests/support/popbridge_process.h"
+#include "tests/support/test_clients.h"
+
+namespace popbridge::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kUser[] = "proxied";
+
+bool startsWith(const std::string& text, std::string_view prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+// From 127.0.0.2, so that the probe's session (haproxy passes it on) is told apart from the
+// test's clients and from haproxy's own 127.0.0.1 in popbridge's log.
+bool portAccepts(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in source{};
+  source.sin_family = AF_INET;
+  source.sin_addr.s_addr = htonl(0x7F000002);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return up;
+}
+
+// haproxy -db (foreground) with one TCP-mode frontend per backend line, each on a free port.
+class Haproxy {
+ public:
+  // Each entry: the "server" line's options after the address, e.g. "send-proxy-v2".
+  Haproxy(const std::string& dir,
+          const std::vector<std::pair<std::uint16_t, std::string>>& routes) {
+    std::string config =
+        "global\n  maxconn 100\n"
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
+        "  timeout server 60s\n";
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+      const std::uint16_t port = freeLoopbackPort();
+      ports_.push_back(port);
+      config += "frontend f" + std::to_string(i) + "\n  bind 127.0.0.1:" + std::to_string(port) +
+                "\n  default_backend b" + std::to_string(i) + "\nbackend b" + std::to_string(i) +
+                "\n  server s 127.0.0.1:" + std::to_string(routes[i].first) + " " +
+                routes[i].second + "\n";
+    }
+    const std::string path = dir + "/haproxy.cfg";
+    std::ofstream(path) << config;
+    logPath_ = dir + "/haproxy.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      FILE* log = std::fopen(logPath_.c_str(), "w");
+      if (log != nullptr) {
+        ::dup2(fileno(log), 1);
+        ::dup2(fileno(log), 2);
+      }
+      ::execlp("haproxy", "haproxy", "-db", "-f", path.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {
+      bool all = true;
+      for (std::uint16_t port : ports_) all = all && portAccepts(port);
+      if (all) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("haproxy exited: " + log());
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    throw std::runtime_error("haproxy did not listen: " + log());
+  }
+  ~Haproxy() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Haproxy(const Haproxy&) = delete;
+  Haproxy& operator=(const Haproxy&) = delete;
+
+  std::uint16_t port(std::size_t route) const { return ports_.at(route); }
+  std::string log() const {
+    std::ifstream in(logPath_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+ private:
+  std::vector<std::uint16_t> ports_;
+  std::string logPath_;
+  pid_t pid_ = -1;
+};
+
+class ProxyProtocolTest : public ::testing::Test {
+ protected:
+  // Dovecot believes IMAP ID's x-originating-ip from loopback (login_trusted_networks), so its
+  // log's rip= shows the address popbridge forwarded.
+  static DovecotFixture& dovecot() {
+    static DovecotFixture seeded([] {
+      DovecotFixture::Options options;
+      options.enablePop3 = false;
+      options.users = {{kUser, "proxied-Secret-7"}};
+      options.extraConfig = "login_trusted_networks = 127.0.0.0/8 ::1\n";
+      return options;
+    }());
+    static const bool filled = [] {
+      seeded.seedMaildir(kUser, {simpleMessage(1, 300), simpleMessage(2, 400)});
+      return true;
+    }();
+    (void)filled;
+    return seeded;
+  }
+
+  void SetUp() override {
+    char pattern[] = "/tmp/popbridge-haproxy-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // Listener 0: plain POP3 (STLS-free) behind the balancer; listener 1: implicit TLS behind it.
+  std::unique_ptr<PopbridgeProcess> startPopbridge(const std::string& server = "",
+                                                   const std::string& trusted = "127.0.0.1/32") {
+    PopbridgeProcess::Options options;
+    const std::string proxyLines = "proxy_protocol = true\ntrusted_proxies = [\"" + trusted +
+                                   "\"]\n"
+                                   "proxy_protocol_timeout = \"1s\"\n";
+    PopbridgeProcess::Listener plain;
+    plain.extra = proxyLines;
+    PopbridgeProcess::Listener implicit;
+    implicit.tls = "implicit";
+    implicit.extra = proxyLines;
+    options.listeners = {plain, implicit};
+    options.server = server;
+    auto popbridge = std::make_unique<PopbridgeProcess>(dovecot(), options);
+    popbridge->addSecret(dovecot().user(kUser).password);
+    return popbridge;
+  }
+
+  // A whole session: login, STAT, RETR, QUIT.
+  void fullSession(Pop3TestClient& pop3) {
+    ASSERT_TRUE(startsWith(pop3.greeting(), "+OK")) << pop3.greeting();
+    ASSERT_TRUE(startsWith(pop3.command(std::string("USER ") + kUser), "+OK"));
+    ASSERT_TRUE(startsWith(pop3.command("PASS " + dovecot().user(kUser).password), "+OK"));
+    EXPECT_TRUE(startsWith(pop3.command("STAT"), "+OK 2 ")) << "two messages";
+    const std::string body = pop3.multiLine("RETR 1");
+    EXPECT_GE(body.size(), 300u);
+    EXPECT_TRUE(startsWith(pop3.command("QUIT"), "+OK"));
+  }
+
+  // The session lines of the log that name `client` as the client address.
+  static bool logHasClient(const std::string& log, const std::string& ip, const std::string& what) {
+    return std::regex_search(log, std::regex("client=" + ip + ":[0-9]+[^\n]*" + what));
+  }
+
+  // A full session from `clientIp` through haproxy with `serverOptions`: popbridge's log and
+  // Dovecot's rip= (IMAP ID from popbridge) show the client, never haproxy's 127.0.0.1.
+  void expectClientAddressThrough(const std::string& serverOptions, const std::string& clientIp,
+                                  const std::string& version) {
+    auto popbridge = startPopbridge();
+    Haproxy haproxy(dir_, {{popbridge->port(0), serverOptions}});
+    {
+      Pop3TestClient pop3(haproxy.port(0), false, "", clientIp);
+      fullSession(pop3);
+    }
+    std::this_thread::sleep_for(200ms);
+    const std::string log = popbridge->log();
+    const std::string ipPattern = std::regex_replace(clientIp, std::regex("\\."), "\\.");
+    EXPECT_TRUE(logHasClient(
+        log, ipPattern, "session start on .* via PROXY " + version + " TCP4 from 127\\.0\\.0\\.1"))
+        << log;
+    EXPECT_TRUE(logHasClient(log, ipPattern, "user=proxied logged in")) << log;
+    EXPECT_FALSE(std::regex_search(log, std::regex("client=127\\.0\\.0\\.1:"))) << log;
+    const auto rips = loginRips(dovecot(), kUser);
+    ASSERT_FALSE(rips.empty()) << dovecot().logTail();
+    EXPECT_EQ(rips.back(), clientIp) << dovecot().logTail();
+  }
+
+  // The rip= of each of Dovecot's "Login: user=<user>" lines, in order.
+  static std::vector<std::string> loginRips(const DovecotFixture& dovecot,
+                                            const std::string& user) {
+    std::ifstream log(dovecot.logPath());
+    std::vector<std::string> rips;
+    std::string line;
+    const std::string login = "Login: user=<" + user + ">";
+    while (std::getline(log, line)) {
+      const std::size_t at = line.find("rip=");
+      if (line.find(login) == std::string::npos || at == std::string::npos) continue;
+      rips.push_back(line.substr(at + 4, line.find(',', at) - at - 4));
+    }
+    return rips;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ProxyProtocolTest, SendProxyV2GivesTheClientsAddress) {
+  expectClientAddressThrough("send-proxy-v2", "127.0.0.7", "v2");
+}
+
+TEST_F(ProxyProtocolTest, SendProxyV1GivesTheClientsAddress) {
+  expectClientAddressThrough("send-proxy", "127.0.0.9", "v1");
+}
+
+// max_connections_per_ip counts the address from the header, not haproxy's.
+TEST_F(ProxyProtocolTest, PerIpLimitAppliesToTheOriginalAddress) {
+  auto popbridge = startPopbridge("max_connections_per_ip = 1\n");
+  Haproxy haproxy(dir_, {{popbridge->port(0), "send-proxy-v2"}});
+  Pop3TestClient first(haproxy.port(0), false, "", "127.0.0.7");
+  ASSERT_TRUE(startsWith(first.greeting(), "+OK")) << first.greeting();
+  Pop3TestClient second(haproxy.port(0), false, "", "127.0.0.7");
+  EXPECT_EQ(second.greeting(), "-ERR [SYS/TEMP] Too many connections, try again later.");
+  EXPECT_TRUE(second.closedByPeer());
+  // Another address at the same time, through the same haproxy, is served.
+  Pop3TestClient other(haproxy.port(0), false, "", "127.0.0.8");
+  fullSession(other);
+  // The slot is given back when the first session ends (once its client closed too).
+  EXPECT_TRUE(startsWith(first.command("QUIT"), "+OK"));
+  EXPECT_TRUE(first.closedByPeer());
+  first.close();
+  bool served = false;
+  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+    Pop3TestClient again(haproxy.port(0), false, "", "127.0.0.7");
+    served = startsWith(again.greeting(), "+OK");
+    if (!served) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(served) << popbridge->log();
+  EXPECT_NE(popbridge->log().find("too many connections from 127.0.0.7"), std::string::npos)
+      << popbridge->log();
+}
+
+// Failed logins count against the address from the header: the login throttle names it.
+TEST_F(ProxyProtocolTest, LoginThrottleCountsTheOriginalAddress) {
+  auto popbridge = startPopbridge();
+  Haproxy haproxy(dir_, {{popbridge->port(0), "send-proxy-v2"}});
+  {
+    Pop3TestClient guesser(haproxy.port(0), false, "", "127.0.0.11");
+    for (int i = 0; i < 3; ++i) {
+      popbridge->addSecret("wrong-Guess-" + std::to_string(i));
+      ASSERT_TRUE(startsWith(guesser.command(std::string("USER ") + kUser), "+OK"));
+      EXPECT_TRUE(startsWith(guesser.command("PASS wrong-Guess-" + std::to_string(i)), "-ERR"));
+    }
+  }
+  Pop3TestClient next(haproxy.port(0), false, "", "127.0.0.11");
+  ASSERT_TRUE(startsWith(next.command(std::string("USER ") + kUser), "+OK"));
+  EXPECT_TRUE(startsWith(next.command("PASS " + dovecot().user(kUser).password), "+OK"));
+  const std::string log = popbridge->log();
+  EXPECT_NE(log.find("login throttled: 3 failed or abandoned logins from 127.0.0.11"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("logins from 127.0.0.1;"), std::string::npos) << log;
+}
+
+// haproxy sending from 127.0.0.3, outside trusted_proxies: closed at once, no greeting.
+TEST_F(ProxyProtocolTest, UntrustedSenderIsClosedWithoutGreeting) {
+  auto popbridge = startPopbridge();
+  Haproxy haproxy(dir_, {{popbridge->port(0), "send-proxy-v2 source 127.0.0.3"}});
+  TestConnection connection(haproxy.port(0), 5000, "127.0.0.7");
+  EXPECT_TRUE(connection.closedByPeer(5000));
+  EXPECT_EQ(connection.bufferedBytes(), 0u) << "no greeting";
+  std::this_thread::sleep_for(200ms);
+  EXPECT_NE(popbridge->log().find("refusing connection from 127.0.0.3 on 127.0.0.1:" +
+                                  std::to_string(popbridge->port(0)) + ": not in trusted_proxies"),
+            std::string::npos)
+      << popbridge->log();
+}
+
+// A client that talks to the listener directly, without a header: a trusted address (it is
+// 127.0.0.1) that sends POP3 is refused at its first byte; one that sends nothing, at the
+// timeout. Neither gets a greeting.
+TEST_F(ProxyProtocolTest, DirectClientWithoutHeaderIsClosed) {
+  auto popbridge = startPopbridge();
+  {
+    TestConnection connection(popbridge->port(0), 5000);
+    connection.sendAll("USER alice\r\n");
+    EXPECT_TRUE(connection.closedByPeer(5000));
+    EXPECT_EQ(connection.bufferedBytes(), 0u) << "no greeting";
+  }
+  {
+    TestConnection silent(popbridge->port(0), 5000);
+    EXPECT_TRUE(silent.closedByPeer(5000)) << "proxy_protocol_timeout = 1s";
+    EXPECT_EQ(silent.bufferedBytes(), 0u);
+  }
+  std::this_thread::sleep_for(200ms);
+  const std::string log = popbridge->log();
+  EXPECT_NE(log.find("bad PROXY protocol header: not a PROXY protocol header"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("bad PROXY protocol header: no PROXY protocol header within 1000 ms"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("session start"), std::string::npos) << log;
+}
+
+// A header followed at once by a pipelined command, in one write: nothing after the header is
+// lost.
+TEST_F(ProxyProtocolTest, BytesAfterTheHeaderReachTheSession) {
+  auto popbridge = startPopbridge();
+  TestConnection connection(popbridge->port(0), 10000);
+  connection.sendAll("PROXY TCP6 2001:db8::7 2001:db8::1 51000 110\r\nCAPA\r\n");
+  EXPECT_TRUE(startsWith(connection.readLine("greeting"), "+OK"));
+  EXPECT_TRUE(startsWith(connection.readLine("CAPA reply"), "+OK"));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(logHasClient(popbridge->log(), "\\[2001:db8::7\\]", "session start"))
+      << popbridge->log();
+}
+
+// SIGTERM while a trusted peer has not sent its header yet: the pending connection is dropped
+// with the listeners, and the process stops cleanly.
+TEST_F(ProxyProtocolTest, ShutdownWithAHeaderPendingStopsCleanly) {
+  auto popbridge = startPopbridge();
+  TestConnection pending(popbridge->port(0), 5000);
+  pending.sendAll("PROXY TCP4 192.0.2.10 ");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(popbridge->stop(), 0);
+  EXPECT_TRUE(pending.closedByPeer(5000));
+  EXPECT_EQ(pending.bufferedBytes(), 0u);
+  EXPECT_NE(popbridge->log().find("popbridge stopped"), std::string::npos) << popbridge->log();
+}
+
+// v2 LOCAL, a balancer's health check: the connection keeps the balancer's own address.
+TEST_F(ProxyProtocolTest, LocalHeaderKeepsThePeersAddress) {
+  auto popbridge = startPopbridge();
+  TestConnection connection(popbridge->port(0), 10000);
+  connection.sendAll(std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16) + "QUIT\r\n");
+  EXPECT_TRUE(startsWith(connection.readLine("greeting"), "+OK"));
+  EXPECT_TRUE(startsWith(connection.readLine("QUIT reply"), "+OK"));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(logHasClient(popbridge->log(), "127\\.0\\.0\\.1",
+                           "session start .* via PROXY v2 LOCAL from 127\\.0\\.0\\.1"))
+      << popbridge->log();
+}
+
+// Implicit TLS behind haproxy in TCP mode: the header first, then the handshake end to end.
+TEST_F(ProxyProtocolTest, ImplicitTlsAfterTheHeader) {
+  auto popbridge = startPopbridge();
+  Haproxy haproxy(dir_, {{popbridge->port(1), "send-proxy-v2"}});
+  {
+    Pop3TestClient pop3(haproxy.port(0), true, dovecot().pki().caCert, "127.0.0.7");
+    EXPECT_TRUE(pop3.connection().tlsActive());
+    fullSession(pop3);
+  }
+  std::this_thread::sleep_for(200ms);
+  const std::string log = popbridge->log();
+  EXPECT_TRUE(
+      logHasClient(log, "127\\.0\\.0\\.7", "session start on .*tls=implicit.* via PROXY v2"))
+      << log;
+}
+
+}  // namespace
+}  // namespace popbridge::test
