@@ -660,26 +660,4 @@ std::unique_ptr<UpstreamProbe> probeReachability(uv_loop_t* loop, const config::
   return probe;
 }
 
-CachedReachability::CachedReachability(uv_loop_t* loop, const config::Config& config,
-                                       const TlsClientContext* tls, std::chrono::milliseconds ttl)
-    : probe_(loop, config, tls), ttl_(ttl) {}
-
-void CachedReachability::check(std::function<void(const ProbeReport&)> reply) {
-  if (last_ && !probe_.running() && Clock::now() - lastAt_ < ttl_) {
-    reply(*last_);
-    return;
-  }
-  waiting_.push_back(std::move(reply));
-  if (probe_.running()) return;
-  probe_.start(std::nullopt, [this](ProbeReport report) { finished(std::move(report)); });
-}
-
-void CachedReachability::finished(ProbeReport report) {
-  last_ = std::move(report);
-  lastAt_ = Clock::now();
-  auto waiting = std::move(waiting_);
-  waiting_.clear();
-  for (auto& reply : waiting) reply(*last_);
-}
-
 }  // namespace popbridge::proxy

@@ -138,35 +138,10 @@ class UpstreamProbe {
 // it may destroy the returned probe. Destroying the returned probe earlier cancels it and
 // `done` is never called. Bounded in time by upstream.connect_timeout (resolve, connect, TLS)
 // plus upstream.command_timeout (greeting, each command). Costs one connection per call: the
-// caller caches the result (a few seconds) and shares one probe among concurrent requests.
+// caller caches the result (a few seconds) and shares one probe among concurrent requests, as
+// AdminServer does for /readyz.
 [[nodiscard]] std::unique_ptr<UpstreamProbe> probeReachability(
     uv_loop_t* loop, const config::Config& config, const TlsClientContext* tls,
     std::function<void(ProbeReport)> done);
-
-// probeReachability() for an HTTP endpoint polled by several checkers: one probe at a time,
-// shared by every request that comes while it runs, and its report reused for `ttl` (a few
-// seconds), so a burst of /readyz requests costs the upstream one connection. Destroying it
-// cancels the probe in flight; waiting replies are then never called.
-class CachedReachability {
- public:
-  CachedReachability(uv_loop_t* loop, const config::Config& config, const TlsClientContext* tls,
-                     std::chrono::milliseconds ttl);
-  // `reply` gets a report no older than ttl: at once, from inside check(), when the last one
-  // is fresh; else from the loop when the probe (started now unless one runs) ends. `reply`
-  // must not destroy this object.
-  void check(std::function<void(const ProbeReport&)> reply);
-  // The last report, if any (for metrics); does not start a probe.
-  const std::optional<ProbeReport>& last() const { return last_; }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  void finished(ProbeReport report);
-
-  UpstreamProbe probe_;
-  std::chrono::milliseconds ttl_;
-  std::optional<ProbeReport> last_;
-  Clock::time_point lastAt_{};
-  std::vector<std::function<void(const ProbeReport&)>> waiting_;
-};
 
 }  // namespace popbridge::proxy

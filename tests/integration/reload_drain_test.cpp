@@ -135,6 +135,7 @@ TEST_F(ReloadDrainTest, NewCertificateFilesServeNewSessionsOnly) {
   options.listeners[0].tls = "implicit";
   options.listeners[0].certificate = cert;
   options.listeners[0].privateKey = key;
+  options.mailbox = "exclusive = false\n";  // an old and a new session of one mailbox at once
   PopbridgeProcess proxy(dovecot(), options);
   proxy.addSecret(user_.password);
 
@@ -286,6 +287,7 @@ TEST_F(ReloadDrainTest, ChangedSettingsApplyToNewSessionsOnly) {
   makeUser("reload-settings", 3);
   PopbridgeProcess::Options options;
   options.onDelete = "flag";
+  options.mailbox = "exclusive = false\n";  // an old and a new session of one mailbox at once
   PopbridgeProcess proxy(dovecot(), options);
   proxy.addSecret(user_.password);
 

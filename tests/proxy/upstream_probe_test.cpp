@@ -149,37 +149,5 @@ TEST_F(UpstreamProbeTest, StartAgainCancelsTheFirstAndReportsOnce) {
   EXPECT_EQ(second, 1);
 }
 
-// A burst of /readyz requests costs one connection, and a fresh report is answered at once.
-TEST_F(UpstreamProbeTest, CachedReachabilitySharesOneProbeAndReusesItsReport) {
-  ScriptedImapPeer::Script script;
-  script.password = "never-sent";
-  ScriptedImapPeer peer(script);
-  const config::Config config = makeConfig("127.0.0.1", peer.port());
-  CachedReachability cache(&loop_, config, nullptr, std::chrono::minutes(1));
-  int replies = 0;
-  for (int i = 0; i < 3; ++i) {
-    cache.check([&](const ProbeReport& report) {
-      ++replies;
-      EXPECT_TRUE(report.ok()) << report.summary();
-    });
-  }
-  EXPECT_EQ(replies, 0) << "no report yet";
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  EXPECT_EQ(replies, 3);
-  EXPECT_EQ(peer.accepted(), 1);
-  bool atOnce = false;
-  cache.check([&](const ProbeReport&) { atOnce = true; });
-  EXPECT_TRUE(atOnce) << "a fresh report is reused";
-  EXPECT_EQ(peer.accepted(), 1);
-
-  CachedReachability stale(&loop_, config, nullptr, std::chrono::milliseconds(0));
-  for (int round = 0; round < 2; ++round) {
-    stale.check([&](const ProbeReport&) { ++replies; });
-    uv_run(&loop_, UV_RUN_DEFAULT);
-  }
-  EXPECT_EQ(replies, 5);
-  EXPECT_EQ(peer.accepted(), 3) << "an expired report is probed again";
-}
-
 }  // namespace
 }  // namespace popbridge::proxy
