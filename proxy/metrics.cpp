@@ -79,7 +79,10 @@ EndReason classifyEndReason(std::string_view reason) {
   if (reason == "quit" || reason == "client quit before login") return EndReason::Quit;
   if (reason == "idle timeout") return EndReason::IdleTimeout;
   if (reason == "login timeout") return EndReason::LoginTimeout;
-  if (reason == "server shutting down") return EndReason::Shutdown;
+  // The drain's texts: "server shutting down (not logged in)", "shutdown timeout: ...".
+  if (reason.starts_with("server shutting down") || reason.starts_with("shutdown")) {
+    return EndReason::Shutdown;
+  }
   if (reason == "internal error") return EndReason::Internal;
   if (reason == "too many bad commands" || reason == "too many failed logins" ||
       reason == "password checks busy") {

@@ -451,6 +451,9 @@ void ProxySession::startVerify() {
         auto alive = work->alive.lock();
         if (!alive || !*alive) return;
         ProxySession& self = *work->session;
+        // Ended meanwhile (drain, login timeout, hang-up): it must claim nothing, not even
+        // for the moment until it is reaped, or a real login of the mailbox gets [IN-USE].
+        if (self.done_ || self.session_.closed()) return;
         self.guarded([&] {
           const config::AccountConfig* account = work->account;
           protocol::MaildropClaim claim = protocol::MaildropClaim::Granted;

@@ -433,6 +433,9 @@ void Worker::onWake() {
 // --- reload ------------------------------------------------------------------------------------
 
 void Worker::applyReload(Reload reload) {
+  // The dropped listeners point into the old snapshot until they are gone, below; nothing else
+  // may hold it any more.
+  const std::shared_ptr<const ConfigSnapshot> previous = snapshot_;
   if (!shuttingDown_) {
     useSnapshot(reload.snapshot);
     const auto& listeners = snapshot_->config.listeners;
@@ -657,8 +660,11 @@ class Supervisor {
 
   // Any thread, once per worker, after its run() returned.
   void workerEnded() {
+    // Under the lock closeHandles() takes: the last worker's increment may let the supervisor
+    // close `ended_` before another worker's send.
+    std::lock_guard lock(endMutex_);
     ++workersEnded_;
-    uv_async_send(ended_.get());
+    if (!endedClosed_) uv_async_send(ended_.get());
   }
 
   void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
@@ -825,6 +831,8 @@ class Supervisor {
     sigterm_.reset();
     prepared_.reset();
     applied_.reset();
+    std::lock_guard lock(endMutex_);
+    endedClosed_ = true;
     ended_.reset();
   }
 
@@ -847,6 +855,8 @@ class Supervisor {
   std::optional<ReloadPlan> plan_;  // under mutex_
   std::atomic<unsigned> pendingApplies_{0};
   std::atomic<unsigned> workersEnded_{0};
+  std::mutex endMutex_;       // workerEnded() against closing ended_
+  bool endedClosed_ = false;  // under endMutex_
   std::string changes_;
   bool reloading_ = false;
   bool reloadAgain_ = false;
