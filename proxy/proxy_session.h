@@ -81,6 +81,7 @@ class ProxySession : public protocol::SessionSink {
   void shutdown();
   std::uint64_t id() const { return id_; }
   bool done() const { return done_; }
+  bool loggedIn() const { return loggedIn_; }  // reached TRANSACTION
   const std::string& clientAddress() const { return clientAddress_; }
   std::string clientIp() const;
 

@@ -486,7 +486,8 @@ void Worker::beginDrain() {
   for (ProxySession* session : live) session->drain();
   std::size_t staying = 0;
   for (auto& [id, session] : sessions_) {
-    if (!session->done()) ++staying;
+    // Those not logged in were just told to go, but may still be flushing that reply.
+    if (session->loggedIn() && !session->done()) ++staying;
   }
   const auto timeout = snapshot_->config.server.shutdownTimeout;
   logLine(LogLevel::Info, "worker " + std::to_string(index_) +
