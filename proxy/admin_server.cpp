@@ -182,7 +182,21 @@ void AdminServer::accept() {
   streamOptions.handshakeTimeout = std::chrono::milliseconds(0);
   streamOptions.closeTimeout = std::chrono::milliseconds(2000);
   Stream::Callbacks callbacks;
-  callbacks.onData = [this, id](std::string_view data) { onData(id, data); };
+  callbacks.onData = [this, id](std::string_view data) {
+    // From libuv: an exception (a std::bad_alloc rendering the page) must not end the admin
+    // thread; that request alone gets a 500, or is closed when even that fails.
+    try {
+      onData(id, data);
+    } catch (const std::exception& error) {
+      logLine(LogLevel::Error, std::string("metrics listener: ") + error.what());
+      try {
+        respond(id, {500, "internal error\n"});
+      } catch (...) {
+        if (auto it = connections_.find(id); it != connections_.end())
+          it->second->stream->close("error");
+      }
+    }
+  };
   callbacks.onDrain = [] {};
   callbacks.onTlsReady = [] {};
   callbacks.onClose = [this, id](std::string_view) { close(id); };
