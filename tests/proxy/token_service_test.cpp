@@ -315,13 +315,18 @@ TEST_F(TokenServiceTest, ATimedOutCommandLeavesNothingBehind) {
   slow.name = "slow";
   slow.grant = config::OAuthGrant::Command;
   const std::string pidFile = dir_.path() + "/grandchild.pid";
-  slow.tokenCommand = {"/bin/sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"};
+  slow.tokenCommand = {"/bin/sh", "-c", "sleep 30 & echo $$ $! > " + pidFile + "; wait"};
   slow.tokenCommandTimeout = 1s;
   config_.oauth2.push_back(slow);
   TokenService& service = start();
   Caller caller;
   EXPECT_EQ(caller.get(service, "slow").status, TokenResult::Status::Temporary);
-  pid_t grandchild = std::stoi(test::readWholeFile(pidFile));
+  std::istringstream pids(test::readWholeFile(pidFile));
+  pid_t child = 0;
+  pid_t grandchild = 0;
+  pids >> child >> grandchild;
+  ASSERT_GT(child, 0);
+  ASSERT_GT(grandchild, 0);
   // State and parent of a process from /proc; state 0 when it is gone.
   auto inspect = [](const std::filesystem::path& dir, char& state, long& ppid) {
     state = 0;
@@ -350,11 +355,18 @@ TEST_F(TokenServiceTest, ATimedOutCommandLeavesNothingBehind) {
     inspect(std::filesystem::path("/proc") / std::to_string(pid), state, ppid);
     return state != 0 && state != 'Z' && state != 'X';
   };
+  // The killed command is a zombie for a moment until the loop reaps it: wait until its /proc
+  // entry is gone (reaped), not merely until no zombie shows, which a check made before the kill
+  // lands would also see.
+  auto present = [&](pid_t pid) {
+    return std::filesystem::exists(std::filesystem::path("/proc") / std::to_string(pid));
+  };
   bool clean = false;
   for (int i = 0; i < 50 && !clean; ++i) {
-    clean = zombies() == 0 && !running(grandchild);
+    clean = !present(child) && !running(grandchild);
     if (!clean) std::this_thread::sleep_for(100ms);
   }
+  EXPECT_FALSE(present(child)) << "the killed command was never reaped";
   EXPECT_EQ(zombies(), 0);
   EXPECT_FALSE(running(grandchild)) << "the command's background child survived";
 }
