@@ -6,6 +6,10 @@
 //                [--io-pid PID]
 //   pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G] [--first-index I]
 //   pop3load ports N      prints N distinct free loopback TCP ports
+//   pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE
+//                         a TCP relay from 127.0.0.1:P to H:Q that counts the IMAP commands the
+//                         client side sends and the bytes each way, into FILE (imap_relay.h);
+//                         runs until SIGTERM
 //
 // `run` prints one machine-readable line for run.sh:
 //   result label=... sessions=S ok=O failed=F retr=R bytes=B size_mismatch=M wall_s=...
@@ -34,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/imap_relay.h"
 #include "tests/bench/pop3_load.h"
 
 namespace {
@@ -50,7 +55,8 @@ constexpr const char* kUsage =
     "                    [--io-pid PID]\n"
     "       pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G]\n"
     "                    [--first-index I]\n"
-    "       pop3load ports N\n";
+    "       pop3load ports N\n"
+    "       pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE\n";
 
 struct Args {
   std::map<std::string, std::string> values;
@@ -247,6 +253,24 @@ int portsCommand(int argc, char** argv) {
   return status;
 }
 
+int relayCommand(int argc, char** argv) {
+  Args args = parseArgs(argc, argv, {}, {"listen-port", "target-port", "target-host", "stats"});
+  popbridge::bench::RelayOptions options;
+  options.listenPort = static_cast<std::uint16_t>(args.number("listen-port", 0, 1, 65535));
+  options.targetPort = static_cast<std::uint16_t>(args.number("target-port", 0, 1, 65535));
+  options.targetHost = args.get("target-host", options.targetHost);
+  options.statsFile = args.get("stats");
+  if (args.error.empty() &&
+      (options.listenPort == 0 || options.targetPort == 0 || options.statsFile.empty())) {
+    args.error = "--listen-port, --target-port and --stats are required";
+  }
+  if (!args.error.empty()) {
+    std::cerr << "pop3load: " << args.error << "\n" << kUsage;
+    return 2;
+  }
+  return popbridge::bench::runRelay(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,6 +280,7 @@ int main(int argc, char** argv) {
   if (command == "run") return runCommand(argc, argv);
   if (command == "seed") return seedCommand(argc, argv);
   if (command == "ports") return portsCommand(argc, argv);
+  if (command == "relay") return relayCommand(argc, argv);
   std::cerr << kUsage;
   return 2;
 }
