@@ -329,7 +329,8 @@ def main():
                    " Other work on the machine shows up in the figures.")
     out.append(f"- **Command:** `{args.command}`")
     out.append(f"- **Repetitions:** {args.reps} per endpoint, in the order A, A cold, B, C, A ..."
-               " (W6: A, A cold, B; W4S: workers = 1, 2); each figure is the median over the repetitions")
+               " (W6: A, A cold, B; W4S: workers = 1, 2); each figure is the median over the"
+               " repetitions")
     out.append(f"- **popbridge:** Release build of `{args.revision}`,"
                f" `workers = {args.workers}`; peers: Dovecot {args.dovecot}")
     if args.elapsed:

@@ -16,6 +16,9 @@
 # Environment: POPBRIDGE_BENCH_WORKERS (popbridge [server] workers, default 1),
 #              POPBRIDGE_BENCH_TMPDIR (work dir parent; default /dev/shm if roomy, else /tmp).
 set -euo pipefail
+# The test suite's switch (tests/README.md) means nothing here: the modes choose popbridge's fast
+# paths, and popbridge would warn about a POPBRIDGE_* variable it does not know.
+unset POPBRIDGE_TEST_FAST_PATHS
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR="$ROOT/tests/bench"
@@ -41,7 +44,7 @@ while (($#)); do
     --modes) MODES=$2; MODES_GIVEN=1; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -52,7 +55,10 @@ if ! [[ $REPS =~ ^[1-9][0-9]*$ ]]; then
 fi
 EXPANDED=""
 for w in $WORKLOADS; do
-  case $w in W1|W1L|W2|W3|W3T|W4|W5|W6|W4S) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+  case $w in
+    W1 | W1L | W2 | W3 | W3T | W4 | W5 | W6 | W4S) ;;
+    *) echo "run.sh: unknown workload $w" >&2; exit 2 ;;
+  esac
   [[ " $EXPANDED " == *" $w "* ]] || EXPANDED+=" $w"
   # TOP 1 5 on the big message runs right after W3's RETRs, on the same mail.
   if [[ $w == W3 && " $WORKLOADS " != *" W3T "* ]]; then EXPANDED+=" W3T"; fi
@@ -74,7 +80,7 @@ W3_SIZE=$((50 * 1024 * 1024)); W3_SESSIONS=3
 W3T_SESSIONS=10; W3T_LINES=5 # W3T: TOP 1 5 on W3's message, one session at a time
 W4_USERS=500;   W4_COUNT=20; W4_SIZE=20480
 # W1L: W1 on a mailbox of 100,000 small messages (issue 14: A ≤ 50 ms with a warm cache).
-W1L_COUNT=100000; W1L_SIZE=1024; W1L_SESSIONS=20
+W1L_COUNT=100000; W1L_SIZE=1024; W1L_SESSIONS=10
 # W6: devices w6u0 ... each poll their own mailbox once, get W6_NEW new messages, poll again.
 W6_USERS=1000;  W6_COUNT=20; W6_SIZE=2048; W6_NEW=5; W6_CONCURRENCY=20
 if [[ $MODE == smoke ]]; then
@@ -259,20 +265,29 @@ seed() { # user count size [first-index]
   "$POP3LOAD" seed --maildir "$dir/Maildir" --count "$2" --size "$3" --uid "$MAIL_UID" \
     --gid "$MAIL_GID" --first-index "${4:-1}"
 }
+# seed_many count size first-index user...: one pop3load process for many Maildirs.
+seed_many() {
+  local count=$1 size=$2 first=$3 u
+  shift 3
+  : >"$WORK/maildirs.txt"
+  for u in "$@"; do
+    mkdir -p "$WORK/home/$u"
+    echo "$WORK/home/$u/Maildir" >>"$WORK/maildirs.txt"
+  done
+  (cd "$WORK/home" && chown "$MAIL_UID:$MAIL_GID" "$@")
+  "$POP3LOAD" seed --maildir-list "$WORK/maildirs.txt" --count "$count" --size "$size" \
+    --uid "$MAIL_UID" --gid "$MAIL_GID" --first-index "$first"
+}
 log "seeding Maildirs"
 wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 wants W1 && seed w1 "$W1_COUNT" "$W1_SIZE"
 wants W1L && seed w1l "$W1L_COUNT" "$W1L_SIZE"
 { wants W2 || wants W5; } && seed w2 "$W2_COUNT" "$W2_SIZE"
 { wants W3 || wants W3T; } && seed w3 1 "$W3_SIZE"
-if wants W4 || wants W4S; then
-  for u in "${W4_USER_LIST[@]}"; do seed "$u" "$W4_COUNT" "$W4_SIZE"; done
-fi
+if wants W4 || wants W4S; then seed_many "$W4_COUNT" "$W4_SIZE" 1 "${W4_USER_LIST[@]}"; fi
 # W6's mailboxes grow by W6_NEW messages per W6 run; W6_NOW is their current count.
 W6_NOW=$W6_COUNT
-if wants W6; then
-  for u in "${W6_USER_LIST[@]}"; do seed "$u" "$W6_COUNT" "$W6_SIZE"; done
-fi
+if wants W6; then seed_many "$W6_COUNT" "$W6_SIZE" 1 "${W6_USER_LIST[@]}"; fi
 
 # ---------------------------------------------------------------------------------------------
 # Dovecot configuration shared by both instances. Limits: W4 opens 500 POP3 sessions at once,
@@ -657,11 +672,7 @@ w6_poll_args() { # expected messages
 }
 # Delivers W6_NEW messages into every W6 mailbox, as files in cur/ (the way the seed wrote them).
 w6_deliver() {
-  local u
-  for u in "${W6_USER_LIST[@]}"; do
-    "$POP3LOAD" seed --maildir "$WORK/home/$u/Maildir" --count "$W6_NEW" --size "$W6_SIZE" \
-      --uid "$MAIL_UID" --gid "$MAIL_GID" --first-index $((W6_NOW + 1))
-  done
+  seed_many "$W6_NEW" "$W6_SIZE" $((W6_NOW + 1)) "${W6_USER_LIST[@]}"
   W6_NOW=$((W6_NOW + W6_NEW))
 }
 # One W6 run of an endpoint: round 1, delivery, round 2, all against one popbridge process (or

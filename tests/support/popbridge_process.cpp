@@ -78,25 +78,21 @@ bool assignsKey(std::string_view lines, std::string_view key) {
   return false;
 }
 
-// The [upstream] lines that turn the fast paths off, for the keys this build of popbridge knows
-// (a build from before they existed rejects unknown keys) and the test does not set itself (a
-// test of the pool sets pool_idle and must keep it).
-std::string fastPathsOffLines(std::string_view upstream) {
-  if (!kFastPathsOff) return "";
+}  // namespace
+
+std::string fastPathsOffLines(std::string_view upstream,
+                              std::span<const std::string_view> knownKeys) {
   constexpr std::pair<std::string_view, std::string_view> kOff[] = {
       {"pool_idle", "\"0s\""}, {"snapshot_cache", "false"}, {"read_ahead", "false"}};
   std::string lines;
   for (const auto& [key, value] : kOff) {
-    const bool known = std::find(config::kUpstreamKeys.begin(), config::kUpstreamKeys.end(), key) !=
-                       config::kUpstreamKeys.end();
+    const bool known = std::find(knownKeys.begin(), knownKeys.end(), key) != knownKeys.end();
     if (known && !assignsKey(upstream, key)) {
       lines += std::string(key) + " = " + std::string(value) + "\n";
     }
   }
   return lines;
 }
-
-}  // namespace
 
 NotifySocket::NotifySocket(std::string name) : name_(std::move(name)) {
   sockaddr_un address{};
@@ -233,8 +229,8 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
        << caFile << "\"\nverify_certificate = " << (options.verifyCertificate ? "true" : "false")
        << "\nconnect_timeout = \"3s\"\n"
        << options.upstream << "\n"
-       << fastPathsOffLines(options.upstream) << "\n[mailbox]\non_delete = \"" << options.onDelete
-       << "\"\n"
+       << (kFastPathsOff ? fastPathsOffLines(options.upstream, config::kUpstreamKeys) : "")
+       << "\n[mailbox]\non_delete = \"" << options.onDelete << "\"\n"
        << options.mailbox << "\n"
        << options.extra << "\n";
   {
