@@ -172,8 +172,10 @@ def issue14_section(figures, runs):
     lines = []
 
     def target(name, ok, detail):
-        state = "not measured" if ok is None else "met" if ok else "MISSED"
-        lines.append(f"- **{name}:** {state} ({detail})")
+        if ok is None:
+            lines.append(f"- **{name}:** not measured in this run")
+        else:
+            lines.append(f"- **{name}:** {'met' if ok else 'MISSED'} ({detail})")
 
     def value(w, e):
         return figures.get(w, {}).get(e)
