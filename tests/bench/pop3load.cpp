@@ -5,7 +5,12 @@
 //                [--concurrency C] [--expect-messages M] [--timeout SECONDS] [--label NAME]
 //                [--io-pid PID]
 //   pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G] [--first-index I]
+//   pop3load seed --maildir-list FILE ...   the same into every Maildir listed (one per line)
 //   pop3load ports N      prints N distinct free loopback TCP ports
+//   pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE
+//                         a TCP relay from 127.0.0.1:P to H:Q that counts the IMAP commands the
+//                         client side sends and the bytes each way, into FILE (imap_relay.h);
+//                         runs until SIGTERM
 //
 // `run` prints one machine-readable line for run.sh:
 //   result label=... sessions=S ok=O failed=F retr=R bytes=B size_mismatch=M wall_s=...
@@ -29,11 +34,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "tests/bench/imap_relay.h"
 #include "tests/bench/pop3_load.h"
 
 namespace {
@@ -48,9 +55,10 @@ constexpr const char* kUsage =
     "                    [--retr-max K] [--top-lines N] [--sessions S] [--concurrency C]\n"
     "                    [--expect-messages M] [--timeout SECONDS] [--label NAME]\n"
     "                    [--io-pid PID]\n"
-    "       pop3load seed --maildir DIR --count N --size BYTES [--uid U --gid G]\n"
-    "                    [--first-index I]\n"
-    "       pop3load ports N\n";
+    "       pop3load seed --maildir DIR|--maildir-list FILE --count N --size BYTES\n"
+    "                    [--uid U --gid G] [--first-index I]\n"
+    "       pop3load ports N\n"
+    "       pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE\n";
 
 struct Args {
   std::map<std::string, std::string> values;
@@ -190,27 +198,39 @@ int runCommand(int argc, char** argv) {
 }
 
 int seedCommand(int argc, char** argv) {
-  Args args = parseArgs(argc, argv, {}, {"maildir", "count", "size", "uid", "gid", "first-index"});
-  const std::string dir = args.get("maildir");
+  Args args = parseArgs(argc, argv, {},
+                        {"maildir", "maildir-list", "count", "size", "uid", "gid", "first-index"});
+  std::vector<std::string> dirs;
+  if (args.values.count("maildir")) dirs.push_back(args.get("maildir"));
+  if (args.values.count("maildir-list")) {
+    // Many Maildirs in one process: W6 delivers to 1,000 of them between two rounds.
+    std::ifstream list(args.get("maildir-list"));
+    if (!list) args.error = "cannot read --maildir-list " + args.get("maildir-list");
+    for (std::string line; std::getline(list, line);) {
+      if (!line.empty()) dirs.push_back(line);
+    }
+  }
   const long count = args.number("count", 0, 1, 10000000);
   const long size = args.number("size", 0, 1, 1L << 34);
   const long uid = args.number("uid", -1, 0, 1L << 31);
   const long gid = args.number("gid", uid, 0, 1L << 31);
   const long first = args.number("first-index", 1, 0, 1L << 30);
   if (args.error.empty() &&
-      (dir.empty() || !args.values.count("count") || !args.values.count("size"))) {
-    args.error = "--maildir, --count and --size are required";
+      (dirs.empty() || !args.values.count("count") || !args.values.count("size"))) {
+    args.error = "--maildir (or --maildir-list), --count and --size are required";
   }
   if (!args.error.empty()) {
     std::cerr << "pop3load: " << args.error << "\n" << kUsage;
     return 2;
   }
-  const std::string error =
-      popbridge::bench::seedMaildir(dir, static_cast<int>(count), static_cast<std::size_t>(size),
-                                    uid, gid, static_cast<int>(first));
-  if (!error.empty()) {
-    std::cerr << "pop3load seed: " << error << "\n";
-    return 1;
+  for (const std::string& dir : dirs) {
+    const std::string error =
+        popbridge::bench::seedMaildir(dir, static_cast<int>(count), static_cast<std::size_t>(size),
+                                      uid, gid, static_cast<int>(first));
+    if (!error.empty()) {
+      std::cerr << "pop3load seed: " << error << "\n";
+      return 1;
+    }
   }
   return 0;
 }
@@ -247,6 +267,24 @@ int portsCommand(int argc, char** argv) {
   return status;
 }
 
+int relayCommand(int argc, char** argv) {
+  Args args = parseArgs(argc, argv, {}, {"listen-port", "target-port", "target-host", "stats"});
+  popbridge::bench::RelayOptions options;
+  options.listenPort = static_cast<std::uint16_t>(args.number("listen-port", 0, 1, 65535));
+  options.targetPort = static_cast<std::uint16_t>(args.number("target-port", 0, 1, 65535));
+  options.targetHost = args.get("target-host", options.targetHost);
+  options.statsFile = args.get("stats");
+  if (args.error.empty() &&
+      (options.listenPort == 0 || options.targetPort == 0 || options.statsFile.empty())) {
+    args.error = "--listen-port, --target-port and --stats are required";
+  }
+  if (!args.error.empty()) {
+    std::cerr << "pop3load: " << args.error << "\n" << kUsage;
+    return 2;
+  }
+  return popbridge::bench::runRelay(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,6 +294,7 @@ int main(int argc, char** argv) {
   if (command == "run") return runCommand(argc, argv);
   if (command == "seed") return seedCommand(argc, argv);
   if (command == "ports") return portsCommand(argc, argv);
+  if (command == "relay") return relayCommand(argc, argv);
   std::cerr << kUsage;
   return 2;
 }

@@ -2,18 +2,23 @@
 """Aggregates the raw lines of tests/bench/run.sh into the markdown report and chart data.
 
 Raw line: "<workload> <endpoint> <rep> key=value ..." (pop3load's result line, plus pb_* keys
-for popbridge's memory, CPU and bytes read on endpoint A). Across repetitions every figure is the
-median of the per-repetition figures; failures are summed; popbridge's peak RSS is the maximum.
-W3T (TOP on W3's message) is shown under W3's title.
+for popbridge's memory, CPU and bytes read on the A endpoints, and for W6 the up_* growth of the
+counting relay's figures over the round). Endpoints: A (popbridge warm: its defaults, session
+pool and snapshot cache on), Acold (both off, and RETR read-ahead), B, C; W4S has Aw1 and Aw2
+(workers = 1 and 2). Across repetitions every figure is the median of the per-repetition figures;
+failures are summed; popbridge's peak RSS is the maximum. W3T (TOP on W3's message) is shown
+under W3's title.
 """
 import argparse
 import statistics
 import sys
 
-ENDPOINTS = ["A", "B", "C"]
-NAMES = {"A": "A popbridge", "B": "B Dovecot imapc", "C": "C Dovecot POP3"}
+ENDPOINTS = ["A", "Acold", "B", "C"]
+NAMES = {"A": "A popbridge warm", "Acold": "A popbridge cold", "B": "B Dovecot imapc",
+         "C": "C Dovecot POP3"}
 TITLES = {
     "W1": "W1 poll",
+    "W1L": "W1 poll, 100k messages",
     "W2": "W2 download",
     "W3": "W3 big message",
     "W3T": "W3 big message",
@@ -71,6 +76,144 @@ def ratio(a, b):
     return a / b
 
 
+W6_ENDPOINTS = ["A", "Acold", "B"]
+
+
+def per_poll(items, key):
+    """Median over the repetitions of a relay figure divided by the round's successful polls."""
+    values = [r[key] / r["ok"] for r in items
+              if isinstance(r.get(key), float) and isinstance(r.get("ok"), float) and r["ok"] > 0]
+    return statistics.median(values) if values else None
+
+
+def w6_section(runs, args):
+    """W6: upstream IMAP commands and bytes per device poll, A (warm, cold) against B."""
+    if not any((f"W6R{n}", e) in runs for n in (1, 2) for e in W6_ENDPOINTS):
+        return []
+    out = ["\n## W6: many devices, upstream IMAP per poll\n",
+           f"{args.w6_devices:,} devices (users `w6u0` ...), each polling its own mailbox "
+           "(USER, PASS, STAT, UIDL, QUIT); round 1 on the seeded mailboxes, round 2 after "
+           f"{args.w6_new} new messages arrived in each (files written into the Maildir between "
+           "the rounds). Both rounds run against one popbridge process (or one B), which starts "
+           "empty. A counting TCP relay (`pop3load relay`) sits between each proxy and the IMAP "
+           "server, plain IMAP: it counts the client-to-server lines that start an IMAP command "
+           "(literal data skipped) and the bytes each way, including B's passdb logins. Figures "
+           "are per successful poll, median over the repetitions; *connections* is upstream TCP "
+           "connections opened per poll (below 1: sessions reused from the pool).\n",
+           "| Round | Endpoint | commands / poll | bytes to server / poll | bytes from server "
+           "/ poll | connections / poll | median session (ms) | failed | commands per poll |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for n in (1, 2):
+        for e in W6_ENDPOINTS:
+            items = runs.get((f"W6R{n}", e), [])
+            if not items:
+                continue
+            names = {key[7:].replace("_", " ") for r in items for key in r
+                     if key.startswith("up_cmd.")}
+            top = sorted(((per_poll(items, "up_cmd." + k.replace(" ", "_")) or 0.0, k)
+                          for k in names), reverse=True)
+            listing = ", ".join(f"{k} {v:.3g}" for v, k in top[:8])
+            failed = int(total(items, "failed") + total(items, "harness_error"))
+            out.append(f"| {n} | {NAMES[e]} | {fmt(per_poll(items, 'up_commands'), 2)} | "
+                       f"{fmt(per_poll(items, 'up_c2s_bytes'))} | "
+                       f"{fmt(per_poll(items, 'up_s2c_bytes'))} | "
+                       f"{fmt(per_poll(items, 'up_connections'), 2)} | "
+                       f"{fmt(median(items, 'median_ms'))} | {failed} | {listing} |")
+    rows = []
+    for n in (1, 2):
+        a, b = runs.get((f"W6R{n}", "A"), []), runs.get((f"W6R{n}", "B"), [])
+        if a and b:
+            rc = ratio(per_poll(a, "up_commands"), per_poll(b, "up_commands"))
+            rb = ratio(per_poll(a, "up_c2s_bytes") + per_poll(a, "up_s2c_bytes")
+                       if per_poll(a, "up_c2s_bytes") is not None else None,
+                       per_poll(b, "up_c2s_bytes") + per_poll(b, "up_s2c_bytes")
+                       if per_poll(b, "up_c2s_bytes") is not None else None)
+            rows.append(f"- Round {n}: A (warm) / B: {fmt(rc, 2)} of the commands, "
+                        f"{fmt(rb, 2)} of the bytes (both directions).")
+    if rows:
+        out.append("")
+        out.extend(rows)
+    return out
+
+
+def scaling_section(runs, args):
+    """W4S: W4 against popbridge alone, workers = 1 and 2."""
+    w1, w2 = runs.get(("W4S", "Aw1"), []), runs.get(("W4S", "Aw2"), [])
+    if not w1 and not w2:
+        return []
+    out = ["\n## Scaling: W4 with `workers` = 1 and 2\n",
+           f"W4 (concurrent sessions, each LIST, RETR all, QUIT) against popbridge warm alone, "
+           f"on a machine with `nproc` = {args.nproc}; Dovecot IMAP behind it runs on the same "
+           "cores. See README.md, *Scaling*, for what the workers share.\n",
+           "| workers | sessions/s | popbridge CPU ms per session | peak RSS (MB) | failed |",
+           "|---:|---:|---:|---:|---:|"]
+    rates = {}
+    for workers, items in ((1, w1), (2, w2)):
+        if not items:
+            continue
+        rate = median(items, "sessions_per_s")
+        rates[workers] = rate
+        cpu = [r["pb_cpu_s"] / max(r.get("ok", 0.0), 1.0) for r in items
+               if isinstance(r.get("pb_cpu_s"), float)]
+        hwm = max((r["pb_hwm_kb"] for r in items if isinstance(r.get("pb_hwm_kb"), float)),
+                  default=None)
+        failed = int(total(items, "failed") + total(items, "harness_error"))
+        out.append(f"| {workers} | {fmt(rate)} | "
+                   f"{fmt(statistics.median(cpu) * 1000 if cpu else None, 2)} | "
+                   f"{fmt(hwm / 1024 if hwm else None)} | {failed} |")
+    speedup = ratio(rates.get(2), rates.get(1))
+    if speedup is not None:
+        out.append(f"\nTwo workers against one: {speedup:.2f}× the sessions per second.")
+    return out
+
+
+def issue14_section(figures, runs):
+    """The targets of issue 14, for popbridge warm (A)."""
+    lines = []
+
+    def target(name, ok, detail):
+        if ok is None:
+            lines.append(f"- **{name}:** not measured in this run")
+        else:
+            lines.append(f"- **{name}:** {'met' if ok else 'MISSED'} ({detail})")
+
+    def value(w, e):
+        return figures.get(w, {}).get(e)
+
+    def cold_note(w, unit):
+        cold, c = value(w, "Acold"), value(w, "C")
+        if cold is None:
+            return ""
+        return f"; cold A {fmt(cold)} {unit}, cold A/C {fmt(ratio(cold, c), 2)}"
+
+    a, c = value("W1", "A"), value("W1", "C")
+    rc = ratio(a, c)
+    target("W1 (10k messages, warm pool) A/C ≤ 0.5 session time",
+           None if rc is None else rc <= 0.5,
+           f"A/C = {fmt(rc, 2)}, median {fmt(a)} ms vs {fmt(c)} ms" + cold_note("W1", "ms"))
+    a = value("W1L", "A")
+    target("W1 on 100k messages, warm: A ≤ 50 ms median", None if a is None else a <= 50,
+           f"A {fmt(a)} ms, C {fmt(value('W1L', 'C'))} ms, B {fmt(value('W1L', 'B'))} ms"
+           + cold_note("W1L", "ms"))
+    a, c = value("W2", "A"), value("W2", "C")
+    rc = ratio(a, c)
+    target("W2 A/C ≥ 1.0 MB/s", None if rc is None else rc >= 1.0,
+           f"A/C = {fmt(rc, 2)}, {fmt(a)} vs {fmt(c)} MB/s" + cold_note("W2", "MB/s"))
+    a, b, c = value("W4", "A"), value("W4", "B"), value("W4", "C")
+    rc, rb = ratio(a, c), ratio(a, b)
+    target("W4 A/C ≥ 1.0 sessions/s", None if rc is None else rc >= 1.0,
+           f"A/C = {fmt(rc, 2)}, {fmt(a)} vs {fmt(c)} sessions/s" + cold_note("W4", "sessions/s"))
+    target("W4 A ≥ 3 × B sessions/s", None if rb is None else rb >= 3.0,
+           f"A/B = {fmt(rb, 2)}, {fmt(a)} vs {fmt(b)} sessions/s")
+    a, c = value("W5", "A"), value("W5", "C")
+    rc = ratio(a, c)
+    target("W5 (TLS) A/C ≥ 0.9 MB/s", None if rc is None else rc >= 0.9,
+           f"A/C = {fmt(rc, 2)}, {fmt(a)} vs {fmt(c)} MB/s" + cold_note("W5", "MB/s"))
+    return ["\n## Issue 14 targets\n",
+            "For popbridge warm (its defaults); the cold figures beside them are for "
+            "comparison and have no target.\n"] + lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--raw", required=True)
@@ -89,7 +232,12 @@ def main():
     parser.add_argument("--load", default="")
     parser.add_argument("--revision", default="")
     parser.add_argument("--top-lines", type=int, default=5)
+    parser.add_argument("--modes", default="warm")
+    parser.add_argument("--w1l-messages", type=int, default=100000)
+    parser.add_argument("--w6-devices", type=int, default=1000)
+    parser.add_argument("--w6-new", type=int, default=5)
     args = parser.parse_args()
+    TITLES["W1L"] = f"W1 poll, {args.w1l_messages:,} messages"
 
     runs = parse(args.raw)
     workloads = [w for w in TITLES if any((w, e) in runs for e in ENDPOINTS)]
@@ -108,7 +256,7 @@ def main():
     chart = []  # (title, A's advantage over B, over C): > 1 means popbridge is better
     figures = {}
     for w in workloads:
-        if w == "W1":
+        if w in ("W1", "W1L"):
             med = {e: median(get(w, e), "median_ms") for e in ENDPOINTS}
             p95 = {e: median(get(w, e), "p95_ms") for e in ENDPOINTS}
             rows.append((w, "median session time (ms)", med, "lower"))
@@ -182,8 +330,9 @@ def main():
         out.append(f"- **Load average** (1/5/15 min) at the start and the end: {args.load}."
                    " Other work on the machine shows up in the figures.")
     out.append(f"- **Command:** `{args.command}`")
-    out.append(f"- **Repetitions:** {args.reps} per endpoint, in the order A B C A B C ...;"
-               " each figure is the median over the repetitions")
+    out.append(f"- **Repetitions:** {args.reps} per endpoint, in the order A, A cold, B, C, A ..."
+               " (W6: A, A cold, B; W4S: workers = 1, 2); each figure is the median over the"
+               " repetitions")
     out.append(f"- **popbridge:** Release build of `{args.revision}`,"
                f" `workers = {args.workers}`; peers: Dovecot {args.dovecot}")
     if args.elapsed:
@@ -193,13 +342,19 @@ def main():
     out.append("")
     out.append("A = popbridge in front of Dovecot IMAP, B = Dovecot POP3 with the imapc "
                "backend in front of the same IMAP server, C = Dovecot's own POP3 on the "
-               "Maildir. MB = 10^6 bytes of message data (after un-dot-stuffing).\n")
-    out.append("Ratios are A divided by B (or C). For times lower is better, so a ratio "
-               "below 1 means popbridge is faster; for MB/s and sessions/s a ratio above 1 "
-               "means popbridge is faster. The last column says which way is better.\n")
+               "Maildir. MB = 10^6 bytes of message data (after un-dot-stuffing). "
+               "**Warm** A is popbridge with its defaults (upstream session pool, snapshot "
+               "cache and RETR read-ahead on); **cold** A has all three off (`pool_idle = "
+               "\"0s\"`, `snapshot_cache = false`, `read_ahead = false`). popbridge is "
+               "restarted before every run, so the first session of a run is always cold; "
+               f"modes run: {args.modes}.\n")
+    out.append("Ratios are A (warm) divided by B (or C), and A cold divided by C. For times "
+               "lower is better, so a ratio below 1 means popbridge is faster; for MB/s and "
+               "sessions/s a ratio above 1 means popbridge is faster. The last column says "
+               "which way is better.\n")
     out.append("| Workload | Figure | " + " | ".join(NAMES[e] for e in ENDPOINTS) +
-               " | A/B | A/C | Better |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---|")
+               " | A/B | A/C | A cold/C | Better |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for w, label, values, better in rows:
         digits = 2 if label.startswith("popbridge CPU") else 1
         cells = ["–" if values.get(e) is None
@@ -209,13 +364,15 @@ def main():
         if better:
             ab = ratio(values.get("A"), values.get("B"))
             ac = ratio(values.get("A"), values.get("C"))
-            r = ["n/a" if x is None else f"{x:.2f}" if x >= 0.1 else f"{x:.2g}" for x in (ab, ac)]
+            cc = ratio(values.get("Acold"), values.get("C"))
+            r = ["n/a" if x is None else f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+                 for x in (ab, ac, cc)]
             direction = "lower" if better == "lower" else "higher"
         else:
-            r = ["", ""]
+            r = ["", "", ""]
             direction = ""
         out.append(f"| {TITLES[w]} | {label} | " + " | ".join(cells) +
-                   f" | {r[0]} | {r[1]} | {direction} |")
+                   f" | {r[0]} | {r[1]} | {r[2]} | {direction} |")
 
     # Targets of issue 5.
     targets = []
@@ -287,6 +444,10 @@ def main():
                + (f", so TOP reads {share * 100:.2f}% of it" if share is not None else ""))
         out.append("\n## Session split target (issue 10)\n")
         out.extend(targets)
+
+    out.extend(w6_section(runs, args))
+    out.extend(scaling_section(runs, args))
+    out.extend(issue14_section(figures, runs))
 
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)

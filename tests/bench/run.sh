@@ -4,15 +4,21 @@
 #
 #   bash tests/bench/run.sh            full run, 3 repetitions, writes RESULTS.md and ratios.svg
 #   bash tests/bench/run.sh --quick    1 repetition, same outputs
-#   bash tests/bench/run.sh --smoke    W1 on 100 messages and TOP 1 5 on a 1 MiB message,
-#                                      1 repetition, no outputs (ctest)
+#   bash tests/bench/run.sh --smoke    W1 on 100 messages, TOP 1 5 on a 1 MiB message and W6 on
+#                                      10 devices, 1 repetition, no outputs (ctest)
 #
 # Options: --build-dir DIR (default build-bench), --no-build, --reps N, --workloads "W1 W3",
+#          --modes "cold warm" (popbridge's fast paths off / on; default both),
 #          --out FILE (markdown, default tests/bench/RESULTS.md), --keep (keep the work dir).
-#          W3 brings W3T with it (TOP 1 5 on W3's message); W3T can also run alone.
+#          Workloads: W1 W1L W2 W3 W3T W4 W5 W6 W4S (default all). W3 brings W3T with it (TOP
+#          1 5 on W3's message); W3T can also run alone. W4S is W4 on popbridge alone with
+#          workers = 1 and 2 (scaling).
 # Environment: POPBRIDGE_BENCH_WORKERS (popbridge [server] workers, default 1),
 #              POPBRIDGE_BENCH_TMPDIR (work dir parent; default /dev/shm if roomy, else /tmp).
 set -euo pipefail
+# The test suite's switch (tests/README.md) means nothing here: the modes choose popbridge's fast
+# paths, and popbridge would warn about a POPBRIDGE_* variable it does not know.
+unset POPBRIDGE_TEST_FAST_PATHS
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR="$ROOT/tests/bench"
@@ -20,7 +26,9 @@ BUILD="$ROOT/build-bench"
 DO_BUILD=1
 REPS=3
 MODE=full
-WORKLOADS="W1 W2 W3 W4 W5"
+WORKLOADS="W1 W1L W2 W3 W4 W5 W6 W4S"
+MODES="cold warm"
+MODES_GIVEN=0
 OUT="$BENCH_DIR/RESULTS.md"
 KEEP=0
 COMMAND_LINE="bash tests/bench/run.sh${*:+ $*}"
@@ -28,14 +36,15 @@ COMMAND_LINE="bash tests/bench/run.sh${*:+ $*}"
 while (($#)); do
   case "$1" in
     --quick) REPS=1; MODE=quick ;;
-    --smoke) REPS=1; MODE=smoke; WORKLOADS="W1 W3T"; DO_BUILD=0 ;;
+    --smoke) REPS=1; MODE=smoke; WORKLOADS="W1 W3T W6"; DO_BUILD=0 ;;
     --build-dir) BUILD=$(cd "$2" && pwd); shift ;;
     --no-build) DO_BUILD=0 ;;
     --reps) REPS=$2; shift ;;
     --workloads) WORKLOADS=$2; shift ;;
+    --modes) MODES=$2; MODES_GIVEN=1; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,12 +55,19 @@ if ! [[ $REPS =~ ^[1-9][0-9]*$ ]]; then
 fi
 EXPANDED=""
 for w in $WORKLOADS; do
-  case $w in W1|W2|W3|W3T|W4|W5) ;; *) echo "run.sh: unknown workload $w" >&2; exit 2 ;; esac
+  case $w in
+    W1 | W1L | W2 | W3 | W3T | W4 | W5 | W6 | W4S) ;;
+    *) echo "run.sh: unknown workload $w" >&2; exit 2 ;;
+  esac
   [[ " $EXPANDED " == *" $w "* ]] || EXPANDED+=" $w"
   # TOP 1 5 on the big message runs right after W3's RETRs, on the same mail.
   if [[ $w == W3 && " $WORKLOADS " != *" W3T "* ]]; then EXPANDED+=" W3T"; fi
 done
 WORKLOADS=${EXPANDED# }
+for m in $MODES; do
+  case $m in cold|warm) ;; *) echo "run.sh: unknown mode $m (cold or warm)" >&2; exit 2 ;; esac
+done
+[[ -n ${MODES// /} ]] || { echo "run.sh: --modes needs cold, warm or both" >&2; exit 2; }
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -63,7 +79,14 @@ W2_COUNT=200;   W2_SIZE=51200; W2_SESSIONS=5
 W3_SIZE=$((50 * 1024 * 1024)); W3_SESSIONS=3
 W3T_SESSIONS=10; W3T_LINES=5 # W3T: TOP 1 5 on W3's message, one session at a time
 W4_USERS=500;   W4_COUNT=20; W4_SIZE=20480
-if [[ $MODE == smoke ]]; then W1_COUNT=100; W1_SESSIONS=5; W3_SIZE=$((1024 * 1024)); W3T_SESSIONS=3; fi
+# W1L: W1 on a mailbox of 100,000 small messages (issue 14: A ≤ 50 ms with a warm cache).
+W1L_COUNT=100000; W1L_SIZE=1024; W1L_SESSIONS=10
+# W6: devices w6u0 ... each poll their own mailbox once, get W6_NEW new messages, poll again.
+W6_USERS=1000;  W6_COUNT=20; W6_SIZE=2048; W6_NEW=5; W6_CONCURRENCY=20
+if [[ $MODE == smoke ]]; then
+  W1_COUNT=100; W1_SESSIONS=5; W3_SIZE=$((1024 * 1024)); W3T_SESSIONS=3
+  W6_USERS=10; W6_COUNT=3; W6_CONCURRENCY=5
+fi
 PASSWORD="bench-Secret-1"
 WORKERS=${POPBRIDGE_BENCH_WORKERS:-1}
 
@@ -133,6 +156,8 @@ DOVECOT_UP_PID=""
 DOVECOT_B_PID=""
 POPBRIDGE_PID=""
 LOAD_PID=""
+RELAY_A_PID=""
+RELAY_B_PID=""
 
 stop_group() { # pid: SIGTERM the process group it leads, then SIGKILL what is left
   local pid=$1 i
@@ -160,6 +185,8 @@ cleanup() {
     wait "$LOAD_PID" 2>/dev/null || true
   fi
   stop_popbridge
+  stop_group "$RELAY_A_PID"
+  stop_group "$RELAY_B_PID"
   stop_group "$DOVECOT_B_PID"
   stop_group "$DOVECOT_UP_PID"
   # Keep the logs of a failed run; an interrupted one (130, 143) leaves nothing behind.
@@ -190,7 +217,7 @@ wait_port() { # port what pid
 }
 
 read -r IMAP_PORT IMAPS_PORT POP3_C_PORT POP3S_C_PORT POP3_B_PORT POP3S_B_PORT POP3_A_PORT \
-  POP3S_A_PORT <<<"$("$POP3LOAD" ports 8)"
+  POP3S_A_PORT RELAY_A_PORT RELAY_B_PORT <<<"$("$POP3LOAD" ports 10)"
 
 # ---------------------------------------------------------------------------------------------
 # Test PKI: a CA and a server certificate for localhost / 127.0.0.1.
@@ -222,26 +249,43 @@ chown "$MAIL_UID:$MAIL_GID" "$WORK/home" "$WORK/bhome"
 
 W4_USER_LIST=()
 for ((i = 0; i < W4_USERS; i++)); do W4_USER_LIST+=("w4u$i"); done
+W6_USER_LIST=()
+for ((i = 0; i < W6_USERS; i++)); do W6_USER_LIST+=("w6u$i"); done
 {
-  for u in w1 w2 w3 "${W4_USER_LIST[@]}"; do echo "$u:{PLAIN}$PASSWORD::::::"; done
+  for u in w1 w1l w2 w3 "${W4_USER_LIST[@]}" "${W6_USER_LIST[@]}"; do
+    echo "$u:{PLAIN}$PASSWORD::::::"
+  done
 } >"$WORK/users"
 chmod 644 "$WORK/users"
 
-seed() { # user count size
+seed() { # user count size [first-index]
   local dir="$WORK/home/$1"
   mkdir -p "$dir"
   chown "$MAIL_UID:$MAIL_GID" "$dir"
   "$POP3LOAD" seed --maildir "$dir/Maildir" --count "$2" --size "$3" --uid "$MAIL_UID" \
-    --gid "$MAIL_GID"
+    --gid "$MAIL_GID" --first-index "${4:-1}"
+}
+# seed_many count size first-index user...: one pop3load process for many Maildirs.
+seed_many() {
+  local count=$1 size=$2 first=$3
+  shift 3
+  # One mkdir and one chown for all: a process per user would take longer than the seeding.
+  (cd "$WORK/home" && mkdir -p "$@" && chown "$MAIL_UID:$MAIL_GID" "$@")
+  local u
+  for u in "$@"; do printf '%s/home/%s/Maildir\n' "$WORK" "$u"; done >"$WORK/maildirs.txt"
+  "$POP3LOAD" seed --maildir-list "$WORK/maildirs.txt" --count "$count" --size "$size" \
+    --uid "$MAIL_UID" --gid "$MAIL_GID" --first-index "$first"
 }
 log "seeding Maildirs"
 wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 wants W1 && seed w1 "$W1_COUNT" "$W1_SIZE"
+wants W1L && seed w1l "$W1L_COUNT" "$W1L_SIZE"
 { wants W2 || wants W5; } && seed w2 "$W2_COUNT" "$W2_SIZE"
 { wants W3 || wants W3T; } && seed w3 1 "$W3_SIZE"
-if wants W4; then
-  for u in "${W4_USER_LIST[@]}"; do seed "$u" "$W4_COUNT" "$W4_SIZE"; done
-fi
+if wants W4 || wants W4S; then seed_many "$W4_COUNT" "$W4_SIZE" 1 "${W4_USER_LIST[@]}"; fi
+# W6's mailboxes grow by W6_NEW messages per W6 run; W6_NOW is their current count.
+W6_NOW=$W6_COUNT
+if wants W6; then seed_many "$W6_COUNT" "$W6_SIZE" 1 "${W6_USER_LIST[@]}"; fi
 
 # ---------------------------------------------------------------------------------------------
 # Dovecot configuration shared by both instances. Limits: W4 opens 500 POP3 sessions at once,
@@ -344,13 +388,17 @@ EOF
   login_service pop3-login pop3 "$POP3_C_PORT" pop3s "$POP3S_C_PORT"
 } >"$WORK/up/dovecot.conf"
 
-# B: Dovecot POP3 with the imapc backend. $1 = "plain" or "tls" (upstream over imaps).
+# B: Dovecot POP3 with the imapc backend. $1 = "plain", "tls" (upstream over imaps) or "relay"
+# (plain, through W6's counting relay: its passdb logins and imapc sessions both count).
 write_b_conf() {
   local passdb_args="host=127.0.0.1 port=$IMAP_PORT" imapc_port=$IMAP_PORT imapc_ssl=no
   if [[ $1 == tls ]]; then
     passdb_args="host=127.0.0.1 port=$IMAPS_PORT ssl=imaps ssl_ca_file=$CA"
     imapc_port=$IMAPS_PORT
     imapc_ssl=imaps
+  elif [[ $1 == relay ]]; then
+    passdb_args="host=127.0.0.1 port=$RELAY_B_PORT"
+    imapc_port=$RELAY_B_PORT
   fi
   {
     common_conf "$WORK/b"
@@ -386,14 +434,22 @@ start_dovecot() { # dir what -> prints pid
   echo $!
 }
 
-# popbridge: $1 = plain | tls (upstream over imaps). Restarted before every A run, so that
-# VmHWM is that run's peak and the CPU counters start from zero.
+# popbridge: $1 = plain | tls (upstream over imaps) | relay (plain, through W6's counting
+# relay), $2 = warm (popbridge's defaults: session pool, snapshot cache and RETR read-ahead on)
+# | cold (all three off), $3 = workers. Writes popbridge-$1-$2-w$3.toml. Restarted before every
+# A run, so that VmHWM is that run's peak and the CPU counters start from zero.
+popbridge_conf_path() { echo "$WORK/popbridge-$1-$2-w$3.toml"; }
 write_popbridge_conf() {
-  local upstream_port=$IMAP_PORT upstream_tls=none
+  local upstream_port=$IMAP_PORT upstream_tls=none fast_paths=""
   if [[ $1 == tls ]]; then upstream_port=$IMAPS_PORT; upstream_tls=implicit; fi
-  cat >"$WORK/popbridge-$1.toml" <<EOF
+  if [[ $1 == relay ]]; then upstream_port=$RELAY_A_PORT; fi
+  # The keys exist from issue 14 on; an older popbridge rejects them (see check_cold_mode).
+  if [[ $2 == cold ]]; then
+    fast_paths=$'pool_idle = "0s"\nsnapshot_cache = false\nread_ahead = false'
+  fi
+  cat >"$(popbridge_conf_path "$1" "$2" "$3")" <<EOF
 [server]
-workers = $WORKERS
+workers = $3
 log_level = "warn"
 max_connections = 10000
 max_connections_per_ip = 0
@@ -419,15 +475,19 @@ port = $upstream_port
 tls = "$upstream_tls"
 ca_file = "$CA"
 server_name = "localhost"
+$fast_paths
 
 [mailbox]
 on_delete = "keep"
 exclusive = false
 EOF
 }
-start_popbridge() { # plain | tls
+start_popbridge() { # plain | tls | relay, warm | cold, workers
+  local conf
+  conf=$(popbridge_conf_path "$1" "$2" "$3")
   stop_popbridge
-  setsid "$POPBRIDGE" --config "$WORK/popbridge-$1.toml" </dev/null >>"$WORK/popbridge.log" 2>&1 &
+  [[ -f $conf ]] || write_popbridge_conf "$1" "$2" "$3"
+  setsid "$POPBRIDGE" --config "$conf" </dev/null >>"$WORK/popbridge.log" 2>&1 &
   POPBRIDGE_PID=$!
   wait_port "$POP3_A_PORT" popbridge "$POPBRIDGE_PID" ||
     die "popbridge did not start; log: $(tail -5 "$WORK/popbridge.log")"
@@ -458,8 +518,42 @@ start_b() { # plain | tls
     die "Dovecot imapc did not start: $(tail -5 "$WORK"/b/dovecot.{log,stderr} 2>/dev/null)"
   B_CONF=$1
 }
-write_popbridge_conf plain
-write_popbridge_conf tls
+
+# Endpoints: A (popbridge warm: its defaults), Acold (pool, snapshot cache and read-ahead off),
+# B, C; W4S runs Aw1 and Aw2 (warm, workers = 1 and 2). W6 has no C: it counts upstream IMAP.
+A_ENDPOINTS=""
+for m in $MODES; do
+  case $m in warm) A_ENDPOINTS+=" A" ;; cold) A_ENDPOINTS+=" Acold" ;; esac
+done
+A_ENDPOINTS=${A_ENDPOINTS# }
+endpoints_for() { # workload
+  case $1 in
+    W6) echo "$A_ENDPOINTS B" ;;
+    W4S) echo "Aw1 Aw2" ;;
+    *) echo "$A_ENDPOINTS B C" ;;
+  esac
+}
+endpoint_mode() { [[ $1 == Acold ]] && echo cold || echo warm; }
+endpoint_workers() {
+  case $1 in Aw1) echo 1 ;; Aw2) echo 2 ;; *) echo "$WORKERS" ;; esac
+}
+# Cold mode needs the keys of issue 14. A popbridge without them refuses the configuration: say
+# so up front (or, for --smoke, leave cold mode out) instead of failing every Acold run.
+check_cold_mode() {
+  [[ " $MODES " == *" cold "* ]] || return 0
+  write_popbridge_conf plain cold "$WORKERS"
+  local conf out
+  conf=$(popbridge_conf_path plain cold "$WORKERS")
+  if out=$("$POPBRIDGE" --check-config "$conf" 2>&1); then return 0; fi
+  if [[ $MODE == smoke && $MODES_GIVEN == 0 ]]; then
+    log "NOTE: this popbridge does not accept the cold-mode keys; smoke test without cold mode"
+    A_ENDPOINTS=A
+    return 0
+  fi
+  die "popbridge rejects the cold-mode keys (pool_idle, snapshot_cache, read_ahead): $(
+    echo "$out" | head -3) -- build a popbridge that has them, or run with --modes warm"
+}
+check_cold_mode
 
 # ---------------------------------------------------------------------------------------------
 # Runs. Each line of $RAW: workload endpoint rep key=value... (pop3load's figures plus
@@ -472,12 +566,15 @@ FAILED_RUNS=0
 run_one() {
   local workload=$1 endpoint=$2 rep=$3 measured=$4
   shift 5
-  local tls_args=() port base_kb=0 cpu0=0 rchar0=0 extra="" out status=0 io_args=()
+  local tls_args=() port conn base_kb=0 cpu0=0 rchar0=0 extra="" out status=0 io_args=()
   case $workload in W5) tls_args=(--tls --ca "$CA") ;; esac
   case $endpoint in
-    A)
-      if [[ $workload == W5 ]]; then start_popbridge tls; port=$POP3S_A_PORT; else
-        start_popbridge plain; port=$POP3_A_PORT; fi
+    A*)
+      if [[ $workload == W5 ]]; then conn=tls; port=$POP3S_A_PORT; else
+        conn=plain; port=$POP3_A_PORT; fi
+      # W6's rounds run against the popbridge that run_w6 started (through the relay).
+      [[ $workload == W6R* ]] ||
+        start_popbridge "$conn" "$(endpoint_mode "$endpoint")" "$(endpoint_workers "$endpoint")"
       base_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$POPBRIDGE_PID/status")
       cpu0=$(popbridge_cpu_ticks)
       rchar0=$(popbridge_rchar)
@@ -487,7 +584,9 @@ run_one() {
       ;;
     B)
       if [[ $workload == W5 ]]; then start_b tls; port=$POP3S_B_PORT; else
-        start_b plain; port=$POP3_B_PORT; fi
+        [[ $workload == W6R* ]] || start_b plain
+        port=$POP3_B_PORT
+      fi
       ;;
     C) if [[ $workload == W5 ]]; then port=$POP3S_C_PORT; else port=$POP3_C_PORT; fi ;;
   esac
@@ -505,7 +604,7 @@ run_one() {
     log "pop3load gave no result for $workload $endpoint (exit $status)"
     out="result failed=1 harness_error=1"
   fi
-  if [[ $endpoint == A ]]; then
+  if [[ $endpoint == A* ]]; then
     local cpu1 hwm rchar1
     if kill -0 "$POPBRIDGE_PID" 2>/dev/null; then
       hwm=$(popbridge_hwm_kb)
@@ -519,11 +618,88 @@ run_one() {
     fi
   fi
   ((status == 0)) || FAILED_RUNS=$((FAILED_RUNS + 1))
+  LAST_RESULT="${out#result } $extra"
   if ((measured)); then
-    echo "$workload $endpoint $rep ${out#result } $extra" >>"$RAW"
-    log "$workload $endpoint rep $rep: ${out#result } $extra"
+    echo "$workload $endpoint $rep $LAST_RESULT" >>"$RAW"
+    log "$workload $endpoint rep $rep: $LAST_RESULT"
   fi
   return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# W6: the counting relays between each proxy and the IMAP server (plain IMAP). A's popbridge and
+# B's Dovecot reach the upstream only through them, so both are counted the same way.
+start_relays() {
+  local which port pid
+  for which in A B; do
+    if [[ $which == A ]]; then port=$RELAY_A_PORT; else port=$RELAY_B_PORT; fi
+    setsid "$POP3LOAD" relay --listen-port "$port" --target-port "$IMAP_PORT" \
+      --stats "$WORK/relay-$which.stats" </dev/null >>"$WORK/relay-$which.log" 2>&1 &
+    pid=$!
+    wait_port "$port" "relay $which" "$pid" || die "relay $which did not start"
+    if [[ $which == A ]]; then RELAY_A_PID=$pid; else RELAY_B_PID=$pid; fi
+  done
+}
+# The figures of a relay's stats file, prefixed "up_" (e.g. up_commands=12 up_cmd.LOGIN=1).
+relay_stats() { sed 's/\([^ ]*\)=/up_\1=/g' "$WORK/relay-$1.stats"; }
+# The difference of two relay_stats lines, key by key (a key missing before counts from 0).
+stats_delta() {
+  awk -v before="$1" -v after="$2" 'BEGIN {
+    n = split(before, b, " "); for (i = 1; i <= n; i++) { split(b[i], kv, "="); old[kv[1]] = kv[2] }
+    n = split(after, a, " "); out = ""
+    for (i = 1; i <= n; i++) {
+      split(a[i], kv, "="); d = kv[2] - old[kv[1]]
+      if (d != 0 || kv[1] !~ /^up_cmd\./) out = out (out == "" ? "" : " ") kv[1] "=" d
+    }
+    print out }'
+}
+# Waits until a relay's figures stop moving: the proxies end their upstream sessions (LOGOUT)
+# after the client's QUIT was answered.
+relay_settle() {
+  local previous="" now i
+  for i in $(seq 50); do
+    sleep 0.2
+    now=$(cat "$WORK/relay-$1.stats")
+    [[ $now == "$previous" ]] && return 0
+    previous=$now
+  done
+}
+w6_poll_args() { # expected messages
+  echo "--user w6u --users $W6_USERS --workload poll --sessions $W6_USERS" \
+    "--concurrency $W6_CONCURRENCY --expect-messages $1"
+}
+# Delivers W6_NEW messages into every W6 mailbox, as files in cur/ (the way the seed wrote them).
+w6_deliver() {
+  seed_many "$W6_NEW" "$W6_SIZE" $((W6_NOW + 1)) "${W6_USER_LIST[@]}"
+  W6_NOW=$((W6_NOW + W6_NEW))
+}
+# One W6 run of an endpoint: round 1, delivery, round 2, all against one popbridge process (or
+# one B), so that what popbridge kept from round 1 (pool, snapshot cache) serves round 2.
+# Raw lines "W6R1 ..." and "W6R2 ...": pop3load's figures and the relay's growth over the round.
+run_w6() { # endpoint rep measured
+  local endpoint=$1 rep=$2 measured=$3 which=B round before after args
+  if [[ $endpoint == A* ]]; then
+    which=A
+    start_popbridge relay "$(endpoint_mode "$endpoint")" "$(endpoint_workers "$endpoint")"
+  else
+    start_b relay
+  fi
+  for round in 1 2; do
+    if ((round == 2)); then
+      ((measured)) || break
+      w6_deliver
+    fi
+    relay_settle "$which"
+    before=$(relay_stats "$which")
+    # shellcheck disable=SC2046
+    run_one W6R$round "$endpoint" "$rep" 0 -- $(w6_poll_args "$W6_NOW")
+    relay_settle "$which"
+    after=$(relay_stats "$which")
+    if ((measured)); then
+      echo "W6R$round $endpoint $rep $LAST_RESULT $(stats_delta "$before" "$after")" >>"$RAW"
+      log "W6 round $round $endpoint rep $rep: $LAST_RESULT $(stats_delta "$before" "$after")"
+    fi
+  done
 }
 
 workload_args() { # workload -> pop3load arguments for one measured run
@@ -532,7 +708,8 @@ workload_args() { # workload -> pop3load arguments for one measured run
     W2 | W5) echo "--user w2 --workload retr --sessions $W2_SESSIONS --expect-messages $W2_COUNT" ;;
     W3) echo "--user w3 --workload retr --sessions $W3_SESSIONS --expect-messages 1" ;;
     W3T) echo "--user w3 --workload top --top-lines $W3T_LINES --sessions $W3T_SESSIONS" ;;
-    W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --sessions $W4_CONCURRENCY" \
+    W1L) echo "--user w1l --workload poll --sessions $W1L_SESSIONS --expect-messages $W1L_COUNT" ;;
+    W4 | W4S) echo "--user w4u --users $W4_CONCURRENCY --workload retr --sessions $W4_CONCURRENCY" \
       "--concurrency $W4_CONCURRENCY --expect-messages $W4_COUNT" ;;
   esac
 }
@@ -542,7 +719,8 @@ warmup_args() { # one pass that builds Dovecot's indexes (upstream and imapc cac
     W2 | W5) echo "--user w2 --workload retr --sessions 1 --retr-max 1" ;;
     W3) echo "--user w3 --workload poll --sessions 1" ;;
     W3T) echo "--user w3 --workload top --top-lines $W3T_LINES --sessions 1" ;;
-    W4) echo "--user w4u --users $W4_CONCURRENCY --workload retr --retr-max 1" \
+    W1L) echo "--user w1l --workload poll --sessions 1" ;;
+    W4 | W4S) echo "--user w4u --users $W4_CONCURRENCY --workload retr --retr-max 1" \
       "--sessions $W4_CONCURRENCY --concurrency 50" ;;
   esac
 }
@@ -550,14 +728,24 @@ warmup_args() { # one pass that builds Dovecot's indexes (upstream and imapc cac
 START_TIME=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SECONDS=0
+wants W6 && start_relays
 for workload in $WORKLOADS; do
   log "== $workload: warm-up"
-  for endpoint in A B C; do
+  for endpoint in $(endpoints_for "$workload"); do
+    if [[ $workload == W6 ]]; then
+      # Round 1 only: Dovecot's indexes and imapc's cache exist, popbridge restarts empty.
+      run_w6 "$endpoint" 0 0
+      continue
+    fi
     # shellcheck disable=SC2046 # word splitting of the argument list is intended
     run_one "$workload" "$endpoint" 0 0 -- $(warmup_args "$workload")
   done
   for ((rep = 1; rep <= REPS; rep++)); do
-    for endpoint in A B C; do
+    for endpoint in $(endpoints_for "$workload"); do
+      if [[ $workload == W6 ]]; then
+        run_w6 "$endpoint" "$rep" 1
+        continue
+      fi
       # shellcheck disable=SC2046
       run_one "$workload" "$endpoint" "$rep" 1 -- $(workload_args "$workload")
     done
@@ -590,9 +778,12 @@ python3 "$BENCH_DIR/report.py" --raw "$RAW" --markdown "$OUT" --chart-data "$DAT
   --date "$START_TIME" --nproc "$(nproc)" --cpu "$CPU_MODEL" --command "$COMMAND_LINE" \
   --reps "$REPS" --workers "$WORKERS" --elapsed "$ELAPSED" --note "$W4_NOTE" \
   --w4-sessions "$W4_CONCURRENCY" --top-lines "$W3T_LINES" --dovecot "$("$DOVECOT" --version)" \
+  --modes "$MODES" --w1l-messages "$W1L_COUNT" --w6-devices "$W6_USERS" --w6-new "$W6_NEW" \
   --load "$LOAD_START, then $LOAD_END" \
   --revision "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-if command -v gnuplot >/dev/null; then
+if ! grep -qv '^#' "$DATA"; then
+  log "no workload for the chart in this run: chart not drawn"
+elif command -v gnuplot >/dev/null; then
   CHART="$(dirname "$OUT")/ratios.svg"
   gnuplot -e "datafile='$DATA'; outfile='$CHART'" "$BENCH_DIR/ratios.gp" &&
     log "chart written to $CHART"

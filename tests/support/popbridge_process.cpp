@@ -22,7 +22,9 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
+#include "config/keys.h"
 #include "tests/support/test_clients.h"
 
 extern char** environ;
@@ -46,7 +48,51 @@ void killAndReap(pid_t pid) {
 
 constexpr auto kStartupTimeout = std::chrono::seconds(15);
 
+// POPBRIDGE_TEST_FAST_PATHS=off (set by the ASan stage of .ci/test) runs every popbridge these
+// tests start with the upstream session pool, the snapshot cache and RETR read-ahead off, so the
+// suites also cover the plain path once per CI run. Read at start-up and removed from this
+// process's environment: popbridge warns about POPBRIDGE_* variables it does not know, and
+// every child (popbridge, check-upstream, oauth login) would inherit it.
+bool takeFastPathsOff() {
+  const char* value = std::getenv("POPBRIDGE_TEST_FAST_PATHS");
+  const bool off = value != nullptr && std::string_view(value) == "off";
+  ::unsetenv("POPBRIDGE_TEST_FAST_PATHS");
+  return off;
+}
+const bool kFastPathsOff = takeFastPathsOff();
+
+// Whether `lines` (TOML of one table) assigns `key` itself.
+bool assignsKey(std::string_view lines, std::string_view key) {
+  while (!lines.empty()) {
+    const auto end = lines.find('\n');
+    std::string_view line = lines.substr(0, end);
+    line.remove_prefix(std::min(line.find_first_not_of(" \t"), line.size()));
+    if (line.starts_with(key)) {
+      line.remove_prefix(key.size());
+      line.remove_prefix(std::min(line.find_first_not_of(" \t"), line.size()));
+      if (line.starts_with('=')) return true;
+    }
+    if (end == std::string_view::npos) break;
+    lines.remove_prefix(end + 1);
+  }
+  return false;
+}
+
 }  // namespace
+
+std::string fastPathsOffLines(std::string_view upstream,
+                              std::span<const std::string_view> knownKeys) {
+  constexpr std::pair<std::string_view, std::string_view> kOff[] = {
+      {"pool_idle", "\"0s\""}, {"snapshot_cache", "false"}, {"read_ahead", "false"}};
+  std::string lines;
+  for (const auto& [key, value] : kOff) {
+    const bool known = std::find(knownKeys.begin(), knownKeys.end(), key) != knownKeys.end();
+    if (known && !assignsKey(upstream, key)) {
+      lines += std::string(key) + " = " + std::string(value) + "\n";
+    }
+  }
+  return lines;
+}
 
 NotifySocket::NotifySocket(std::string name) : name_(std::move(name)) {
   sockaddr_un address{};
@@ -182,7 +228,9 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
        << options.upstreamTls << "\"\nserver_name = \"" << options.serverName << "\"\nca_file = \""
        << caFile << "\"\nverify_certificate = " << (options.verifyCertificate ? "true" : "false")
        << "\nconnect_timeout = \"3s\"\n"
-       << options.upstream << "\n\n[mailbox]\non_delete = \"" << options.onDelete << "\"\n"
+       << options.upstream << "\n"
+       << (kFastPathsOff ? fastPathsOffLines(options.upstream, config::kUpstreamKeys) : "")
+       << "\n[mailbox]\non_delete = \"" << options.onDelete << "\"\n"
        << options.mailbox << "\n"
        << options.extra << "\n";
   {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,14 @@ bool hasAssignment(std::string_view datagram, std::string_view assignment);
 // arrived before popbridge could install its handlers.
 pid_t spawnPopbridge(const std::string& configPath, const std::string& logPath,
                      const std::vector<std::string>& environment, bool blockStopSignals = false);
+
+// The [upstream] lines that turn popbridge's fast paths off, which PopbridgeProcess adds when
+// POPBRIDGE_TEST_FAST_PATHS=off (tests/README.md): each of pool_idle = "0s", snapshot_cache =
+// false and read_ahead = false whose key is in `knownKeys` (the build's config::kUpstreamKeys: an
+// older popbridge rejects unknown keys) and that `upstream`, the test's own [upstream] lines,
+// does not assign (a test of the pool sets pool_idle and keeps it).
+std::string fastPathsOffLines(std::string_view upstream,
+                              std::span<const std::string_view> knownKeys);
 
 // The real popbridge binary, started with a generated TOML config in front of
 // a DovecotFixture, as an admin would run it. Its log goes to a file that
