@@ -259,7 +259,7 @@ void HeaderFactsParser::processLine(std::string_view line) {
 void HeaderFactsParser::complete() {
   endField();
   Sha256 all;
-  for (std::size_t i = 0; i < std::size(kMatchFields); ++i) {
+  for (std::size_t i = 0; i < kHashedFields; ++i) {
     all.update(kMatchFields[i]);
     all.update(":" + std::to_string(fieldCount_[i]) + ":");
     const Sha256::Digest digest = fieldHash_[i].finish();

@@ -23,14 +23,18 @@ namespace popbridge::protocol::uidl {
 // insensitively, and trailing whitespace before the colon (obsolete syntax) is ignored.
 //
 // headerHash, exactly (so a persisted hash can be recomputed by any implementation):
-//   for each name N in kMatchFields order, H_N = SHA-256 of the concatenation, over the
-//   occurrences of N in the order they appear, of canonical value + "\n";
-//   headerHash = SHA-256 of the concatenation, over N in kMatchFields order, of
+//   for each name N of the first kHashedFields of kMatchFields (from, to, subject), H_N =
+//   SHA-256 of the concatenation, over the occurrences of N in the order they appear, of
+//   canonical value + "\n";
+//   headerHash = SHA-256 of the concatenation, over those N in that order, of
 //   N + ":" + decimal count of occurrences + ":" + the 32 raw bytes of H_N.
+// Date and Message-ID are keys of their own, compared normalized, so they stay out of the hash:
+// a server that rewrites the Date's layout or zone (Exchange does) still matches.
 // A server that re-folds lines, changes line ends or whitespace, or reorders fields gives the
 // same hash; one that re-encodes a field (another RFC 2047 form) gives another hash, so the
 // message simply gets a new UIDL, which is the safe failure.
 inline constexpr std::string_view kMatchFields[] = {"from", "to", "subject", "date", "message-id"};
+inline constexpr std::size_t kHashedFields = 3;
 inline constexpr std::string_view kMatchFieldsFetch =
     "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO SUBJECT)]";
 

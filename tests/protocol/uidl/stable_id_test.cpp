@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol/uidl/import_file.h"
+
 namespace popbridge::protocol::uidl {
 namespace {
 
@@ -94,6 +96,52 @@ TEST(StableId, RebuildGivesIdenticalCopiesDistinctNewUidls) {
   EXPECT_EQ(rebuild.summary.ambiguous, 2u);
   EXPECT_EQ(rebuild.uidls[0], "0000000700000009");
   EXPECT_EQ(rebuild.uidls[1], "0000000800000009");
+}
+
+// An import end to end: the old server's file, the IMAP side's HEADER.FIELDS facts, and the
+// LIST sizes of a server that counted LF line ends.
+TEST(StableId, ImportKeepsTheOldServersUidls) {
+  const std::string file =
+      "popbridge-uidl-import 1\n"
+      "message old-1 960\n"
+      "Received: by old.example\n"
+      "From: a@x\n"
+      "Date: 1 Jan 2000 00:00:00 GMT\n"
+      "Message-ID: <1@x>\n"
+      "\n.\n"
+      "message old-2 500\n"
+      "From: a@x\n"
+      "Date: 2 Jan 2000 00:00:00 GMT\n"
+      "Message-ID: <2@x>\n"
+      "\n.\n";
+  std::string error;
+  const auto entries = parseImportFile(file, error);
+  ASSERT_TRUE(entries.has_value()) << error;
+  std::vector<MapEntry> old;
+  for (const auto& e : *entries) old.push_back({e.uidl, e.facts});
+
+  auto imapFacts = [](std::string_view header, std::uint64_t size) {
+    std::string problem;
+    MatchFacts f = *parseHeaderFacts(header, problem);
+    f.size = size;
+    return f;
+  };
+  const std::vector<PresentMessage> present = {
+      // 40 lines of 1000 octets: the old server said 960.
+      {11, imapFacts("From: a@x\r\nDate: Sat, 01 Jan 2000 00:00:00 +0000\r\nMessage-ID: "
+                     "<1@x>\r\n\r\n",
+                     1000)},
+      // Same headers, but a size no line-end count explains.
+      {12,
+       imapFacts("From: a@x\r\nDate: 2 Jan 2000 00:00:00 GMT\r\nMessage-ID: <2@x>\r\n\r\n", 400)},
+      {13,
+       imapFacts("From: b@x\r\nDate: 3 Jan 2000 00:00:00 GMT\r\nMessage-ID: <3@x>\r\n\r\n", 77)}};
+  const Rebuild rebuild = rebuildMap(old, present, 1, dovecot(), SizeRule::LineEnds);
+  EXPECT_EQ(rebuild.uidls[0], "old-1");
+  EXPECT_EQ(rebuild.results[1].outcome, MatchOutcome::SizeMismatch);
+  EXPECT_EQ(rebuild.uidls[1], "0000000c00000001");
+  EXPECT_EQ(rebuild.results[2].outcome, MatchOutcome::NoCandidate);
+  EXPECT_EQ(rebuild.uidls[2], "0000000d00000001");
 }
 
 }  // namespace
