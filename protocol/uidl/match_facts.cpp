@@ -171,7 +171,8 @@ HeaderFactsParser::Status HeaderFactsParser::fail(std::string message) {
 }
 
 void HeaderFactsParser::appendCanonical(std::string_view text) {
-  Sha256& hash = fieldHash_[field_];
+  // Date and Message-ID are not hashed (see kHashedFields); only their first values are kept.
+  Sha256* hash = static_cast<std::size_t>(field_) < kHashedFields ? &fieldHash_[field_] : nullptr;
   const bool keep =
       (field_ == kMessageIdField && !haveMessageId_) || (field_ == kDateField && !haveDate_);
   for (char c : text) {
@@ -180,11 +181,11 @@ void HeaderFactsParser::appendCanonical(std::string_view text) {
       continue;
     }
     if (pendingSpace_) {
-      hash.update(" ");
+      if (hash) hash->update(" ");
       if (keep) value_ += ' ';
       pendingSpace_ = false;
     }
-    hash.update(std::string_view(&c, 1));
+    if (hash) hash->update(std::string_view(&c, 1));
     fieldHasText_ = true;
     if (keep) value_ += c;
     if (value_.size() > limits_.maxValueLength) {
@@ -196,7 +197,7 @@ void HeaderFactsParser::appendCanonical(std::string_view text) {
 
 void HeaderFactsParser::endField() {
   if (field_ < 0) return;
-  fieldHash_[field_].update("\n");
+  if (static_cast<std::size_t>(field_) < kHashedFields) fieldHash_[field_].update("\n");
   ++fieldCount_[field_];
   if (field_ == kMessageIdField && !haveMessageId_) {
     haveMessageId_ = true;

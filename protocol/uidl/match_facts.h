@@ -110,7 +110,7 @@ class HeaderFactsParser {
   bool valueOverlong_ = false;
   bool haveMessageId_ = false;
   bool haveDate_ = false;
-  Sha256 fieldHash_[std::size(kMatchFields)];
+  Sha256 fieldHash_[kHashedFields];
   std::uint32_t fieldCount_[std::size(kMatchFields)] = {};
 };
 
