@@ -493,6 +493,12 @@ void Loader::readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox)
     auto format = protocol::UidlFormat::parse(spec, problem);
     if (!format) {
       reader.error("uidl_format", problem);
+    } else if (format->usesMessageIds()) {
+      // Issue 15: remove once the session passes UidlFormat::Fields (protocol/uidl/).
+      reader.error("uidl_format",
+                   "%{stable}, %{emailid} and %{gmmsgid} are not served by this version yet (the "
+                   "stable-UIDL store is not wired into the session); a template using them would "
+                   "give Dovecot's default UIDLs now and other ones after an upgrade");
     } else {
       if (!format->usesUidValidity()) {
         reader.warn("uidl_format",

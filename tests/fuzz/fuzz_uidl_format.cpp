@@ -1,6 +1,7 @@
 // UidlFormat::parse on arbitrary templates: whatever it accepts must produce,
 // for any UID and UIDVALIDITY, 1..70 characters in 0x21..0x7E (RFC 1939), and
-// distinct UIDs must give distinct UIDLs.
+// distinct UIDs must give distinct UIDLs. With the message-id fields (issue 15) too: any value,
+// however long or unprintable, still gives a valid UIDL.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -38,6 +39,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(uidl.size() <= format->maxLength());
       if (uid != 0) require(uidl != format->format(uid - 1, validity));
     }
+  }
+  const std::string longText(200, 'M');
+  const std::string_view texts[] = {"M1", "a b", longText, std::string_view("\0\x7f", 2)};
+  const std::uint64_t ids[] = {0, 1, 0xFFFFFFFFFFFFFFFFull};
+  for (std::string_view text : texts) {
+    for (std::uint64_t id : ids) {
+      popbridge::protocol::UidlFormat::Fields fields;
+      fields.uid = 7;
+      fields.uidValidity = 9;
+      fields.emailId = text;
+      fields.stable = text;
+      fields.gmMsgId = id;
+      const auto uidl = format->format(fields);
+      require(uidl.has_value());
+      require(valid(*uidl));
+      require(uidl->size() <= format->maxLength());
+    }
+  }
+  if (format->usesMessageIds()) {
+    require(!format->format(popbridge::protocol::UidlFormat::Fields{}).has_value());
   }
   return 0;
 }

@@ -97,9 +97,15 @@ INSTANTIATE_TEST_SUITE_P(
     Table, UidlFormatErrors,
     ::testing::Values(
         ErrorCase{"", "must not be empty; Dovecot's default is \"%08Xu%08Xv\""},
-        ErrorCase{"%08Xv", "must contain %u: without the message UID the UIDLs are not unique"},
-        ErrorCase{"static", "must contain %u: without the message UID the UIDLs are not unique"},
-        ErrorCase{"%%u", "must contain %u: without the message UID the UIDLs are not unique"},
+        ErrorCase{"%08Xv",
+                  "must contain %u (or %{stable}, %{emailid}, %{gmmsgid}): without a per-message "
+                  "id the UIDLs are not unique"},
+        ErrorCase{"static",
+                  "must contain %u (or %{stable}, %{emailid}, %{gmmsgid}): without a per-message "
+                  "id the UIDLs are not unique"},
+        ErrorCase{"%%u",
+                  "must contain %u (or %{stable}, %{emailid}, %{gmmsgid}): without a per-message "
+                  "id the UIDLs are not unique"},
         ErrorCase{"%u%m",
                   "unknown directive \"%m\" at offset 2: expected %u (UID), %v (UIDVALIDITY) or "
                   "%%, optionally with 0, a width and X, x or d, as in %08Xu"},
