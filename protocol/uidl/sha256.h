@@ -1,5 +1,7 @@
 #pragma once
 
+#include <openssl/sha.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -8,8 +10,9 @@
 
 namespace popbridge::protocol::uidl {
 
-// FIPS 180-4 SHA-256. protocol/ is pure and may not link BoringSSL, and the header hash of the
-// stable-UIDL map is persisted, so it needs a fixed, well-known function rather than std::hash.
+// SHA-256, from BoringSSL's libcrypto (a pure function: protocol/ stays free of TLS and I/O).
+// The header hash of the stable-UIDL map is persisted, so it needs a fixed, well-known function
+// rather than std::hash.
 class Sha256 {
  public:
   using Digest = std::array<std::uint8_t, 32>;
@@ -23,12 +26,7 @@ class Sha256 {
   static Digest of(std::string_view data);
 
  private:
-  void block(const std::uint8_t* p);
-
-  std::array<std::uint32_t, 8> state_;
-  std::array<std::uint8_t, 64> buffer_{};
-  std::size_t buffered_ = 0;
-  std::uint64_t length_ = 0;
+  SHA256_CTX context_;
 };
 
 std::string toHex(const Sha256::Digest& digest);
