@@ -562,6 +562,10 @@ TEST_F(FaultsTest, AReadAheadTheClientDoesNotTakeKeepsMemoryBounded) {
   // The read-ahead holds write_high_watermark (256 KiB) and one read (64 KiB); allow for the
   // allocator, far below the 8 MiB message.
   EXPECT_LT(peak, before + 3 * 1024) << "VmRSS grew from " << before << " KiB to " << peak;
+  std::printf(
+      "[ figures ] popbridge VmRSS %zu KiB before an 8 MiB read-ahead, at most %zu KiB "
+      "while the client does not take it\n",
+      before, peak);
   // Asked for, it streams in full, byte-exact, with the size the snapshot announced.
   std::string status;
   std::string body = pop.multiLine("RETR 2", &status);
