@@ -132,6 +132,9 @@ struct UpstreamConfig {
   // Send the device's address and port with IMAP ID (RFC 2971) before logging in, so the
   // server's logs and per-IP limits see the device rather than popbridge.
   bool sendClientAddress = true;
+  // While a client RETRs messages in order, fetch the next one before it asks, so that the
+  // upstream's round trip overlaps the client's; bounded by server.write_high_watermark.
+  bool readAhead = true;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };

@@ -37,7 +37,7 @@ constexpr std::array<std::string_view, 11> kListener{"address",
                                                      "proxy_protocol",
                                                      "trusted_proxies",
                                                      "proxy_protocol_timeout"};
-constexpr std::array<std::string_view, 11> kUpstream{"host",
+constexpr std::array<std::string_view, 12> kUpstream{"host",
                                                      "port",
                                                      "tls",
                                                      "ca_file",
@@ -47,7 +47,8 @@ constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "command_timeout",
                                                      "auth",
                                                      "min_tls_version",
-                                                     "send_client_address"};
+                                                     "send_client_address",
+                                                     "read_ahead"};
 constexpr std::array<std::string_view, 7> kMailbox{
     "folder",      "on_delete",    "move_to",  "mark_seen_on_retr",
     "uidl_format", "max_messages", "exclusive"};

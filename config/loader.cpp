@@ -430,6 +430,7 @@ void Loader::readUpstream(const TableReader& root, UpstreamConfig& upstream) {
   reader.readEnum("auth", upstream.auth);
   reader.readEnum("min_tls_version", upstream.minTlsVersion);
   reader.readBool("send_client_address", upstream.sendClientAddress);
+  reader.readBool("read_ahead", upstream.readAhead);
   reader.reportUnknownKeys();
 
   if (!upstream.caFile.empty()) {

@@ -89,6 +89,7 @@ std::string summarize(const Config& config) {
   }
   out += " auth=" + std::string(toString(u.auth));
   out += " send_client_address=" + yesNo(u.sendClientAddress);
+  out += " read_ahead=" + yesNo(u.readAhead);
   out += " connect_timeout=" + formatDuration(u.connectTimeout);
   out += " command_timeout=" + formatDuration(u.commandTimeout) + "\n";
 

@@ -66,6 +66,8 @@ protocol::SessionOptions makeOptions(const config::Config& config,
   options.loginDelaySeconds = static_cast<std::uint32_t>(
       std::chrono::duration_cast<std::chrono::seconds>(config.server.loginDelay).count());
   options.mailbox = config.mailbox;
+  // What was read ahead waits within the same bound as the client's unsent output.
+  options.readAheadLimit = config.upstream.readAhead ? config.server.writeHighWatermark : 0;
   return options;
 }
 
@@ -239,6 +241,7 @@ void ProxySession::pumpClient() {
     offset += consumed;
   }
   clientInput_.erase(0, offset);
+  holdUpstreamForReadAhead();
   noteLoginProgress();
   if (session_.closed()) return;
   // While a login waits (throttle, queue, check), reading goes on up to one read buffer of
@@ -260,9 +263,24 @@ void ProxySession::onClientDrain() {
   touchIdle();
   if (upstream_ && upstreamPaused_) {
     upstreamPaused_ = false;
-    upstream_->resumeReading();
+    if (!readAheadPaused_) upstream_->resumeReading();
   }
   pumpClient();
+}
+
+// A read-ahead the client has not asked for holds at most write_high_watermark octets (plus
+// the read being parsed): then reads stop until the client asks for it (the rest streams like
+// any RETR, under the client's watermark) or for something else (the rest is dropped).
+void ProxySession::holdUpstreamForReadAhead() {
+  const bool hold = upstream_ && session_.readAheadFull();
+  if (hold == readAheadPaused_) return;
+  readAheadPaused_ = hold;
+  if (upstreamPaused_ || !upstream_) return;  // paused for the client: its drain resumes
+  if (hold) {
+    upstream_->pauseReading();
+  } else {
+    upstream_->resumeReading();
+  }
 }
 
 void ProxySession::onClientTlsReady() {
@@ -721,7 +739,7 @@ void ProxySession::onUpstreamData(std::string_view data) {
   if (upstream_ && client_ && client_->aboveHighWatermark() && !upstreamPaused_) {
     // A slow client stops reads from the upstream; onClientDrain resumes them.
     upstreamPaused_ = true;
-    upstream_->pauseReading();
+    if (!readAheadPaused_) upstream_->pauseReading();
   }
   pumpClient();
 }
@@ -758,6 +776,7 @@ void ProxySession::startUpstreamTls() {
 void ProxySession::closeUpstream() {
   connector_.reset();
   commandTimer_.stop();
+  readAheadPaused_ = false;
   if (!upstream_) return;
   // Its onClose no longer speaks for the session once the generation moves on.
   std::uint64_t generation = upstreamGeneration_++;

@@ -139,6 +139,7 @@ class ProxySession : public protocol::SessionSink {
   void endBeforeLogin(std::string_view text, protocol::RespCode code, std::string_view reason);
   void dropPendingLogin();
   void pumpClient();
+  void holdUpstreamForReadAhead();
   void updateTimers();
   void touchIdle();
   void logAt(LogLevel level, std::string_view message);
@@ -189,7 +190,8 @@ class ProxySession : public protocol::SessionSink {
 
   std::string clientInput_;  // received but not yet parsed: the session was busy
   bool clientPaused_ = false;
-  bool upstreamPaused_ = false;
+  bool upstreamPaused_ = false;   // for the client's watermark
+  bool readAheadPaused_ = false;  // for a full read-ahead (holdUpstreamForReadAhead)
   bool greeted_ = false;
   bool done_ = false;
   std::string endReason_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "protocol/text.h"
 
@@ -384,6 +385,24 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
 // --- Fetching ------------------------------------------------------------------
 
 void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLines) {
+  if (readAhead_.active()) {
+    if (!topLines && index == readAhead_.index() && !uidValidityChanged_) {
+      // The guess was right: what came so far goes to the client now, the rest live.
+      events_ = liveEvents_;
+      readAhead_.replayTo(*liveEvents_);
+      return;
+    }
+    if (!readAhead_.over()) {
+      // A wrong guess. One command at a time keeps every reply unambiguous: the read-ahead's
+      // reply is read and dropped before this request goes upstream.
+      after_ = AfterReadAhead::Fetch;
+      afterIndex_ = index;
+      afterTopLines_ = topLines;
+      readAhead_.discard();
+      return;
+    }
+    readAhead_.clear();
+  }
   if (op_ != Op::Open || index >= uids_.size()) {
     // The server never asks out of turn; if it did, it must not wait forever.
     events_->onMessageFailed({RespCode::SysTemp, "Upstream connection lost, try again later.", {}});
@@ -394,6 +413,10 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
         {RespCode::SysTemp, "Mailbox changed on the server (UIDVALIDITY); log in again.", {}});
     return;
   }
+  startFetch(index, topLines);
+}
+
+void ImapMaildrop::startFetch(std::size_t index, std::optional<std::uint64_t> topLines) {
   op_ = Op::Fetch;
   fetchIndex_ = index;
   fetchIsTop_ = topLines.has_value();
@@ -410,6 +433,57 @@ void ImapMaildrop::fetch(std::size_t index, std::optional<std::uint64_t> topLine
     // the lines need.
     phase_ = *topLines == 0 ? FetchPhase::Whole : FetchPhase::Header;
     sendFetch("(BODY.PEEK[HEADER])");
+  }
+}
+
+// The fetch code runs unchanged for a read-ahead, with readAhead_ in place of the server: the
+// size-mismatch check, the broken-literal guard and an expunged UID are handled as for a RETR,
+// and the server hears the outcome when the client asks. Only one command is ever in flight,
+// so the read-ahead goes out once the previous FETCH completed, while its body may still be on
+// its way to the client: the upstream's round trip overlaps the client's.
+void ImapMaildrop::readAhead(std::size_t index) {
+  // BODY[] (mark_seen_on_retr) would set \Seen on a message the client may never ask for; a
+  // message beyond the limit would cost too much for a wrong guess.
+  if (options_.readAheadLimit == 0 || options_.mailbox.markSeenOnRetr || op_ != Op::Open ||
+      uidValidityChanged_ || index >= uids_.size() || sizes_[index] > options_.readAheadLimit) {
+    return;
+  }
+  if (readAhead_.active()) {
+    if (readAhead_.index() == index) return;
+    readAhead_.clear();
+  }
+  readAhead_.start(index, options_.readAheadLimit);
+  events_ = &readAhead_;
+  startFetch(index, std::nullopt);
+}
+
+void ImapMaildrop::readAheadOver(bool cut) {
+  events_ = liveEvents_;
+  if (cut && op_ != Op::Closed) {
+    // The reply was left half read: the connection is of no further use. Nothing reached the
+    // client; its RETR gets -ERR.
+    client_.close();
+    sink_.closeUpstream();
+    op_ = Op::Closed;
+  }
+  if (!readAhead_.discarding()) return;
+  readAhead_.clear();
+  runAfterReadAhead();
+}
+
+void ImapMaildrop::runAfterReadAhead() {
+  switch (std::exchange(after_, AfterReadAhead::Nothing)) {
+    case AfterReadAhead::Fetch:
+      fetch(afterIndex_, afterTopLines_);
+      return;
+    case AfterReadAhead::Update: {
+      std::vector<std::size_t> indexes = std::move(afterUpdate_);
+      afterUpdate_.clear();
+      update(indexes);
+      return;
+    }
+    case AfterReadAhead::Nothing:
+      return;
   }
 }
 
@@ -739,6 +813,17 @@ void ImapMaildrop::windowCompleted(const ImapEvent& tagged) {
 // --- UPDATE --------------------------------------------------------------------
 
 void ImapMaildrop::update(std::span<const std::size_t> indexes) {
+  if (readAhead_.active()) {
+    if (!readAhead_.over()) {
+      // QUIT while a read-ahead runs: its reply is read and dropped first, so that no reply
+      // of the UPDATE's commands can be confused with it.
+      after_ = AfterReadAhead::Update;
+      afterUpdate_.assign(indexes.begin(), indexes.end());
+      readAhead_.discard();
+      return;
+    }
+    readAhead_.clear();
+  }
   if (op_ == Op::Closed && indexes.empty()) {
     // The upstream went away after the session was served, and nothing was
     // marked: there is nothing QUIT could fail to apply.
@@ -857,6 +942,20 @@ void ImapMaildrop::onBroken(std::string_view reason) {
 void ImapMaildrop::upstreamBroken(std::string_view reason) {
   if (op_ == Op::Idle || op_ == Op::Closed) return;
   std::string why(reason);
+  if (readAhead_.active() && !readAhead_.over()) {
+    // Nothing of a read-ahead reached the client, and nothing but the connection is lost. The
+    // client hears of it at its next command that needs the upstream (-ERR [SYS/TEMP]; QUIT
+    // applies nothing), as it would have had the connection failed then; a command already
+    // waiting for the read-ahead to finish hears of it now.
+    sink_.log(LogSeverity::Warn, why + " (during a read-ahead)");
+    client_.close();
+    sink_.closeUpstream();
+    op_ = Op::Closed;
+    events_ = liveEvents_;
+    readAhead_.clear();
+    runAfterReadAhead();
+    return;
+  }
   sink_.log(LogSeverity::Warn, why);
   client_.close();
   switch (op_) {
@@ -901,6 +1000,12 @@ void ImapMaildrop::onUpstreamTimeout() {
 
 bool ImapMaildrop::awaitingUpstream() const {
   if (op_ == Op::Connecting) return true;
+  // A read-ahead nobody waits for runs no command timer: a client that is idle meanwhile
+  // must not lose its session to a slow upstream (its idle timer still runs). The timer
+  // starts when the client asks for anything that needs the upstream.
+  if (readAhead_.active() && !readAhead_.over() && after_ == AfterReadAhead::Nothing) {
+    return false;
+  }
   if (op_ == Op::Idle || op_ == Op::Resolving || op_ == Op::Closed) return false;
   return client_.awaitingReply();
 }
@@ -910,6 +1015,9 @@ bool ImapMaildrop::awaitingGreeting() const {
 }
 
 void ImapMaildrop::close() {
+  readAhead_.clear();
+  events_ = liveEvents_;
+  after_ = AfterReadAhead::Nothing;
   client_.close();
   secureWipe(upstream_.password);
   secureWipe(upstream_.accessToken);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "protocol/bridge/mailbox_options.h"
+#include "protocol/bridge/read_ahead.h"
 #include "protocol/imap/client.h"
 #include "protocol/log_severity.h"
 #include "protocol/pop3/maildrop.h"
@@ -52,6 +53,9 @@ struct MaildropClaimRequest {
 struct ImapMaildropOptions {
   ImapClientOptions client;
   MailboxOptions mailbox;
+  // [upstream] read_ahead: the largest message (RFC822.SIZE) read ahead, and the most octets
+  // of it held until the client asks; 0: no read-ahead.
+  std::size_t readAheadLimit = 0;
 };
 
 // The I/O the maildrop asks for, besides the IMAP client's.
@@ -97,7 +101,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
  public:
   ImapMaildrop(ImapMaildropOptions options, MaildropSink& sink, ImapClientSink& clientSink);
   // Where the maildrop's answers go; set before open().
-  void setEvents(MaildropEvents& events) { events_ = &events; }
+  void setEvents(MaildropEvents& events) { events_ = liveEvents_ = &events; }
 
   // Maildrop.
   void open(std::string_view user, std::string_view password) override;
@@ -105,6 +109,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::uint64_t messageSize(std::size_t index) const override { return sizes_[index]; }
   void appendUidl(std::string& out, std::size_t index) const override;
   void fetch(std::size_t index, std::optional<std::uint64_t> topLines) override;
+  void readAhead(std::size_t index) override;
   void update(std::span<const std::size_t> indexes) override;
   void close() override;
 
@@ -128,6 +133,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   // True until the upstream greeting arrived: that wait belongs to
   // connecting (connect_timeout), not to a command.
   bool awaitingGreeting() const;
+  // A read-ahead holds its limit: stop reading the upstream until this turns false (the
+  // client asked for the message, or for something else).
+  bool readAheadFull() const { return readAhead_.full(); }
 
   // The first TEXT window of TOP n k (k > 0); later windows double, up to
   // kMaxTopWindow.
@@ -177,6 +185,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void sendSelect();
   void sendSnapshot();
   void enterOpen();
+  void startFetch(std::size_t index, std::optional<std::uint64_t> topLines);
+  void readAheadOver(bool cut);
+  void runAfterReadAhead();
   void sendFetch(std::string_view items);
   std::string_view retrItems() const;  // RETR's FETCH items: PEEK unless mark_seen_on_retr
   void fetchCompleted(const ImapEvent& tagged);
@@ -232,6 +243,16 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   bool heldOverflow_ = false;  // the body did not fit: fetch it again if it exists
   bool uidConfirmed_ = false;  // the check saw the UID
   bool sizeAccepted_ = false;  // the UID exists: serve whatever size comes
+
+  // Read-ahead. While one runs, events_ points at readAhead_ and liveEvents_ at the server.
+  MaildropEvents* liveEvents_ = nullptr;
+  ReadAheadRecording readAhead_{[this](bool cut) { readAheadOver(cut); }};
+  // What the client asked for while a read-ahead it did not want was still running.
+  enum class AfterReadAhead : std::uint8_t { Nothing, Fetch, Update };
+  AfterReadAhead after_ = AfterReadAhead::Nothing;
+  std::size_t afterIndex_ = 0;
+  std::optional<std::uint64_t> afterTopLines_;
+  std::vector<std::size_t> afterUpdate_;
 
   // UPDATE.
   DeletePolicy effectivePolicy_ = DeletePolicy::Flag;

@@ -20,6 +20,7 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
                         {"x-connected-port", std::to_string(e.localPort)}};
   }
   result.mailbox = options.mailbox;
+  result.readAheadLimit = options.readAheadLimit;
   return result;
 }
 

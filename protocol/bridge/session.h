@@ -46,6 +46,7 @@ struct SessionOptions {
   unsigned maxBadCommands = 10;
   std::uint32_t loginDelaySeconds = 0;  // RFC 2449 LOGIN-DELAY announced in CAPA; 0: none
   MailboxOptions mailbox;
+  std::size_t readAheadLimit = 0;  // see ImapMaildropOptions::readAheadLimit
 };
 
 // Everything the three parts ask of the outside world.
@@ -106,6 +107,8 @@ class Pop3Session {
   // True until the upstream greeting arrived: that wait belongs to connecting
   // (connect_timeout), not to a command.
   bool awaitingGreeting() const { return !closed() && maildrop_.awaitingGreeting(); }
+  // A read-ahead holds its limit: pause upstream reads until this turns false.
+  bool readAheadFull() const { return maildrop_.readAheadFull(); }
   // True while a message body is being streamed to the client.
   bool streamingBody() const { return server_.streamingBody(); }
   const SessionStats& stats() const { return server_.stats(); }

@@ -83,6 +83,11 @@ class Maildrop {
   // the exact line count, the maildrop only avoids reading far beyond it.
   virtual void fetch(std::size_t index, std::optional<std::uint64_t> topLines) = 0;
 
+  // A hint: the client is likely to ask for message `index` next (it RETRs in order). The
+  // maildrop may start fetching it now; a fetch() of it is then answered from what came, and
+  // any other request first finishes that work. Nothing is reported for the hint itself.
+  virtual void readAhead(std::size_t index) { (void)index; }
+
   // RFC 1939 UPDATE: removes the messages at `indexes`, then releases the
   // storage.
   virtual void update(std::span<const std::size_t> indexes) = 0;

@@ -430,6 +430,7 @@ void Pop3Server::cmdList(const Pop3Command& command) {
     flush();
     return;
   }
+  listed_ = true;
   out_ += uidl ? "+OK Unique-ID listing follows\r\n" : "+OK Scan listing follows\r\n";
   for (std::size_t i = 0; i < deleted_.size(); ++i) {
     if (!deleted_[i]) appendEntry(i);
@@ -449,6 +450,14 @@ void Pop3Server::cmdRetr(const Pop3Command& command) {
   // The limiter cuts TOP's exact line count whatever the maildrop delivers.
   if (fetchIsTop_) top_.emplace(command.lines);
   lastAccessed_ = std::max<std::uint32_t>(lastAccessed_, *command.msn);
+  if (!fetchIsTop_) {
+    // RETR n after RETR n-1 (DELE'd messages skipped), or the first RETR after a listing: a
+    // client downloading its mail. Anything else reads nothing ahead, so a client that picks
+    // messages here and there costs no extra fetch.
+    sequential_ = listed_ || (lastRetr_ && nextUndeleted(*lastRetr_) == *index);
+    listed_ = false;
+    lastRetr_ = *index;
+  }
   op_ = Op::Fetch;
   maildrop_.fetch(*index, fetchIsTop_ ? std::optional<std::uint64_t>(command.lines) : std::nullopt);
 }
@@ -515,7 +524,17 @@ void Pop3Server::onMessageEnd() {
 void Pop3Server::onFetchDone() {
   if (op_ != Op::Fetch) return;
   op_ = Op::None;
+  const bool retrieved = !fetchIsTop_ && bodyDone_;
   bodyStarted_ = bodyDone_ = false;
+  if (!retrieved || !sequential_) return;
+  if (std::optional<std::size_t> next = nextUndeleted(fetchIndex_)) maildrop_.readAhead(*next);
+}
+
+std::optional<std::size_t> Pop3Server::nextUndeleted(std::size_t index) const {
+  for (std::size_t i = index + 1; i < deleted_.size(); ++i) {
+    if (!deleted_[i]) return i;
+  }
+  return std::nullopt;
 }
 
 void Pop3Server::onMessageFailed(const MaildropError& error) {

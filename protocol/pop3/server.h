@@ -12,6 +12,7 @@
 // pop3/parser.cpp, and a row in the command table of pop3/server.cpp.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -170,6 +171,7 @@ class Pop3Server final : public MaildropEvents {
   void beginLogin(std::string_view method, std::string user, std::string_view password);
   void authFailure(std::string_view text, RespCode code);
   std::optional<std::size_t> lookup(const Pop3Command& command);
+  std::optional<std::size_t> nextUndeleted(std::size_t index) const;
   void badCommand(std::string_view text, RespCode code = RespCode::None);
   void reply(std::string_view text);
   void replyErr(std::string_view text, RespCode code = RespCode::None);
@@ -198,6 +200,10 @@ class Pop3Server final : public MaildropEvents {
   // TRANSACTION.
   std::vector<bool> deleted_;
   std::uint32_t lastAccessed_ = 0;  // LAST (RFC 1725)
+  // Read-ahead (Maildrop::readAhead): a client that RETRs in order is told to the maildrop.
+  bool listed_ = false;                  // a whole LIST or UIDL came after the last RETR
+  std::optional<std::size_t> lastRetr_;  // the index of the last RETR
+  bool sequential_ = false;              // the RETR in progress continues the order
 
   // The retrieval in progress.
   std::size_t fetchIndex_ = 0;

@@ -90,6 +90,9 @@ const ErrorCase kErrorCases[] = {
      "[mailbox]\nmark_seen_on_retr = \"true\"\n" + kMinimal,
      {"t.toml:2:21: mailbox.mark_seen_on_retr: expected true or false, got \"true\" (remove the "
       "quotes)"}},
+    {"IntegerForReadAhead",
+     upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nread_ahead = 1\n"),
+     {"t.toml:8:14: upstream.read_ahead: expected true or false, got 1"}},
     {"IntegerForString",
      "[mailbox]\nfolder = 5\n" + kMinimal,
      {"t.toml:2:10: mailbox.folder: expected a string, got 5"}},

@@ -114,6 +114,7 @@ TEST_F(ConfigTest, MinimalConfigHasEveryDefault) {
   EXPECT_EQ(upstream.commandTimeout, 60s);
   EXPECT_EQ(upstream.auth, UpstreamLogin::Auto);
   EXPECT_EQ(upstream.minTlsVersion, TlsVersion::V1_2);
+  EXPECT_TRUE(upstream.readAhead);
 
   const MailboxOptions& mailbox = config.mailbox;
   EXPECT_EQ(mailbox.folder, "INBOX");
@@ -160,7 +161,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
       "host = \"[2001:db8::1]\"\nport = 1993\ntls = \"starttls\"\nca_file = \"@DIR@/ca.pem\"\n"
       "verify_certificate = true\nserver_name = \"mail.example.org\"\n"
       "connect_timeout = \"3s\"\ncommand_timeout = \"2m\"\nauth = \"login\"\n"
-      "min_tls_version = \"1.3\"\nsend_client_address = false\n"
+      "min_tls_version = \"1.3\"\nsend_client_address = false\nread_ahead = false\n"
       "[mailbox]\n"
       "folder = \"Archive/2024\"\non_delete = \"expunge\"\nmove_to = \"Bin\"\n"
       "mark_seen_on_retr = true\nuidl_format = \"%xu.%xv\"\nmax_messages = 1000\n");
@@ -203,6 +204,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.upstream.auth, UpstreamLogin::Login);
   EXPECT_EQ(c.upstream.minTlsVersion, TlsVersion::V1_3);
   EXPECT_FALSE(c.upstream.sendClientAddress);
+  EXPECT_FALSE(c.upstream.readAhead);
   EXPECT_EQ(c.mailbox.folder, "Archive/2024");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Expunge);
   EXPECT_EQ(c.mailbox.moveTo, "Bin");

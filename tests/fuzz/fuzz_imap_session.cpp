@@ -121,6 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint8_t flags = in.byte();
   options.mailbox.onDelete = static_cast<DeletePolicy>(flags % 5);
   options.mailbox.maxMessages = (flags & 0x80) ? static_cast<std::uint32_t>(in.number()) : 0;
+  // Read-ahead on most runs, with a limit small enough to be reached.
+  options.readAheadLimit = (flags & 0x40) ? 0 : 16 + (flags & 0x3f) * 64;
   Sink sink;
   Pop3Session session(options, sink);
   sink.session = &session;

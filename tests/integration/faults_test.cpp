@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -486,6 +487,93 @@ TEST_F(FaultsTest, UnsolicitedUidValidityChangeAbortsDeletions) {
             "were deleted.");
   ASSERT_TRUE(peer.waitForClosed(1, 5000));
   EXPECT_TRUE(mutations(peer).empty()) << peer.transcript();
+}
+
+// --- read-ahead ([upstream] read_ahead) ------------------------------------------------------
+
+// Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
+std::size_t residentKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (startsWith(line, "VmRSS:")) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+// Waits (bounded) until popbridge's log holds `text`.
+bool waitForLog(const PopbridgeProcess& proxy, std::string_view text) {
+  for (int i = 0; i < 200; ++i) {
+    if (proxy.log().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// LIST, then RETR 1: a download in order, so message 2 (UID 12) is read ahead.
+void startDownload(Pop3TestClient& pop, const ScriptedImapPeer::Script& s) {
+  pop.multiLine("LIST");
+  EXPECT_EQ(pop.multiLine("RETR 1"), s.messages[0].bytes);
+}
+
+TEST_F(FaultsTest, UpstreamDropDuringAReadAheadGivesTheNextRetrErrAndDeletesNothing) {
+  ScriptedImapPeer::Script s = script();
+  Reaction cut;
+  cut.kind = Kind::CloseMidLiteral;
+  cut.literalBytes = 1000;
+  cut.uids = {kFirstUid + 1};
+  s.reactions[Step::Body] = cut;
+  ScriptedImapPeer peer(s);
+  auto proxy = proxyFor(peer);
+  Pop3TestClient pop(proxy->port());
+  login(pop);
+  startDownload(pop, s);
+  EXPECT_TRUE(startsWith(pop.command("DELE 1"), "+OK"));
+  // The client is idle meanwhile: the session stays, and only its next command hears of it.
+  ASSERT_TRUE(waitForLog(*proxy, "during a read-ahead")) << proxy->log();
+  EXPECT_EQ(pop.command("RETR 2"), "-ERR [SYS/TEMP] Upstream connection lost, try again later.");
+  EXPECT_EQ(pop.command("QUIT"),
+            "-ERR [SYS/TEMP] Upstream connection lost; deletions may not have been applied.");
+  EXPECT_TRUE(pop.closedByPeer());
+  EXPECT_TRUE(mutations(peer).empty()) << peer.transcript();
+}
+
+// Message 2 says 1000 octets in the snapshot but is 8 MiB (a server's estimate): the existence
+// check passes and it is fetched again whatever its size, into the read-ahead. A client that
+// does not ask for it must not make popbridge hold it.
+TEST_F(FaultsTest, AReadAheadTheClientDoesNotTakeKeepsMemoryBounded) {
+  ScriptedImapPeer::Script s = script();
+  constexpr std::size_t kBig = 8 * 1024 * 1024;
+  s.messages[1].bytes = bigMessage(kBig);
+  s.messages[1].reportedSize = 1000;
+  ScriptedImapPeer peer(s);
+  auto proxy = proxyFor(peer);
+  Pop3TestClient pop(proxy->port());
+  login(pop);
+  startDownload(pop, s);
+  const std::size_t before = residentKib(proxy->pid());
+  ASSERT_GT(before, 0u);
+  ASSERT_TRUE(waitForLog(*proxy, "the message exists, fetching it again")) << proxy->log();
+  std::size_t peak = 0;
+  for (int i = 0; i < 20; ++i) {
+    peak = std::max(peak, residentKib(proxy->pid()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // The read-ahead holds write_high_watermark (256 KiB) and one read (64 KiB); allow for the
+  // allocator, far below the 8 MiB message.
+  EXPECT_LT(peak, before + 3 * 1024) << "VmRSS grew from " << before << " KiB to " << peak;
+  std::printf(
+      "[ figures ] popbridge VmRSS %zu KiB before an 8 MiB read-ahead, at most %zu KiB "
+      "while the client does not take it\n",
+      before, peak);
+  // Asked for, it streams in full, byte-exact, with the size the snapshot announced.
+  std::string status;
+  std::string body = pop.multiLine("RETR 2", &status);
+  EXPECT_EQ(status, "+OK 1000 octets");
+  EXPECT_EQ(body.size(), kBig);
+  EXPECT_TRUE(body == s.messages[1].bytes);
+  EXPECT_EQ(pop.multiLine("RETR 3"), s.messages[2].bytes);
+  EXPECT_TRUE(startsWith(pop.command("QUIT"), "+OK"));
 }
 
 // --- the upstream is down ---------------------------------------------------------------------

@@ -254,7 +254,8 @@ void ScriptedImapPeer::acceptLoop() {
   }
 }
 
-const ScriptedImapPeer::Reaction& ScriptedImapPeer::reactionFor(Step step, int connection) const {
+const ScriptedImapPeer::Reaction& ScriptedImapPeer::reactionFor(Step step, int connection,
+                                                                std::uint32_t uid) const {
   static const Reaction kNormal;
   auto it = script_.reactions.find(step);
   if (it == script_.reactions.end()) return kNormal;
@@ -262,6 +263,8 @@ const ScriptedImapPeer::Reaction& ScriptedImapPeer::reactionFor(Step step, int c
   if (!only.empty() && std::find(only.begin(), only.end(), connection) == only.end()) {
     return kNormal;
   }
+  const std::vector<std::uint32_t>& uids = it->second.uids;
+  if (!uids.empty() && std::find(uids.begin(), uids.end(), uid) == uids.end()) return kNormal;
   return it->second;
 }
 
@@ -296,8 +299,9 @@ void ScriptedImapPeer::converse(Connection& c) {
   auto caps = script_.capabilities;
 
   // Returns false when the connection is over (closed by the script or write failed).
-  auto react = [&](Step step, const std::string& tag, const std::string& normal) -> bool {
-    const Reaction& reaction = reactionFor(step, c.number);
+  auto react = [&](Step step, const std::string& tag, const std::string& normal,
+                   std::uint32_t uid = 0) -> bool {
+    const Reaction& reaction = reactionFor(step, c.number, uid);
     for (const std::string& line : reaction.untaggedBefore) {
       if (!c.send(line + "\r\n")) return false;
     }
@@ -410,7 +414,7 @@ void ScriptedImapPeer::converse(Connection& c) {
       if (open_bracket != std::string::npos && close_bracket != std::string::npos) {
         section = items.substr(open_bracket + 1, close_bracket - open_bracket - 1);
       }
-      const Reaction& reaction = reactionFor(Step::Body, c.number);
+      const Reaction& reaction = reactionFor(Step::Body, c.number, uid);
       using Kind = Reaction::Kind;
       if (reaction.kind == Kind::WrongMessage && index + 1 < messages.size()) ++index;
       if (index >= messages.size() || reaction.kind == Kind::Vanished) {
@@ -457,7 +461,7 @@ void ScriptedImapPeer::converse(Connection& c) {
           break;
         }
         default:
-          open = react(Step::Body, tag, head + body + tail);
+          open = react(Step::Body, tag, head + body + tail, uid);
           break;
       }
     } else if (verb == "UID STORE") {

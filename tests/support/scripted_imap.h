@@ -72,6 +72,8 @@ class ScriptedImapPeer {
     std::vector<std::string> untaggedBefore;
     // The connections (1 = the first accepted) this reaction applies to; empty: all of them.
     std::vector<int> connections;
+    // Body: the UIDs whose fetch this reaction applies to; empty: every body.
+    std::vector<std::uint32_t> uids;
 
     static Reaction of(Kind kind) {
       Reaction reaction;
@@ -133,7 +135,8 @@ class ScriptedImapPeer {
   void converse(Connection& connection);
   void record(std::string command);
   void markClosed(Connection& connection);
-  const Reaction& reactionFor(Step step, int connection) const;
+  // `uid`: the message of a Body step.
+  const Reaction& reactionFor(Step step, int connection, std::uint32_t uid = 0) const;
 
   Script script_;
   int listenFd_ = -1;

@@ -70,6 +70,8 @@ class MemoryMaildrop : public Maildrop {
     if (!async) release();
   }
   void close() override { closed = true; }
+  void readAhead(std::size_t i) override { aheads.push_back(i); }
+  std::vector<std::size_t> aheads;  // readAhead hints, in order
 
   void release() {
     auto run = std::move(pending_);
@@ -135,6 +137,42 @@ TEST_F(Pop3ServerTest, ListingsComeFromTheSnapshot) {
   EXPECT_EQ(send("LIST\r\n"), "+OK Scan listing follows\r\n1 21\r\n2 26\r\n3 31\r\n.\r\n");
   EXPECT_EQ(send("UIDL 2\r\n"), "+OK 2 uid-101\r\n");
   EXPECT_EQ(send("LIST 4\r\n"), "-ERR There's no message 4.\r\n");
+}
+
+// The maildrop hears of a client that downloads in order (RETR n after RETR n-1, DELE'd
+// messages skipped, or the first RETR after a whole LIST or UIDL), once the RETR is done, and
+// of nothing else.
+TEST_F(Pop3ServerTest, SequentialRetrsHintTheNextUndeletedMessage) {
+  maildrop_.messages.push_back("Subject: d\r\n\r\nfourth\r\n");
+  login();
+  send("RETR 1\r\n");  // no listing before, no RETR before: no guess
+  EXPECT_EQ(maildrop_.aheads, std::vector<std::size_t>{});
+  send("RETR 2\r\n");
+  EXPECT_EQ(maildrop_.aheads, std::vector<std::size_t>{2});
+  send("DELE 3\r\n");
+  send("RETR 1\r\n");  // backwards: no guess
+  EXPECT_EQ(maildrop_.aheads, std::vector<std::size_t>{2});
+  send("RETR 2\r\n");  // after RETR 1: in order; the next undeleted is message 4
+  EXPECT_EQ(maildrop_.aheads, (std::vector<std::size_t>{2, 3}));
+  send("RETR 4\r\n");  // in order (3 is deleted), but the last message: nothing follows
+  EXPECT_EQ(maildrop_.aheads, (std::vector<std::size_t>{2, 3}));
+  send("TOP 1 0\r\n");  // TOP neither hints nor breaks the order
+  send("UIDL 1\r\n");   // a single line is no listing
+  send("RETR 1\r\n");
+  EXPECT_EQ(maildrop_.aheads, (std::vector<std::size_t>{2, 3}));
+  send("UIDL\r\n");
+  send("RETR 2\r\n");  // the first RETR after a listing, whichever message
+  EXPECT_EQ(maildrop_.aheads, (std::vector<std::size_t>{2, 3, 3}));
+}
+
+TEST_F(Pop3ServerTest, AFailedRetrHintsNothing) {
+  login();
+  send("LIST\r\n");
+  maildrop_.async = true;
+  server_->feedClient("RETR 1\r\n");
+  server_->onMessageFailed({RespCode::SysTemp, "Upstream could not fetch the message.", {}});
+  EXPECT_EQ(sink_.take(), "-ERR [SYS/TEMP] Upstream could not fetch the message.\r\n");
+  EXPECT_TRUE(maildrop_.aheads.empty());
 }
 
 TEST_F(Pop3ServerTest, RetrIsDotStuffedAndTerminated) {
