@@ -106,6 +106,31 @@ TEST_F(UpstreamPoolTest, TakesBackWhatWasParkedUnderTheSameKey) {
   EXPECT_FALSE(pool.take(key("alice")));  // taken once only
 }
 
+TEST_F(UpstreamPoolTest, MetricsCountHitsMissesDropsAndThePooledGauge) {
+  Metrics registry({}, 1);
+  UpstreamPool pool(&loop_, &registry.worker(0), nullptr);
+  Parked a = connection();
+  Parked b = connection();
+  ASSERT_TRUE(pool.park(key("alice"), a.connection, "", limits()));
+  ASSERT_TRUE(pool.park(key("bob"), b.connection, "", limits()));
+  EXPECT_NE(registry.render().find("\npopbridge_upstream_pooled 2\n"), std::string::npos);
+  EXPECT_TRUE(pool.take(key("alice")));
+  EXPECT_FALSE(pool.take(key("alice")));
+  pool.closeAll();
+  const std::string page = registry.render();
+  EXPECT_NE(page.find("popbridge_upstream_pool_lookups_total{result=\"hit\"} 1\n"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("popbridge_upstream_pool_lookups_total{result=\"miss\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(page.find("popbridge_upstream_pool_drops_total{reason=\"closed\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(page.find("\npopbridge_upstream_pooled 0\n"), std::string::npos);
+  // Closed for the drain: nothing is parked any more.
+  Parked c = connection();
+  EXPECT_FALSE(pool.park(key("carol"), c.connection, "", limits()));
+}
+
 TEST_F(UpstreamPoolTest, OffWhenIdleIsZero) {
   UpstreamPool pool(&loop_, &metrics_, nullptr);
   Parked p = connection();
