@@ -3,6 +3,7 @@
 // for a pooled connection that dies while idle and for a client that leaves mid-RETR.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -232,6 +233,18 @@ TEST_F(UpstreamPoolTest, PoolIdleZeroTurnsPoolingOff) {
   EXPECT_EQ(count(proxy.log(), kPooled), 0u) << proxy.log();
 }
 
+TEST_F(UpstreamPoolTest, AReloadNeverHandsAnOldConfigurationsConnectionToANewSession) {
+  DovecotFixture& d = dovecot();
+  const std::string password = d.addUser("pool-reload").password;
+  PopbridgeProcess proxy(d, {});
+  pollAndPool(proxy, "pool-reload", password, "+OK 0 ");
+  proxy.signal(SIGHUP);
+  ASSERT_TRUE(waitForLog(proxy, "configuration reloaded")) << proxy.log();
+  pollAndPool(proxy, "pool-reload", password, "+OK 0 ");
+  EXPECT_EQ(count(proxy.log(), kFresh), 2u) << proxy.log();
+  EXPECT_EQ(count(proxy.log(), kReused), 0u) << proxy.log();
+}
+
 // --- scripted faults ---------------------------------------------------------------------------
 
 class UpstreamPoolFaultsTest : public UpstreamPoolTest {
@@ -287,6 +300,17 @@ TEST_F(UpstreamPoolFaultsTest, APooledConnectionTheServerEndsWhileIdleIsDroppedA
   poll(*proxy);
   EXPECT_EQ(peer.accepted(), 2);
   EXPECT_EQ(count(proxy->log(), kReused), 0u) << proxy->log();
+}
+
+TEST_F(UpstreamPoolFaultsTest, ADrainLogsOutOfPooledConnections) {
+  ScriptedImapPeer peer(script());
+  auto proxy = proxyFor(peer);
+  poll(*proxy);
+  ASSERT_TRUE(waitForLog(*proxy, kPooled)) << proxy->log();
+  EXPECT_TRUE(peer.commandsStartingWith("LOGOUT").empty()) << peer.transcript();
+  EXPECT_EQ(proxy->stop(), 0);
+  EXPECT_TRUE(peer.waitForClosed(1, 5000));
+  EXPECT_EQ(peer.commandsStartingWith("LOGOUT").size(), 1u) << peer.transcript();
 }
 
 TEST_F(UpstreamPoolFaultsTest, AClientThatLeavesMidRetrLeavesNothingPooled) {
