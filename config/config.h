@@ -45,11 +45,11 @@ namespace popbridge::config {
 
 // Where protocol/ already has a type for a concept, the loader produces that type, so what the
 // file says reaches a session by copy, never through a conversion that could fall out of step.
-using protocol::DeletePolicy;    // mailbox.on_delete
-using protocol::LogSeverity;     // server.log_level
-using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
-using protocol::UpstreamLogin;   // upstream.auth
-using protocol::BearerMechanism; // oauth2.NAME.mechanism
+using protocol::BearerMechanism;  // oauth2.NAME.mechanism
+using protocol::DeletePolicy;     // mailbox.on_delete
+using protocol::LogSeverity;      // server.log_level
+using protocol::MailboxOptions;   // [mailbox] and each account's mailbox keys
+using protocol::UpstreamLogin;    // upstream.auth
 
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };
@@ -135,6 +135,12 @@ struct UpstreamConfig {
   // While a client RETRs messages in order, fetch the next one before it asks, so that the
   // upstream's round trip overlaps the client's; bounded by server.write_high_watermark.
   bool readAhead = true;
+  // The upstream connection pool (proxy/upstream_pool.h): how long a connection that served a
+  // session cleanly stays logged in for the next login of the same credentials (0: no pool),
+  // and how many are kept per account and per worker.
+  Duration poolIdle = std::chrono::seconds(60);
+  unsigned poolMaxPerAccount = 2;
+  unsigned poolMaxTotal = 256;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };
@@ -206,7 +212,7 @@ struct Config {
   UpstreamConfig upstream;
   // uidl_format is parsed once, at load: a bad template is a load error, never a runtime one.
   MailboxOptions mailbox;
-  std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
+  std::vector<AccountConfig> accounts;      // empty: logins are passed through to the upstream
   std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
   MetricsConfig metrics;
 

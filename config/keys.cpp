@@ -37,7 +37,7 @@ constexpr std::array<std::string_view, 11> kListener{"address",
                                                      "proxy_protocol",
                                                      "trusted_proxies",
                                                      "proxy_protocol_timeout"};
-constexpr std::array<std::string_view, 12> kUpstream{"host",
+constexpr std::array<std::string_view, 15> kUpstream{"host",
                                                      "port",
                                                      "tls",
                                                      "ca_file",
@@ -48,7 +48,10 @@ constexpr std::array<std::string_view, 12> kUpstream{"host",
                                                      "auth",
                                                      "min_tls_version",
                                                      "send_client_address",
-                                                     "read_ahead"};
+                                                     "read_ahead",
+                                                     "pool_idle",
+                                                     "pool_max_per_account",
+                                                     "pool_max_total"};
 constexpr std::array<std::string_view, 7> kMailbox{
     "folder",      "on_delete",    "move_to",  "mark_seen_on_retr",
     "uidl_format", "max_messages", "exclusive"};
@@ -77,12 +80,13 @@ constexpr std::array<std::string_view, 17> kOAuth2{"provider",
 constexpr std::array<std::string_view, 4> kMetrics{"address", "readyz_cache", "healthz_stale",
                                                    "max_connections"};
 
-constexpr std::array<EnvironmentOverride, 9> kOverrides{{
+constexpr std::array<EnvironmentOverride, 10> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
     {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
     {"POPBRIDGE_UPSTREAM_TLS", "upstream", "tls", false},
     {"POPBRIDGE_UPSTREAM_CA_FILE", "upstream", "ca_file", false},
     {"POPBRIDGE_UPSTREAM_SERVER_NAME", "upstream", "server_name", false},
+    {"POPBRIDGE_UPSTREAM_POOL_IDLE", "upstream", "pool_idle", false},
     {"POPBRIDGE_LOG_LEVEL", "server", "log_level", false},
     {"POPBRIDGE_LOG_FORMAT", "server", "log_format", false},
     {"POPBRIDGE_MAILBOX_FOLDER", "mailbox", "folder", false},

@@ -431,6 +431,9 @@ void Loader::readUpstream(const TableReader& root, UpstreamConfig& upstream) {
   reader.readEnum("min_tls_version", upstream.minTlsVersion);
   reader.readBool("send_client_address", upstream.sendClientAddress);
   reader.readBool("read_ahead", upstream.readAhead);
+  reader.readDuration("pool_idle", Duration::zero(), std::chrono::hours(1), upstream.poolIdle);
+  reader.readInteger("pool_max_per_account", 1, 1000, upstream.poolMaxPerAccount);
+  reader.readInteger("pool_max_total", 1, 1'000'000, upstream.poolMaxTotal);
   reader.reportUnknownKeys();
 
   if (!upstream.caFile.empty()) {

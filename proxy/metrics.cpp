@@ -316,6 +316,24 @@ std::string Metrics::render() const {
   header(out, "popbridge_upstream_connections", "gauge", "IMAP upstream connections open now.");
   sample(out, "popbridge_upstream_connections", "",
          sum([](const WorkerMetrics& w) { return w.upstreamOpen_.value(); }));
+  header(out, "popbridge_upstream_pool_lookups_total", "counter",
+         "Logins that looked for a pooled upstream connection, by result (hit, miss).");
+  sample(out, "popbridge_upstream_pool_lookups_total", label("result", "hit"),
+         sum([](const WorkerMetrics& w) { return w.poolLookups_[0].value(); }));
+  sample(out, "popbridge_upstream_pool_lookups_total", label("result", "miss"),
+         sum([](const WorkerMetrics& w) { return w.poolLookups_[1].value(); }));
+  header(out, "popbridge_upstream_pool_drops_total", "counter",
+         "Pooled upstream connections closed without reuse, by reason.");
+  static constexpr std::array<std::string_view, 4> kPoolDrops = {"expired", "evicted", "dead",
+                                                                 "closed"};
+  for (std::size_t r = 0; r < kPoolDrops.size(); ++r) {
+    sample(out, "popbridge_upstream_pool_drops_total", label("reason", kPoolDrops[r]),
+           sum([r](const WorkerMetrics& w) { return w.poolDrops_[r].value(); }));
+  }
+  header(out, "popbridge_upstream_pooled", "gauge",
+         "Idle upstream connections kept in the pool now.");
+  sample(out, "popbridge_upstream_pooled", "",
+         sum([](const WorkerMetrics& w) { return w.pooled_.value(); }));
   header(out, "popbridge_config_reloads_total", "counter", "Configuration reloads, by result.");
   for (std::size_t r = 0; r < kReloadResults.size(); ++r) {
     sample(out, "popbridge_config_reloads_total", label("result", kReloadResults[r]),

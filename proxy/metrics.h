@@ -83,6 +83,15 @@ TlsVersionLabel tlsVersionLabel(std::string_view sslGetVersion);
 
 enum class ReloadResult : std::uint8_t { Ok, Error, kCount };
 
+// Why a pooled upstream connection left the pool other than by being reused.
+enum class PoolDrop : std::uint8_t {
+  Expired,  // pool_idle ran out
+  Evicted,  // a cap needed its place
+  Dead,     // closed by the upstream, odd data while parked, or its NOOP check failed
+  Closed,   // drain or shutdown
+  kCount
+};
+
 enum class HistogramId : std::uint8_t { UpstreamConnect, Login, Snapshot, kCount };
 
 inline constexpr std::size_t kDeletePolicies = 5;  // protocol::DeletePolicy's values
@@ -143,6 +152,12 @@ class alignas(64) WorkerMetrics {
   void tlsHandshake(TlsSide side, std::string_view sslVersion) noexcept;
   void tlsHandshakeFailed(TlsSide side) noexcept { tlsFailures_[index(side)].add(); }
   void refused(RefusedReason reason) noexcept { refused_[index(reason)].add(); }
+  // The upstream connection pool (proxy/upstream_pool.h).
+  void poolHit() noexcept { poolLookups_[0].add(); }
+  void poolMiss() noexcept { poolLookups_[1].add(); }
+  void poolDropped(PoolDrop how) noexcept { poolDrops_[index(how)].add(); }
+  void poolParked() noexcept { pooled_.add(); }
+  void poolUnparked() noexcept { pooled_.sub(); }
   void upstreamOpened() noexcept { upstreamOpen_.add(); }
   void upstreamClosed() noexcept { upstreamOpen_.sub(); }
   void observe(HistogramId which, std::chrono::microseconds duration) noexcept {
@@ -179,6 +194,9 @@ class alignas(64) WorkerMetrics {
   std::array<Counter, static_cast<std::size_t>(TlsSide::kCount)> tlsFailures_;
   std::array<Counter, static_cast<std::size_t>(RefusedReason::kCount)> refused_;
   Gauge upstreamOpen_;
+  std::array<Counter, 2> poolLookups_;  // hit, miss
+  std::array<Counter, static_cast<std::size_t>(PoolDrop::kCount)> poolDrops_;
+  Gauge pooled_;
   std::array<HistogramCells, static_cast<std::size_t>(HistogramId::kCount)> histograms_;
   std::atomic<std::int64_t> heartbeat_{0};
 };

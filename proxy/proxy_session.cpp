@@ -692,13 +692,12 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
   options.handshakeTimeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(config.upstream.connectTimeout);
   std::uint64_t generation = ++upstreamGeneration_;
-  Stream::Callbacks callbacks;
-  callbacks.onData = guard([this](std::string_view data) { onUpstreamData(data); });
-  callbacks.onDrain = [] {};
-  callbacks.onTlsReady = guard([this] { onUpstreamTlsReady(); });
-  callbacks.onClose =
-      guard([this, generation](std::string_view reason) { onUpstreamClosed(reason, generation); });
-  upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options, std::move(callbacks));
+  // Routed, so that the stream can pass to the pool and to a later session with it.
+  upstreamRoute_ = std::make_shared<UpstreamRoute>();
+  routeUpstream(generation);
+  upstreamLoggedInAt_ = std::chrono::steady_clock::now();
+  upstream_ = std::make_unique<Stream>(env_.loop, std::move(tcp), options,
+                                       UpstreamRoute::callbacks(upstreamRoute_));
   syncUpstreamGauge();
   upstreamPaused_ = false;
   if (config.upstream.tls != config::UpstreamTls::Implicit) {
@@ -713,6 +712,77 @@ void ProxySession::onConnected(UvHandle<uv_tcp_t> tcp, std::string error) {
   if (!*alive || !upstream_) return;
   upstream_->startReading();
   updateTimers();
+}
+
+void ProxySession::routeUpstream(std::uint64_t generation) {
+  auto handlers = std::make_shared<UpstreamRoute::Handlers>();
+  handlers->onData = guard([this](std::string_view data) { onUpstreamData(data); });
+  handlers->onTlsReady = guard([this] { onUpstreamTlsReady(); });
+  handlers->onClose =
+      guard([this, generation](std::string_view reason) { onUpstreamClosed(reason, generation); });
+  upstreamRoute_->handlers = std::move(handlers);
+}
+
+UpstreamPool::Limits ProxySession::poolLimits() const {
+  const auto& upstream = env_.config->upstream;
+  UpstreamPool::Limits limits;
+  limits.idle = std::chrono::duration_cast<std::chrono::milliseconds>(upstream.poolIdle);
+  limits.maxPerAccount = upstream.poolMaxPerAccount;
+  limits.maxTotal = upstream.poolMaxTotal;
+  limits.maxSessionsPerAccount =
+      env_.sessions != nullptr ? env_.config->server.maxSessionsPerAccount : 0;
+  return limits;
+}
+
+std::optional<protocol::ImapResumeState> ProxySession::adoptPooledUpstream(
+    const protocol::UpstreamCredentials& credentials) {
+  poolKey_.reset();
+  UpstreamPool* pool = env_.upstreamPool;
+  if (pool == nullptr || pool->closed() || env_.config->upstream.poolIdle.count() <= 0 ||
+      upstream_) {
+    return std::nullopt;
+  }
+  poolKey_ = makeUpstreamPoolKey(env_.snapshot ? env_.snapshot->generation : 0, credentials);
+  std::optional<UpstreamPool::Connection> taken = pool->take(*poolKey_);
+  if (!taken) {
+    // A local account holds its claim already; a pass-through login claims after the upstream's
+    // OK, so it counts itself here.
+    pool->makeRoom(credentials.user, poolLimits(), claim_ ? 0 : 1);
+    return std::nullopt;
+  }
+  const std::uint64_t generation = ++upstreamGeneration_;
+  upstream_ = std::move(taken->stream);
+  upstreamRoute_ = std::move(taken->route);
+  routeUpstream(generation);
+  upstreamLoggedInAt_ = taken->loggedInAt;
+  upstreamPaused_ = false;
+  syncUpstreamGauge();
+  logAt(LogLevel::Debug, "took a pooled upstream connection; checking it with NOOP");
+  return taken->state;
+}
+
+bool ProxySession::parkUpstream(const protocol::ImapResumeState& state, std::string_view unparsed) {
+  UpstreamPool* pool = env_.upstreamPool;
+  if (pool == nullptr || !poolKey_ || !upstream_ || !upstreamRoute_ || upstream_->closing() ||
+      upstream_->pendingWriteBytes() != 0) {
+    return false;
+  }
+  UpstreamPool::Connection connection{std::move(upstream_), upstreamRoute_, state,
+                                      upstreamLoggedInAt_};
+  if (!pool->park(*poolKey_, connection, unparsed, poolLimits())) {
+    upstream_ = std::move(connection.stream);
+    routeUpstream(upstreamGeneration_);
+    return false;
+  }
+  // The stream's events are the pool's now; a late one of this generation means nothing here.
+  ++upstreamGeneration_;
+  upstreamRoute_.reset();
+  poolKey_.reset();
+  upstreamPaused_ = false;
+  commandTimer_.stop();
+  syncUpstreamGauge();
+  logAt(LogLevel::Debug, "upstream connection kept in the pool for the next login");
+  return true;
 }
 
 void ProxySession::onUpstreamTlsReady() {

@@ -21,6 +21,7 @@
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/token_service.h"
+#include "proxy/upstream_pool.h"
 #include "proxy/uv_handle.h"
 
 namespace popbridge::proxy {
@@ -46,7 +47,8 @@ struct SessionEnvironment {
   std::shared_ptr<LoopMailbox> mailbox;           // where the token service answers this loop
   // Exclusive maildrops and max_sessions_per_account, shared by every loop; null: no claims.
   SessionRegistry* sessions = nullptr;
-  WorkerMetrics* metrics = nullptr;  // this loop's counters; never null in a session
+  WorkerMetrics* metrics = nullptr;      // this loop's counters; never null in a session
+  UpstreamPool* upstreamPool = nullptr;  // this loop's idle upstream connections; null: none
 };
 
 // Who the client is when a load balancer said so in a PROXY protocol header (see
@@ -98,6 +100,10 @@ class ProxySession : public protocol::SessionSink {
   void startClientTls() override;
   void startAuthDelay() override;
   void closeUpstream() override;
+  std::optional<protocol::ImapResumeState> adoptPooledUpstream(
+      const protocol::UpstreamCredentials& credentials) override;
+  bool parkUpstream(const protocol::ImapResumeState& state, std::string_view unparsed) override;
+  void notePooledUpstreamStale() override { metrics_.poolDropped(PoolDrop::Dead); }
   void closeClient(std::string_view reason) override;
   void log(protocol::LogSeverity severity, std::string_view message) override;
   bool clientCongested() const override { return client_ && client_->aboveHighWatermark(); }
@@ -123,6 +129,9 @@ class ProxySession : public protocol::SessionSink {
   void onUpstreamTlsReady();
   void onUpstreamClosed(std::string_view reason, std::uint64_t generation);
   void onConnected(UvHandle<uv_tcp_t> tcp, std::string error);
+  // Points upstreamRoute_ at this session, for the upstream of `generation`.
+  void routeUpstream(std::uint64_t generation);
+  UpstreamPool::Limits poolLimits() const;
   void checkCredentials(std::string_view user, std::string_view password);
   void startVerify();
   // An account bound to [oauth2.NAME]: its credentials are an access token from the token
@@ -182,6 +191,9 @@ class ProxySession : public protocol::SessionSink {
   protocol::Pop3Session session_;
   std::unique_ptr<Stream> client_;
   std::unique_ptr<Stream> upstream_;
+  std::shared_ptr<UpstreamRoute> upstreamRoute_;  // upstream_'s events; it follows the stream
+  std::optional<UpstreamPoolKey> poolKey_;        // the credentials of this login, for the pool
+  std::chrono::steady_clock::time_point upstreamLoggedInAt_{};  // see UpstreamPool::kMaxLoginAge
   std::uint64_t upstreamGeneration_ = 0;
   std::vector<std::pair<std::uint64_t, std::unique_ptr<Stream>>>
       retiredUpstreams_;  // flushing LOGOUT

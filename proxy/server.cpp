@@ -129,6 +129,11 @@ Worker::Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits&
       1000, 1000);
   uv_unref(heartbeat_.handle());
   loginGate_ = std::make_unique<LoginGate>(&loop_, loginGuard, index_);
+  upstreamPool_ =
+      std::make_unique<UpstreamPool>(&loop_, metrics_, sessions, [](std::string_view m) {
+        if (logEnabled(LogLevel::Debug)) logLine(LogLevel::Debug, m);
+      });
+  env_.upstreamPool = upstreamPool_.get();
   if (tokens != nullptr) {
     mailbox_ = LoopMailbox::create(&loop_);
     env_.tokens = tokens;
@@ -150,6 +155,7 @@ Worker::Worker(std::shared_ptr<const ConfigSnapshot> snapshot, ConnectionLimits&
 Worker::~Worker() {
   dropPendingHeaders();
   sessions_.clear();
+  upstreamPool_.reset();  // its streams and timers close in the run below
   // Its async handle must be closed while the loop runs once more below; the object stays for
   // password checks still finishing in that run.
   loginGate_->close();
@@ -479,8 +485,9 @@ void Worker::applyReload(Reload reload) {
 void Worker::beginDrain() {
   if (shuttingDown_) return;
   shuttingDown_ = true;
-  dropPendingHeaders();  // before the listeners their callbacks refer to
-  listeners_.clear();    // new connections are refused from now on
+  dropPendingHeaders();       // before the listeners their callbacks refer to
+  listeners_.clear();         // new connections are refused from now on
+  upstreamPool_->closeAll();  // logged out; sessions that QUIT now log out too
   std::vector<ProxySession*> live;
   for (auto& [id, session] : sessions_) live.push_back(session.get());
   for (ProxySession* session : live) session->drain();
@@ -524,6 +531,7 @@ void Worker::beginShutdown() {
   shuttingDown_ = true;
   dropPendingHeaders();  // before the listeners their callbacks refer to
   listeners_.clear();
+  upstreamPool_->closeAll();
   std::vector<ProxySession*> live;
   for (auto& [id, session] : sessions_) live.push_back(session.get());
   for (ProxySession* session : live) session->shutdown();

@@ -128,6 +128,8 @@ class Worker {
   std::unique_ptr<LoginGate> loginGate_;  // outlives the sessions, which cancel their checks
   std::shared_ptr<LoopMailbox> mailbox_;  // where the token service answers this loop
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // Idle upstream connections for this loop's sessions; before sessions_, which point at it.
+  std::unique_ptr<UpstreamPool> upstreamPool_;
   std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
   std::map<std::uint64_t, std::string> sessionIps_;
   // Connections on proxy_protocol listeners whose header has not arrived yet; each holds a

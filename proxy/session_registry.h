@@ -35,6 +35,12 @@ class SessionRegistry {
   // Granted: `holder` holds `maildrop` until release().
   virtual Verdict tryClaim(const Maildrop& maildrop, Holder holder) = 0;
   virtual void release(const Maildrop& maildrop, Holder holder) = 0;
+  // Sessions holding a maildrop of `account` (the upstream pool counts its connections
+  // against max_sessions_per_account with it); 0 when not known.
+  virtual unsigned sessionsOf(std::string_view account) const {
+    (void)account;
+    return 0;
+  }
 
   // The names the counts are kept under: ASCII letters of the account lower-cased (mail
   // servers compare logins that way, so "Alice" must not escape the lock of "alice"), and the
@@ -56,7 +62,7 @@ class LocalSessionRegistry final : public SessionRegistry {
   void setMaxPerAccount(unsigned maxPerAccount);
 
   // Sessions holding a maildrop of `account`; accounts with any.
-  unsigned sessionsOf(std::string_view account) const;
+  unsigned sessionsOf(std::string_view account) const override;
   std::size_t accounts() const;
 
  private:

@@ -76,7 +76,39 @@ void ImapMaildrop::onCredentials(std::optional<UpstreamCredentials> credentials)
   upstream_ = std::move(*credentials);
   if (upstream_.mailbox) options_.mailbox = *upstream_.mailbox;
   op_ = Op::Connecting;
+  // A pooled connection skips connect, TLS, greeting, CAPABILITY and the login; NOOP proves it
+  // alive (its reply also brings whatever the server queued meanwhile), then the usual SELECT
+  // takes a fresh snapshot. The secret stays until then: a failed check falls back to a login.
+  if (std::optional<ImapResumeState> pooled = sink_.adoptPooledUpstream(upstream_)) {
+    op_ = Op::Reusing;
+    client_.adopt(*pooled);
+    client_.send(client_.builder().noop());
+    return;
+  }
   sink_.connectUpstream();
+}
+
+void ImapMaildrop::reuseFailed(std::string_view reason) {
+  sink_.log(LogSeverity::Info, std::string("pooled upstream connection unusable (")
+                                   .append(reason)
+                                   .append("); connecting afresh"));
+  client_.close();
+  sink_.closeUpstream();
+  sink_.notePooledUpstreamStale();
+  op_ = Op::Connecting;
+  sink_.connectUpstream();
+}
+
+bool ImapMaildrop::parkUpstream() {
+  // A UIDVALIDITY change makes the folder's state doubtful; the snapshot of the next session
+  // would cope, but a connection in doubt is never kept.
+  if (uidValidityChanged_) return false;
+  std::optional<ImapResumeState> state = client_.resumeState();
+  if (!state || !sink_.parkUpstream(*state, client_.unparsedInput())) return false;
+  // No LOGOUT, no more input: the rest of the read went to the pool with the connection.
+  client_.close();
+  op_ = Op::Closed;
+  return true;
 }
 
 void ImapMaildrop::onCredentialsFailed(RespCode code, std::string_view reason) {
@@ -695,6 +727,16 @@ void ImapMaildrop::endMessage() {
 
 void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
   switch (op_) {
+    case Op::Reusing:
+      if (tagged.status != ImapStatus::Ok) {
+        reuseFailed("NOOP answered " + codeSuffix(tagged));
+        return;
+      }
+      sink_.log(LogSeverity::Debug, "reusing a pooled upstream connection");
+      secureWipe(upstream_.password);
+      secureWipe(upstream_.accessToken);
+      onLoggedIn();
+      return;
     case Op::FindMoveTarget:
       moveTargetListed(tagged);
       return;
@@ -892,9 +934,10 @@ void ImapMaildrop::nextUpdateStep() {
       sink_.log(LogSeverity::Info, "applied on_delete=" + std::string(toString(effectivePolicy_)) +
                                        " to UIDs " + updateSet_);
     }
-    client_.logout();
-    if (count > 0) sink_.noteDeleted(effectivePolicy_, count);
+    // The claim goes first: a parked connection counts against the account's cap by itself.
     sink_.releaseMaildrop();
+    if (!parkUpstream()) client_.logout();
+    if (count > 0) sink_.noteDeleted(effectivePolicy_, count);
     events_->onUpdated(count);
     return;
   }
@@ -961,6 +1004,8 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
   switch (op_) {
     case Op::Resolving:
       return;
+    case Op::Reusing:
+      return reuseFailed(why);
     case Op::Connecting:
     case Op::LoggingIn:
     case Op::Claiming:
@@ -1011,13 +1056,21 @@ bool ImapMaildrop::awaitingUpstream() const {
 }
 
 bool ImapMaildrop::awaitingGreeting() const {
-  return op_ == Op::Connecting || (op_ == Op::LoggingIn && client_.awaitingGreeting());
+  // The NOOP check of a pooled connection stands in for connecting: connect_timeout bounds it.
+  return op_ == Op::Connecting || op_ == Op::Reusing ||
+         (op_ == Op::LoggingIn && client_.awaitingGreeting());
 }
 
 void ImapMaildrop::close() {
   readAhead_.clear();
   events_ = liveEvents_;
   after_ = AfterReadAhead::Nothing;
+  if (op_ == Op::Open) {
+    // Served and idle (a hang-up or a timeout without QUIT): no DELE ever reaches the upstream
+    // before UPDATE, so the connection is as clean as after a QUIT without DELE.
+    sink_.releaseMaildrop();
+    parkUpstream();
+  }
   client_.close();
   secureWipe(upstream_.password);
   secureWipe(upstream_.accessToken);

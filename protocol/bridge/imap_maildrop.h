@@ -83,6 +83,24 @@ class MaildropSink {
   // onUpstreamConnected or onUpstreamFailed.
   virtual void connectUpstream() = 0;
   virtual void closeUpstream() = 0;
+  // An upstream connection pool (proxy/upstream_pool.h), asked before connecting: a connection
+  // already logged in as `credentials` (the same identity and secret) may wait from an earlier
+  // session. Make it the session's upstream and answer its client state; nullopt: connect.
+  virtual std::optional<ImapResumeState> adoptPooledUpstream(
+      const UpstreamCredentials& credentials) {
+    (void)credentials;
+    return std::nullopt;
+  }
+  // The session ended cleanly: the upstream is logged in, SELECTed and idle, with `unparsed`
+  // already read after the last reply. True: the pool keeps it (it is no longer the session's);
+  // false: log out as usual.
+  virtual bool parkUpstream(const ImapResumeState& state, std::string_view unparsed) {
+    (void)state;
+    (void)unparsed;
+    return false;
+  }
+  // An adopted connection failed its NOOP check; a fresh one is being opened.
+  virtual void notePooledUpstreamStale() {}
   virtual void log(LogSeverity severity, std::string_view message) = 0;
 
   // Events for metrics, with nothing to answer; the defaults ignore them.
@@ -150,6 +168,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
     Idle,
     Resolving,
     Connecting,
+    Reusing,  // a pooled connection was adopted; its NOOP check runs
     LoggingIn,
     Claiming,        // logged in; waiting for the sink's claimMaildrop answer
     FindMoveTarget,  // LIST for the folder with move_to's special-use attribute
@@ -201,6 +220,10 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void updateStepFailed(const ImapEvent& tagged);
   void upstreamBroken(std::string_view reason);
   void resetSnapshot();
+  // Reusing failed (NOOP refused, BYE, EOF, timeout): drop that connection, open a fresh one.
+  void reuseFailed(std::string_view reason);
+  // Hands the idle connection to the sink's pool; false when it cannot or will not keep it.
+  bool parkUpstream();
 
   ImapMaildropOptions options_;
   MaildropSink& sink_;

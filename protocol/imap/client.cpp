@@ -99,8 +99,36 @@ void ImapClient::feed(std::string_view data) {
       return;
     }
     if (status == ImapResponseParser::Status::NeedMore) return;
+    unparsed_ = data;
     onEvent(event_);
+    unparsed_ = {};
   }
+}
+
+std::optional<ImapResumeState> ImapClient::resumeState() const {
+  if (!canSend() || !parser_.atResponseBoundary() || discardInput_) return std::nullopt;
+  return ImapResumeState{caps_, builder_.tagPrefix(), builder_.nextTagNumber(),
+                         builder_.literalPlus(), builder_.saslIr()};
+}
+
+void ImapClient::adopt(const ImapResumeState& state) {
+  if (state_ != State::Idle && state_ != State::Closed) return;
+  wipeSecrets();
+  mechanism_.reset();
+  bearer_.reset();
+  parser_.reset();
+  caps_ = state.caps;
+  builder_ = ImapCommandBuilder(state.tagPrefix);
+  builder_.setNextTagNumber(state.nextTag);
+  builder_.setLiteralPlus(state.literalPlus);
+  builder_.setSaslIr(state.saslIr);
+  idTag_.clear();
+  pendingTag_.clear();
+  pendingSegments_.clear();
+  nextSegment_ = 0;
+  tlsDone_ = true;
+  discardInput_ = false;
+  state_ = State::Ready;
 }
 
 void ImapClient::onEvent(const ImapEvent& event) {

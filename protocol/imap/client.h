@@ -79,6 +79,17 @@ struct BearerLogin {
   std::uint16_t port = 0;
 };
 
+// What an authenticated, idle connection carries from one session to the next (an upstream
+// connection pool, proxy/upstream_pool.h): the codec state a fresh ImapClient needs to go on
+// where the last one stopped. Never a credential.
+struct ImapResumeState {
+  ImapCapabilities caps;
+  std::string tagPrefix;
+  std::uint64_t nextTag = 1;
+  bool literalPlus = false;
+  bool saslIr = false;
+};
+
 // "[CODE] text" of a status or tagged response, for logs.
 std::string codeSuffix(const ImapEvent& event);
 
@@ -167,6 +178,15 @@ class ImapClient {
   void logout();
   // Forgets the connection; no further events.
   void close();
+  // Logged in, no command in flight and nothing of a response half-read: the state a pool can
+  // keep; nullopt otherwise.
+  std::optional<ImapResumeState> resumeState() const;
+  // Inside feed(): the input after the response being handled (empty outside feed()). A
+  // connection handed to a pool from an event handler hands these bytes on with it.
+  std::string_view unparsedInput() const { return unparsed_; }
+  // Takes over a logged-in connection whose earlier client stopped in `state` (an idle or
+  // closed client only): Ready at once, with no greeting and no login.
+  void adopt(const ImapResumeState& state);
 
   State state() const { return state_; }
   // The response code of the last refused login ("AUTHENTICATIONFAILED"...), empty when it had
@@ -212,6 +232,7 @@ class ImapClient {
   bool initialResponsePending_ = false;  // client-first mechanism without SASL-IR
 
   std::string lastLoginCode_;
+  std::string_view unparsed_;  // see unparsedInput()
   std::string pendingTag_;
   std::string idTag_;                         // the ID pipelined before the login, until its reply
   std::vector<std::string> pendingSegments_;  // after a synchronizing literal

@@ -45,6 +45,13 @@ class ImapCommandBuilder {
   void setLiteralPlus(bool on) { literalPlus_ = on; }
   // RFC 4959: the initial SASL response goes on the AUTHENTICATE line.
   void setSaslIr(bool on) { saslIr_ = on; }
+  // The number the next tag gets; a pooled connection carries it into its next session so that
+  // no tag repeats on one connection.
+  std::uint64_t nextTagNumber() const { return tagCounter_; }
+  void setNextTagNumber(std::uint64_t number) { tagCounter_ = number; }
+  const std::string& tagPrefix() const { return tagPrefix_; }
+  bool literalPlus() const { return literalPlus_; }
+  bool saslIr() const { return saslIr_; }
 
   ImapCommand capability();
   ImapCommand starttls();

@@ -126,6 +126,10 @@ class ImapResponseParser {
   // Back to the initial state, e.g. after STARTTLS, where nothing received before the
   // handshake may be interpreted afterwards.
   void reset();
+  // Between responses, holding nothing of the next one: the connection can change hands here.
+  bool atResponseBoundary() const {
+    return mode_ == Mode::ReadLine && state_ == State::ResponseStart && seg_.empty();
+  }
 
  private:
   enum class Mode : std::uint8_t { ReadLine, Grammar, BodyLiteral, KeepLiteral, SkipLiteral, Dead };

@@ -149,6 +149,13 @@ const ErrorCase kErrorCases[] = {
     {"PortOutOfRange",
      upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nport = 70000\n"),
      {"t.toml:8:8: upstream.port: expected an integer between 1 and 65535, got 70000"}},
+    {"PoolIdleOutOfRange",
+     upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\npool_idle = \"2h\"\n"),
+     {"t.toml:8:13: upstream.pool_idle: expected a duration between 0s and 1h, got \"2h\""}},
+    {"PoolMaxPerAccountZero",
+     upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\npool_max_per_account = 0\n"),
+     {"t.toml:8:24: upstream.pool_max_per_account: expected an integer between 1 and 1000, got "
+      "0"}},
     {"BufferTooSmall",
      "[server]\nbuffer_size = 512\n" + kMinimal,
      {"t.toml:2:15: server.buffer_size: expected an integer between 4096 and 16777216, got 512"}},

@@ -12,7 +12,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-
 TEST_F(ConfigTest, ReportsEveryErrorAtOnceInFileOrder) {
   const LoadResult result = load(
       "[server]\n"                                               // 1
@@ -108,6 +107,9 @@ TEST_F(ConfigTest, MinimalConfigHasEveryDefault) {
   EXPECT_EQ(upstream.tls, UpstreamTls::None);
   EXPECT_EQ(upstream.caFile, "");
   EXPECT_TRUE(upstream.verifyCertificate);
+  EXPECT_EQ(upstream.poolIdle, 60s);
+  EXPECT_EQ(upstream.poolMaxPerAccount, 2u);
+  EXPECT_EQ(upstream.poolMaxTotal, 256u);
   EXPECT_EQ(upstream.serverName, "");
   EXPECT_EQ(upstream.effectiveServerName(), "127.0.0.1");
   EXPECT_EQ(upstream.connectTimeout, 10s);
@@ -162,6 +164,8 @@ TEST_F(ConfigTest, ReadsEveryKey) {
       "verify_certificate = true\nserver_name = \"mail.example.org\"\n"
       "connect_timeout = \"3s\"\ncommand_timeout = \"2m\"\nauth = \"login\"\n"
       "min_tls_version = \"1.3\"\nsend_client_address = false\nread_ahead = false\n"
+      "pool_idle = \"0s\"\n"
+      "pool_max_per_account = 1\npool_max_total = 10\n"
       "[mailbox]\n"
       "folder = \"Archive/2024\"\non_delete = \"expunge\"\nmove_to = \"Bin\"\n"
       "mark_seen_on_retr = true\nuidl_format = \"%xu.%xv\"\nmax_messages = 1000\n");
@@ -205,6 +209,9 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c.upstream.minTlsVersion, TlsVersion::V1_3);
   EXPECT_FALSE(c.upstream.sendClientAddress);
   EXPECT_FALSE(c.upstream.readAhead);
+  EXPECT_EQ(c.upstream.poolIdle, 0s);  // pooling off
+  EXPECT_EQ(c.upstream.poolMaxPerAccount, 1u);
+  EXPECT_EQ(c.upstream.poolMaxTotal, 10u);
   EXPECT_EQ(c.mailbox.folder, "Archive/2024");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Expunge);
   EXPECT_EQ(c.mailbox.moveTo, "Bin");
@@ -386,6 +393,7 @@ TEST_F(ConfigTest, EnvironmentOverridesWinOverTheFile) {
       {"POPBRIDGE_LOG_FORMAT", "json"},
       {"POPBRIDGE_MAILBOX_FOLDER", "Printer"},
       {"POPBRIDGE_MAILBOX_ON_DELETE", "keep"},
+      {"POPBRIDGE_UPSTREAM_POOL_IDLE", "0s"},
       {"HOME", "/root"},  // unrelated variables are ignored
   };
   const LoadResult result = load(
@@ -402,6 +410,7 @@ TEST_F(ConfigTest, EnvironmentOverridesWinOverTheFile) {
   EXPECT_EQ(c.server.logFormat, LogFormat::Json);
   EXPECT_EQ(c.mailbox.folder, "Printer");
   EXPECT_EQ(c.mailbox.onDelete, DeletePolicy::Keep);
+  EXPECT_EQ(c.upstream.poolIdle, 0s);
   // The account keeps its own folder and inherits the overridden on_delete.
   EXPECT_EQ(c.accounts.at(0).mailbox.folder, "Own");
   EXPECT_EQ(c.accounts.at(0).mailbox.onDelete, DeletePolicy::Keep);
@@ -495,6 +504,11 @@ const EnvErrorCase kEnvErrorCases[] = {
      kMinimal,
      {"POPBRIDGE_MAILBOX_ON_DELETE: mailbox.on_delete: expected one of flag, expunge, move, seen, "
       "keep, got \"purge\""}},
+    {"PoolIdle",
+     {{"POPBRIDGE_UPSTREAM_POOL_IDLE", "forever"}},
+     kMinimal,
+     {"POPBRIDGE_UPSTREAM_POOL_IDLE: upstream.pool_idle: expected a duration like \"500ms\", "
+      "\"30s\", \"10m\", \"1h\" or \"1h30m\", got \"forever\""}},
     {"OnDeleteMoveIntoItself",
      {{"POPBRIDGE_MAILBOX_ON_DELETE", "move"}},
      "[mailbox]\nfolder = \"Trash\"\n" + kMinimal,

@@ -94,6 +94,9 @@ class FaultsTest : public ::testing::Test {
                                              PopbridgeProcess::Options options = {}) {
     options.upstreamTls = "none";
     options.upstreamPort = peer.port();
+    // These tests read the transcript once the upstream connection closed at the session's end;
+    // a pooled one stays open (upstream_pool_test covers the pool against this peer).
+    options.upstream += "pool_idle = \"0s\"\n";
     auto proxy = std::make_unique<PopbridgeProcess>(dovecot(), options);
     proxy->addSecret(kScriptedPassword);
     return proxy;

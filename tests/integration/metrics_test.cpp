@@ -81,6 +81,8 @@ class MetricsTest : public ::testing::Test {
     metricsPort_ = freeLoopbackPort();
     PopbridgeProcess::Options options;
     options.server = "workers = 2\n";
+    // The gauges below count upstream connections per session; a pooled one would stay open.
+    options.upstream = "pool_idle = \"0s\"\n";
     options.extra = "[metrics]\naddress = \"127.0.0.1:" + std::to_string(metricsPort_) +
                     "\"\nreadyz_cache = \"0s\"\n";
     proxy_ = std::make_unique<PopbridgeProcess>(dovecot_, options);

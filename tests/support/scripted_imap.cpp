@@ -484,7 +484,7 @@ void ScriptedImapPeer::converse(Connection& c) {
         c.expungedSeen.insert(uid);
       }
       c.expungedUnseen.clear();
-      open = c.send(reply + tag + " OK NOOP completed.\r\n");
+      open = react(Step::Noop, tag, reply + tag + " OK NOOP completed.\r\n");
     } else if (verb == "LOGOUT") {
       record(verb);
       open = react(Step::Logout, tag, "* BYE Logging out\r\n" + tag + " OK Logout completed.\r\n");
@@ -575,6 +575,8 @@ const char* toString(ScriptedImapPeer::Step step) {
       return "Copy";
     case Step::Logout:
       return "Logout";
+    case Step::Noop:
+      return "Noop";
   }
   return "?";
 }

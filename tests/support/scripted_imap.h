@@ -45,6 +45,7 @@ class ScriptedImapPeer {
     Move,
     Copy,
     Logout,
+    Noop,
   };
 
   struct Reaction {
