@@ -20,6 +20,8 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
                         {"x-connected-port", std::to_string(e.localPort)}};
   }
   result.mailbox = options.mailbox;
+  result.snapshotCache = options.snapshotCache;
+  result.snapshotScope = options.snapshotScope;
   return result;
 }
 
@@ -36,7 +38,8 @@ Pop3ServerOptions serverOptions(const SessionOptions& options) {
 }  // namespace
 
 Pop3Session::Pop3Session(SessionOptions options, SessionSink& sink)
-    : maildrop_(maildropOptions(options), sink, sink), server_(serverOptions(options), sink, maildrop_) {
+    : maildrop_(maildropOptions(options), sink, sink),
+      server_(serverOptions(options), sink, maildrop_) {
   maildrop_.setEvents(server_);
 }
 

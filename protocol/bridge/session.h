@@ -46,6 +46,8 @@ struct SessionOptions {
   unsigned maxBadCommands = 10;
   std::uint32_t loginDelaySeconds = 0;  // RFC 2449 LOGIN-DELAY announced in CAPA; 0: none
   MailboxOptions mailbox;
+  SnapshotStore* snapshotCache = nullptr;  // see ImapMaildropOptions
+  std::string snapshotScope;
 };
 
 // Everything the three parts ask of the outside world.

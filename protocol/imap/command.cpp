@@ -241,17 +241,19 @@ ImapCommand ImapCommandBuilder::authenticatePlain(std::string_view user,
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
-                                             std::optional<std::string_view> initialResponseBase64) {
+ImapCommand ImapCommandBuilder::authenticate(
+    std::string_view mechanism, std::optional<std::string_view> initialResponseBase64) {
   Writer w(nextTag(), "AUTHENTICATE", literalPlus_);
   w.sensitive().sp().raw(mechanism);
   if (initialResponseBase64) initialResponse(w, *initialResponseBase64, saslIr_);
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOnly) {
+ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOnly,
+                                       bool condStore) {
   Writer w(nextTag(), readOnly ? "EXAMINE" : "SELECT", literalPlus_);
   w.sp().astring(encodeMailboxName(mailboxUtf8));
+  if (condStore) w.sp().raw("(CONDSTORE)");
   return w.finish();
 }
 
