@@ -42,14 +42,15 @@ namespace popbridge::config {
 //   POPBRIDGE_MAILBOX_FOLDER         mailbox.folder         (accounts that set folder keep theirs)
 //   POPBRIDGE_MAILBOX_ON_DELETE      mailbox.on_delete      (accounts that set on_delete keep
 //   theirs)
+//   POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE upstream.snapshot_cache (true | false)
 
 // Where protocol/ already has a type for a concept, the loader produces that type, so what the
 // file says reaches a session by copy, never through a conversion that could fall out of step.
-using protocol::DeletePolicy;    // mailbox.on_delete
-using protocol::LogSeverity;     // server.log_level
-using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
-using protocol::UpstreamLogin;   // upstream.auth
-using protocol::BearerMechanism; // oauth2.NAME.mechanism
+using protocol::BearerMechanism;  // oauth2.NAME.mechanism
+using protocol::DeletePolicy;     // mailbox.on_delete
+using protocol::LogSeverity;      // server.log_level
+using protocol::MailboxOptions;   // [mailbox] and each account's mailbox keys
+using protocol::UpstreamLogin;    // upstream.auth
 
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };
@@ -132,6 +133,12 @@ struct UpstreamConfig {
   // Send the device's address and port with IMAP ID (RFC 2971) before logging in, so the
   // server's logs and per-IP limits see the device rather than popbridge.
   bool sendClientAddress = true;
+  // Keep each mailbox's snapshot between sessions and refresh it by CONDSTORE (RFC 7162) instead
+  // of listing every message at every poll (protocol/bridge/snapshot_cache.h).
+  bool snapshotCache = true;
+  // Messages cached over all mailboxes (about 16 octets each); least recently used mailboxes go
+  // first, and a mailbox larger than this is not cached.
+  std::uint32_t snapshotCacheMaxMessages = 2'000'000;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };
@@ -203,7 +210,7 @@ struct Config {
   UpstreamConfig upstream;
   // uidl_format is parsed once, at load: a bad template is a load error, never a runtime one.
   MailboxOptions mailbox;
-  std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
+  std::vector<AccountConfig> accounts;      // empty: logins are passed through to the upstream
   std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
   MetricsConfig metrics;
 

@@ -37,7 +37,7 @@ constexpr std::array<std::string_view, 11> kListener{"address",
                                                      "proxy_protocol",
                                                      "trusted_proxies",
                                                      "proxy_protocol_timeout"};
-constexpr std::array<std::string_view, 11> kUpstream{"host",
+constexpr std::array<std::string_view, 13> kUpstream{"host",
                                                      "port",
                                                      "tls",
                                                      "ca_file",
@@ -47,7 +47,9 @@ constexpr std::array<std::string_view, 11> kUpstream{"host",
                                                      "command_timeout",
                                                      "auth",
                                                      "min_tls_version",
-                                                     "send_client_address"};
+                                                     "send_client_address",
+                                                     "snapshot_cache",
+                                                     "snapshot_cache_max_messages"};
 constexpr std::array<std::string_view, 7> kMailbox{
     "folder",      "on_delete",    "move_to",  "mark_seen_on_retr",
     "uidl_format", "max_messages", "exclusive"};
@@ -76,7 +78,7 @@ constexpr std::array<std::string_view, 17> kOAuth2{"provider",
 constexpr std::array<std::string_view, 4> kMetrics{"address", "readyz_cache", "healthz_stale",
                                                    "max_connections"};
 
-constexpr std::array<EnvironmentOverride, 9> kOverrides{{
+constexpr std::array<EnvironmentOverride, 10> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
     {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
     {"POPBRIDGE_UPSTREAM_TLS", "upstream", "tls", false},
@@ -86,6 +88,7 @@ constexpr std::array<EnvironmentOverride, 9> kOverrides{{
     {"POPBRIDGE_LOG_FORMAT", "server", "log_format", false},
     {"POPBRIDGE_MAILBOX_FOLDER", "mailbox", "folder", false},
     {"POPBRIDGE_MAILBOX_ON_DELETE", "mailbox", "on_delete", false},
+    {"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE", "upstream", "snapshot_cache", false, true},
 }};
 
 }  // namespace

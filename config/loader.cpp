@@ -126,6 +126,8 @@ void Loader::applyEnvironment(toml::table& root) {
         continue;
       }
       table->insert_or_assign(entry.key, static_cast<std::int64_t>(*number));
+    } else if (entry.boolean && (value == "true" || value == "false")) {
+      table->insert_or_assign(entry.key, value == "true");
     } else {
       table->insert_or_assign(entry.key, value);
     }
@@ -430,6 +432,9 @@ void Loader::readUpstream(const TableReader& root, UpstreamConfig& upstream) {
   reader.readEnum("auth", upstream.auth);
   reader.readEnum("min_tls_version", upstream.minTlsVersion);
   reader.readBool("send_client_address", upstream.sendClientAddress);
+  reader.readBool("snapshot_cache", upstream.snapshotCache);
+  reader.readInteger("snapshot_cache_max_messages", 1, 100'000'000,
+                     upstream.snapshotCacheMaxMessages);
   reader.reportUnknownKeys();
 
   if (!upstream.caFile.empty()) {

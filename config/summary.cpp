@@ -41,9 +41,9 @@ std::string summarize(const Config& config) {
   out += " login_timeout=" + formatDuration(s.loginTimeout);
   out += " max_password_checks=" + std::to_string(s.maxPasswordChecks);
   out += " password_check_queue=" + std::to_string(s.passwordCheckQueue);
-  out += " login_throttle_after=" + (s.loginThrottleAfter == 0
-                                         ? std::string("0 (off)")
-                                         : std::to_string(s.loginThrottleAfter));
+  out +=
+      " login_throttle_after=" +
+      (s.loginThrottleAfter == 0 ? std::string("0 (off)") : std::to_string(s.loginThrottleAfter));
   out += " login_throttle_max_delay=" + formatDuration(s.loginThrottleMaxDelay);
   out += " login_throttle_user_after=" + (s.loginThrottleUserAfter == 0
                                               ? std::string("0 (off)")
@@ -89,6 +89,9 @@ std::string summarize(const Config& config) {
   }
   out += " auth=" + std::string(toString(u.auth));
   out += " send_client_address=" + yesNo(u.sendClientAddress);
+  out += " snapshot_cache=" + (u.snapshotCache
+                                   ? std::to_string(u.snapshotCacheMaxMessages) + " messages"
+                                   : std::string("no"));
   out += " connect_timeout=" + formatDuration(u.connectTimeout);
   out += " command_timeout=" + formatDuration(u.commandTimeout) + "\n";
 

@@ -279,6 +279,7 @@ void ImapMaildrop::sendSnapshot() {
   present_.clear();
   cacheKey_.clear();
   publish_ = false;
+  fromCache_ = false;
   snapshotPhase_ = SnapshotPhase::Full;
   if (exists_ == 0) {
     enterOpen();
@@ -301,6 +302,7 @@ void ImapMaildrop::sendSnapshot() {
     switch (planRefresh(entry.get(), now)) {
       case RefreshPlan::Current:
         sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+        fromCache_ = true;
         listing_ = entry->messages;
         enterOpen();
         return;
@@ -411,6 +413,7 @@ void ImapMaildrop::snapshotCompleted() {
         return;
       }
       sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+      fromCache_ = true;
       publish_ = true;
       break;
     }
@@ -424,6 +427,7 @@ void ImapMaildrop::snapshotCompleted() {
       }
       present_.clear();
       sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+      fromCache_ = true;
       publish_ = true;
       break;
   }
@@ -460,7 +464,8 @@ void ImapMaildrop::enterOpen() {
   op_ = Op::Open;
   sink_.log(LogSeverity::Info, "logged in; " + std::to_string(uids_.size()) + " messages in \"" +
                                    options_.mailbox.folder + "\", UIDVALIDITY " +
-                                   std::to_string(uidValidity_));
+                                   std::to_string(uidValidity_) +
+                                   (fromCache_ ? " (snapshot cache)" : ""));
   events_->onMaildropOpened();
 }
 

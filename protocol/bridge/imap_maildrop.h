@@ -227,8 +227,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::vector<std::uint32_t> present_;         // Presence: the UIDs listed
   std::optional<std::uint64_t> selectModSeq_;  // SELECT's HIGHESTMODSEQ
   std::optional<std::uint32_t> selectUidNext_;
-  std::string cacheKey_;  // empty: the snapshot cache is not used this session
-  bool publish_ = false;  // the snapshot covers the whole mailbox at selectModSeq_
+  std::string cacheKey_;    // empty: the snapshot cache is not used this session
+  bool publish_ = false;    // the snapshot covers the whole mailbox at selectModSeq_
+  bool fromCache_ = false;  // served from the cache, for the log
 
   // The fetch in progress.
   std::size_t fetchIndex_ = 0;

@@ -51,16 +51,16 @@ class ExampleConfig : public ::testing::Test {
     std::ofstream(dir_ + "/secrets/printers_client_secret") << "client-secret\n";
     std::filesystem::create_directories(dir_ + "/state");
     std::ofstream(dir_ + "/state/printers.token") << "refresh-token\n";
-    std::filesystem::permissions(dir_ + "/state/printers.token",
-                                 std::filesystem::perms::owner_read |
-                                     std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        dir_ + "/state/printers.token",
+        std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 
     example_ = readFile(kExamplePath);
     ASSERT_FALSE(example_.empty()) << "cannot read " << kExamplePath;
-    const std::string text = replaceAll(
-        replaceAll(replaceAll(example_, "/etc/popbridge/tls/", dir_ + "/tls/"), "/run/secrets/",
-                   dir_ + "/secrets/"),
-        "/var/lib/popbridge/", dir_ + "/state/");
+    const std::string text =
+        replaceAll(replaceAll(replaceAll(example_, "/etc/popbridge/tls/", dir_ + "/tls/"),
+                              "/run/secrets/", dir_ + "/secrets/"),
+                   "/var/lib/popbridge/", dir_ + "/state/");
     configPath_ = dir_ + "/popbridge.toml";
     std::ofstream(configPath_) << text;
   }
@@ -180,11 +180,12 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
         "proxy_protocol_timeout"}},
       {"[upstream]",
        {"host", "port", "tls", "ca_file", "verify_certificate", "server_name", "connect_timeout",
-        "command_timeout", "auth", "min_tls_version", "send_client_address"}},
+        "command_timeout", "auth", "min_tls_version", "send_client_address", "snapshot_cache",
+        "snapshot_cache_max_messages"}},
       {"[mailbox]",
        {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages",
         "exclusive"}},
-       {"[metrics]", {"address", "readyz_cache", "healthz_stale", "max_connections"}},
+      {"[metrics]", {"address", "readyz_cache", "healthz_stale", "max_connections"}},
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
         "move_to", "mark_seen_on_retr", "uidl_format", "max_messages", "exclusive"}},
@@ -212,7 +213,8 @@ TEST_F(ExampleConfig, ListsEveryEnvironmentOverride) {
   for (const char* name :
        {"POPBRIDGE_UPSTREAM_HOST", "POPBRIDGE_UPSTREAM_PORT", "POPBRIDGE_UPSTREAM_TLS",
         "POPBRIDGE_UPSTREAM_CA_FILE", "POPBRIDGE_UPSTREAM_SERVER_NAME", "POPBRIDGE_LOG_LEVEL",
-        "POPBRIDGE_LOG_FORMAT", "POPBRIDGE_MAILBOX_FOLDER", "POPBRIDGE_MAILBOX_ON_DELETE"}) {
+        "POPBRIDGE_LOG_FORMAT", "POPBRIDGE_MAILBOX_FOLDER", "POPBRIDGE_MAILBOX_ON_DELETE",
+        "POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE"}) {
     EXPECT_NE(example_.find(name), std::string::npos) << name;
     // And each one is really honoured (none is warned about as unknown).
     const LoadResult result = loadConfigFile(configPath_, {{name, "x"}});
