@@ -260,15 +260,16 @@ void ImapMaildrop::moveTargetListed(const ImapEvent& tagged) {
   sendSelect();
 }
 
-void ImapMaildrop::sendSelect() {
+void ImapMaildrop::sendSelect(bool condStore) {
   bool readOnly = effectivePolicy_ == DeletePolicy::Keep && !options_.mailbox.markSeenOnRetr;
   op_ = Op::Select;
   selectModSeq_.reset();
   selectUidNext_.reset();
   // HIGHESTMODSEQ is what makes a cached snapshot refreshable; RFC 7162 has the server report it
   // once the client asked for CONDSTORE, here on the SELECT itself.
-  bool condStore = options_.snapshotCache != nullptr && client_.capabilities().condStore;
-  client_.send(client_.builder().select(options_.mailbox.folder, readOnly, condStore));
+  selectCondStore_ =
+      condStore && options_.snapshotCache != nullptr && client_.capabilities().condStore;
+  client_.send(client_.builder().select(options_.mailbox.folder, readOnly, selectCondStore_));
 }
 
 void ImapMaildrop::sendSnapshot() {
@@ -780,6 +781,14 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
       moveTargetListed(tagged);
       return;
     case Op::Select:
+      if (tagged.status != ImapStatus::Ok && selectCondStore_) {
+        // A server that advertises CONDSTORE but refuses the SELECT parameter still opens the
+        // folder the plain way; that session goes without the cache.
+        sink_.log(LogSeverity::Warn,
+                  "SELECT (CONDSTORE) refused: " + codeSuffix(tagged) + "; selecting without it");
+        sendSelect(false);
+        return;
+      }
       if (tagged.status != ImapStatus::Ok) {
         sink_.log(LogSeverity::Error,
                   "cannot open folder \"" + options_.mailbox.folder + "\": " + codeSuffix(tagged));

@@ -181,7 +181,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void startSession();  // the claim was granted: LIST for move_to, SELECT
   void findMoveTarget();
   void moveTargetListed(const ImapEvent& tagged);
-  void sendSelect();
+  void sendSelect(bool condStore = true);
   void sendSnapshot();
   void sendFullListing();
   void snapshotFetched(const ImapEvent& event);
@@ -227,9 +227,10 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::vector<std::uint32_t> present_;         // Presence: the UIDs listed
   std::optional<std::uint64_t> selectModSeq_;  // SELECT's HIGHESTMODSEQ
   std::optional<std::uint32_t> selectUidNext_;
-  std::string cacheKey_;    // empty: the snapshot cache is not used this session
-  bool publish_ = false;    // the snapshot covers the whole mailbox at selectModSeq_
-  bool fromCache_ = false;  // served from the cache, for the log
+  std::string cacheKey_;          // empty: the snapshot cache is not used this session
+  bool publish_ = false;          // the snapshot covers the whole mailbox at selectModSeq_
+  bool fromCache_ = false;        // served from the cache, for the log
+  bool selectCondStore_ = false;  // the SELECT in flight asked for CONDSTORE
 
   // The fetch in progress.
   std::size_t fetchIndex_ = 0;

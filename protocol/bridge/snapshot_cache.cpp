@@ -15,8 +15,9 @@ std::string snapshotKey(std::string_view upstream, std::string_view user, std::s
 }
 
 RefreshPlan planRefresh(const MailboxSnapshot* cached, const SelectedState& now) {
-  if (cached == nullptr || !now.highestModSeq) return RefreshPlan::Full;
+  if (cached == nullptr) return RefreshPlan::Full;
   if (cached->uidValidity != now.uidValidity) return RefreshPlan::Invalidated;
+  if (!now.highestModSeq) return RefreshPlan::Full;
   // A HIGHESTMODSEQ that went down means the server lost its mod-sequences (RFC 7162 3.1.2.1
   // forbids that within a UIDVALIDITY): trust nothing from before.
   if (*now.highestModSeq < cached->highestModSeq) return RefreshPlan::Full;

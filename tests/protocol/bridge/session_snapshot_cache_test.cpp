@@ -57,7 +57,8 @@ class SnapshotCacheTest : public ::testing::Test {
  protected:
   // One poll up to the first command after SELECT (or TRANSACTION, if none is needed).
   void startPoll(const Selected& selected, std::string_view caps = kCondstoreCaps,
-                 std::string_view expectedSelect = "P2 SELECT INBOX (CONDSTORE)\r\n") {
+                 std::string_view expectedSelect = "P2 SELECT INBOX (CONDSTORE)\r\n",
+                 std::string_view selectStatus = "OK [READ-WRITE] Select completed") {
     sink_.emplace();
     SessionOptions options;
     options.allowPlaintextAuth = true;
@@ -81,7 +82,7 @@ class SnapshotCacheTest : public ::testing::Test {
       reply += "* OK [HIGHESTMODSEQ " + std::to_string(*selected.modSeq) + "] ok\r\n";
     }
     upstream(reply);
-    tagged("OK [READ-WRITE] Select completed");
+    tagged(selectStatus);
   }
 
   void upstream(std::string_view bytes) { session_->feedUpstream(bytes); }
@@ -302,6 +303,20 @@ TEST_F(SnapshotCacheTest, WithoutCondstoreTheCacheIsNotUsed) {
   EXPECT_EQ(listing(), expectedListing(three_));
 }
 
+TEST_F(SnapshotCacheTest, ARefusedCondstoreSelectIsRetriedPlain) {
+  coldPoll(three_, 50);
+  startPoll({3, 1234, 13, 50}, kCondstoreCaps, "P2 SELECT INBOX (CONDSTORE)\r\n",
+            "BAD Unknown SELECT parameter");
+  ASSERT_EQ(afterSelect(), std::vector<std::string>{"SELECT INBOX\r\n"});
+  upstream("* 3 EXISTS\r\n* OK [UIDVALIDITY 1234] ok\r\n");
+  tagged("OK [READ-WRITE] Select completed");
+  // No HIGHESTMODSEQ: the cached entry cannot be trusted, so everything is listed.
+  ASSERT_EQ(afterSelect().back(), "UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n");
+  upstream(fetchLines(three_));
+  tagged("OK Fetch completed");
+  EXPECT_EQ(listing(), expectedListing(three_));
+}
+
 TEST_F(SnapshotCacheTest, AReplyTheCacheCannotExplainFallsBackToAFullListing) {
   coldPoll(three_, 50);
   // EXISTS says 5 but only one new message is reported.
@@ -396,10 +411,15 @@ TEST(SnapshotCachePlan, DecidesFromSelect) {
     RefreshPlan plan;
   };
   const Case cases[] = {
-      {{7, 3, 50, 13}, RefreshPlan::Current},     {{7, 3, 50, std::nullopt}, RefreshPlan::Current},
-      {{7, 3, 51, 13}, RefreshPlan::Changes},     {{7, 4, 50, 13}, RefreshPlan::Changes},
-      {{7, 2, 50, 13}, RefreshPlan::Changes},     {{7, 3, 50, 14}, RefreshPlan::Changes},
-      {{8, 3, 50, 13}, RefreshPlan::Invalidated}, {{7, 3, std::nullopt, 13}, RefreshPlan::Full},
+      {{7, 3, 50, 13}, RefreshPlan::Current},
+      {{7, 3, 50, std::nullopt}, RefreshPlan::Current},
+      {{7, 3, 51, 13}, RefreshPlan::Changes},
+      {{7, 4, 50, 13}, RefreshPlan::Changes},
+      {{7, 2, 50, 13}, RefreshPlan::Changes},
+      {{7, 3, 50, 14}, RefreshPlan::Changes},
+      {{8, 3, 50, 13}, RefreshPlan::Invalidated},
+      {{7, 3, std::nullopt, 13}, RefreshPlan::Full},
+      {{8, 3, std::nullopt, 13}, RefreshPlan::Invalidated},
       {{7, 3, 49, 13}, RefreshPlan::Full},
   };
   for (const Case& c : cases) EXPECT_EQ(planRefresh(&s, c.now), c.plan);
