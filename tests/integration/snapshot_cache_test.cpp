@@ -130,13 +130,19 @@ TEST_F(SnapshotCacheFaultTest, AnExpungeByAnotherClientBetweenTwoPolls) {
   EXPECT_EQ(count(commands, "UID FETCH 1:13 (UID)"), 1u) << peer.transcript();
 
   // A third poll of the unchanged mailbox sends nothing after SELECT but LOGOUT.
+  // Every earlier connection has logged out and closed, so what follows is the third poll's.
+  ASSERT_TRUE(peer.waitForClosed(2, 5000));
   std::size_t before = peer.commands().size();
   Poll third = poll(proxy->port(), "alice", kPassword);
   EXPECT_EQ(third, second);
+  ASSERT_TRUE(peer.waitForClosed(3, 5000));
   commands = peer.commands();
   std::vector<std::string> warm(commands.begin() + static_cast<std::ptrdiff_t>(before),
                                 commands.end());
   EXPECT_EQ(count(warm, "UID FETCH"), 0u) << peer.transcript();
+  EXPECT_EQ(warm,
+            (std::vector<std::string>{"AUTHENTICATE PLAIN", "SELECT INBOX (CONDSTORE)", "LOGOUT"}))
+      << peer.transcript();
   EXPECT_EQ(count(warm, "FETCH"), 0u) << peer.transcript();
 }
 
