@@ -46,11 +46,11 @@ namespace popbridge::config {
 
 // Where protocol/ already has a type for a concept, the loader produces that type, so what the
 // file says reaches a session by copy, never through a conversion that could fall out of step.
-using protocol::BearerMechanism;  // oauth2.NAME.mechanism
-using protocol::DeletePolicy;     // mailbox.on_delete
-using protocol::LogSeverity;      // server.log_level
-using protocol::MailboxOptions;   // [mailbox] and each account's mailbox keys
-using protocol::UpstreamLogin;    // upstream.auth
+using protocol::DeletePolicy;    // mailbox.on_delete
+using protocol::LogSeverity;     // server.log_level
+using protocol::MailboxOptions;  // [mailbox] and each account's mailbox keys
+using protocol::UpstreamLogin;   // upstream.auth
+using protocol::BearerMechanism; // oauth2.NAME.mechanism
 
 enum class LogFormat { Text, Json };
 enum class ListenerTls { None, StartTls, Implicit };
@@ -210,7 +210,7 @@ struct Config {
   UpstreamConfig upstream;
   // uidl_format is parsed once, at load: a bad template is a load error, never a runtime one.
   MailboxOptions mailbox;
-  std::vector<AccountConfig> accounts;      // empty: logins are passed through to the upstream
+  std::vector<AccountConfig> accounts;  // empty: logins are passed through to the upstream
   std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
   MetricsConfig metrics;
 

@@ -41,9 +41,9 @@ std::string summarize(const Config& config) {
   out += " login_timeout=" + formatDuration(s.loginTimeout);
   out += " max_password_checks=" + std::to_string(s.maxPasswordChecks);
   out += " password_check_queue=" + std::to_string(s.passwordCheckQueue);
-  out +=
-      " login_throttle_after=" +
-      (s.loginThrottleAfter == 0 ? std::string("0 (off)") : std::to_string(s.loginThrottleAfter));
+  out += " login_throttle_after=" + (s.loginThrottleAfter == 0
+                                         ? std::string("0 (off)")
+                                         : std::to_string(s.loginThrottleAfter));
   out += " login_throttle_max_delay=" + formatDuration(s.loginThrottleMaxDelay);
   out += " login_throttle_user_after=" + (s.loginThrottleUserAfter == 0
                                               ? std::string("0 (off)")

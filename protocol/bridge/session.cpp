@@ -38,8 +38,7 @@ Pop3ServerOptions serverOptions(const SessionOptions& options) {
 }  // namespace
 
 Pop3Session::Pop3Session(SessionOptions options, SessionSink& sink)
-    : maildrop_(maildropOptions(options), sink, sink),
-      server_(serverOptions(options), sink, maildrop_) {
+    : maildrop_(maildropOptions(options), sink, sink), server_(serverOptions(options), sink, maildrop_) {
   maildrop_.setEvents(server_);
 }
 

@@ -241,8 +241,8 @@ ImapCommand ImapCommandBuilder::authenticatePlain(std::string_view user,
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::authenticate(
-    std::string_view mechanism, std::optional<std::string_view> initialResponseBase64) {
+ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
+                                             std::optional<std::string_view> initialResponseBase64) {
   Writer w(nextTag(), "AUTHENTICATE", literalPlus_);
   w.sensitive().sp().raw(mechanism);
   if (initialResponseBase64) initialResponse(w, *initialResponseBase64, saslIr_);

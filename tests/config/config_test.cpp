@@ -12,6 +12,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+
 TEST_F(ConfigTest, ReportsEveryErrorAtOnceInFileOrder) {
   const LoadResult result = load(
       "[server]\n"                                               // 1
