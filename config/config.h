@@ -42,6 +42,7 @@ namespace popbridge::config {
 //   POPBRIDGE_MAILBOX_FOLDER         mailbox.folder         (accounts that set folder keep theirs)
 //   POPBRIDGE_MAILBOX_ON_DELETE      mailbox.on_delete      (accounts that set on_delete keep
 //   theirs)
+//   POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE upstream.snapshot_cache (true | false)
 
 // Where protocol/ already has a type for a concept, the loader produces that type, so what the
 // file says reaches a session by copy, never through a conversion that could fall out of step.
@@ -141,6 +142,12 @@ struct UpstreamConfig {
   Duration poolIdle = std::chrono::seconds(60);
   unsigned poolMaxPerAccount = 2;
   unsigned poolMaxTotal = 256;
+  // Keep each mailbox's snapshot between sessions and refresh it by CONDSTORE (RFC 7162) instead
+  // of listing every message at every poll (protocol/bridge/snapshot_cache.h).
+  bool snapshotCache = true;
+  // Messages cached over all mailboxes (about 16 octets each); least recently used mailboxes go
+  // first, and a mailbox larger than this is not cached.
+  std::uint32_t snapshotCacheMaxMessages = 2'000'000;
 
   const std::string& effectiveServerName() const { return serverName.empty() ? host : serverName; }
 };

@@ -37,7 +37,7 @@ constexpr std::array<std::string_view, 11> kListener{"address",
                                                      "proxy_protocol",
                                                      "trusted_proxies",
                                                      "proxy_protocol_timeout"};
-constexpr std::array<std::string_view, 15> kUpstream{"host",
+constexpr std::array<std::string_view, 17> kUpstream{"host",
                                                      "port",
                                                      "tls",
                                                      "ca_file",
@@ -51,7 +51,9 @@ constexpr std::array<std::string_view, 15> kUpstream{"host",
                                                      "read_ahead",
                                                      "pool_idle",
                                                      "pool_max_per_account",
-                                                     "pool_max_total"};
+                                                     "pool_max_total",
+                                                     "snapshot_cache",
+                                                     "snapshot_cache_max_messages"};
 constexpr std::array<std::string_view, 7> kMailbox{
     "folder",      "on_delete",    "move_to",  "mark_seen_on_retr",
     "uidl_format", "max_messages", "exclusive"};
@@ -80,7 +82,7 @@ constexpr std::array<std::string_view, 17> kOAuth2{"provider",
 constexpr std::array<std::string_view, 4> kMetrics{"address", "readyz_cache", "healthz_stale",
                                                    "max_connections"};
 
-constexpr std::array<EnvironmentOverride, 10> kOverrides{{
+constexpr std::array<EnvironmentOverride, 11> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
     {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
     {"POPBRIDGE_UPSTREAM_TLS", "upstream", "tls", false},
@@ -91,6 +93,7 @@ constexpr std::array<EnvironmentOverride, 10> kOverrides{{
     {"POPBRIDGE_LOG_FORMAT", "server", "log_format", false},
     {"POPBRIDGE_MAILBOX_FOLDER", "mailbox", "folder", false},
     {"POPBRIDGE_MAILBOX_ON_DELETE", "mailbox", "on_delete", false},
+    {"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE", "upstream", "snapshot_cache", false, true},
 }};
 
 }  // namespace

@@ -21,7 +21,8 @@ struct EnvironmentOverride {
   std::string_view variable;  // POPBRIDGE_...
   std::string_view table;
   std::string_view key;
-  bool integer;  // environment values are text; this one is read as a number
+  bool integer;          // environment values are text; this one is read as a number
+  bool boolean = false;  // ... or as true / false
 };
 
 extern const std::span<const EnvironmentOverride> kEnvironmentOverrides;

@@ -126,6 +126,8 @@ void Loader::applyEnvironment(toml::table& root) {
         continue;
       }
       table->insert_or_assign(entry.key, static_cast<std::int64_t>(*number));
+    } else if (entry.boolean && (value == "true" || value == "false")) {
+      table->insert_or_assign(entry.key, value == "true");
     } else {
       table->insert_or_assign(entry.key, value);
     }
@@ -434,6 +436,9 @@ void Loader::readUpstream(const TableReader& root, UpstreamConfig& upstream) {
   reader.readDuration("pool_idle", Duration::zero(), std::chrono::hours(1), upstream.poolIdle);
   reader.readInteger("pool_max_per_account", 1, 1000, upstream.poolMaxPerAccount);
   reader.readInteger("pool_max_total", 1, 1'000'000, upstream.poolMaxTotal);
+  reader.readBool("snapshot_cache", upstream.snapshotCache);
+  reader.readInteger("snapshot_cache_max_messages", 1, 100'000'000,
+                     upstream.snapshotCacheMaxMessages);
   reader.reportUnknownKeys();
 
   if (!upstream.caFile.empty()) {

@@ -90,6 +90,9 @@ std::string summarize(const Config& config) {
   out += " auth=" + std::string(toString(u.auth));
   out += " send_client_address=" + yesNo(u.sendClientAddress);
   out += " read_ahead=" + yesNo(u.readAhead);
+  out += " snapshot_cache=" + (u.snapshotCache
+                                   ? std::to_string(u.snapshotCacheMaxMessages) + " messages"
+                                   : std::string("no"));
   out += " connect_timeout=" + formatDuration(u.connectTimeout);
   out += " command_timeout=" + formatDuration(u.commandTimeout) + "\n";
 

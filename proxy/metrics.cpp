@@ -292,6 +292,14 @@ std::string Metrics::render() const {
          "UIDVALIDITY changes seen during a session.");
   sample(out, "popbridge_uidvalidity_changes_total", "",
          sum([](const WorkerMetrics& w) { return w.uidValidityChanges_.value(); }));
+  header(out, "popbridge_snapshot_cache_total", "counter",
+         "Snapshots taken with the snapshot cache on, by result: hit (refreshed from the cache), "
+         "miss (listed in full), invalidated (UIDVALIDITY changed; listed in full).");
+  constexpr std::array<std::string_view, 3> kSnapshotResults = {"hit", "miss", "invalidated"};
+  for (std::size_t r = 0; r < kSnapshotResults.size(); ++r) {
+    sample(out, "popbridge_snapshot_cache_total", label("result", kSnapshotResults[r]),
+           sum([r](const WorkerMetrics& w) { return w.snapshotCache_[r].value(); }));
+  }
   header(out, "popbridge_tls_handshakes_total", "counter",
          "Completed TLS handshakes, by side (client, upstream) and protocol version.");
   for (std::size_t s = 0; s < kTlsSides.size(); ++s) {

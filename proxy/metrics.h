@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "protocol/bridge/mailbox_options.h"
+#include "protocol/bridge/snapshot_cache.h"
 #include "protocol/pop3/reply.h"
 
 namespace popbridge::proxy {
@@ -149,6 +150,9 @@ class alignas(64) WorkerMetrics {
   void deleted(protocol::DeletePolicy policy, std::uint32_t n) noexcept;
   void deletionsRefused(std::uint32_t n) noexcept { deletionsRefused_.add(n); }
   void uidValidityChanged() noexcept { uidValidityChanges_.add(); }
+  void snapshotCache(protocol::SnapshotCacheOutcome outcome) noexcept {
+    if (index(outcome) < snapshotCache_.size()) snapshotCache_[index(outcome)].add();
+  }
   void tlsHandshake(TlsSide side, std::string_view sslVersion) noexcept;
   void tlsHandshakeFailed(TlsSide side) noexcept { tlsFailures_[index(side)].add(); }
   void refused(RefusedReason reason) noexcept { refused_[index(reason)].add(); }
@@ -188,6 +192,7 @@ class alignas(64) WorkerMetrics {
   std::array<Counter, kDeletePolicies> deleted_;
   Counter deletionsRefused_;
   Counter uidValidityChanges_;
+  std::array<Counter, 3> snapshotCache_;  // by protocol::SnapshotCacheOutcome
   std::array<std::array<Counter, static_cast<std::size_t>(TlsVersionLabel::kCount)>,
              static_cast<std::size_t>(TlsSide::kCount)>
       tls_;

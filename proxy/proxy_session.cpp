@@ -51,7 +51,7 @@ std::string randomTagPrefix() {
 
 protocol::SessionOptions makeOptions(const config::Config& config,
                                      const config::ListenerConfig& listener, uv_tcp_t* client,
-                                     const ClientOrigin& origin) {
+                                     const ClientOrigin& origin, SharedSnapshotCache* cache) {
   protocol::SessionOptions options;
   options.upstreamTagPrefix = randomTagPrefix();
   if (config.upstream.sendClientAddress) {
@@ -68,6 +68,10 @@ protocol::SessionOptions makeOptions(const config::Config& config,
   options.mailbox = config.mailbox;
   // What was read ahead waits within the same bound as the client's unsent output.
   options.readAheadLimit = config.upstream.readAhead ? config.server.writeHighWatermark : 0;
+  if (config.upstream.snapshotCache && cache != nullptr) {
+    options.snapshotCache = cache;
+    options.snapshotScope = protocol::formatHostPort(config.upstream.host, config.upstream.port);
+  }
   return options;
 }
 
@@ -102,9 +106,10 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
       onDone_(std::move(onDone)),
       via_(std::move(origin.via)),
       started_(std::chrono::steady_clock::now()),
-      session_(makeOptions(*env.config, *listener.config,
-                           client.initialised() ? client.get() : nullptr, origin),
-               *this),
+      session_(
+          makeOptions(*env.config, *listener.config, client.initialised() ? client.get() : nullptr,
+                      origin, env.snapshotCache),
+          *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),
       delayTimer_(env.loop) {

@@ -18,6 +18,7 @@
 #include "proxy/loop_mailbox.h"
 #include "proxy/metrics.h"
 #include "proxy/session_registry.h"
+#include "proxy/shared_snapshot_cache.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/token_service.h"
@@ -49,6 +50,9 @@ struct SessionEnvironment {
   SessionRegistry* sessions = nullptr;
   WorkerMetrics* metrics = nullptr;      // this loop's counters; never null in a session
   UpstreamPool* upstreamPool = nullptr;  // this loop's idle upstream connections; null: none
+  WorkerMetrics* metrics = nullptr;  // this loop's counters; never null in a session
+  // Shared by every loop; null: every session lists its mailbox in full.
+  SharedSnapshotCache* snapshotCache = nullptr;
 };
 
 // Who the client is when a load balancer said so in a PROXY protocol header (see
@@ -113,6 +117,9 @@ class ProxySession : public protocol::SessionSink {
   void noteDeletionsRefused(std::uint32_t count) override { metrics_.deletionsRefused(count); }
   void noteUpstreamLoggedIn() override { snapshotStarted_ = std::chrono::steady_clock::now(); }
   void noteUidValidityChanged() override { metrics_.uidValidityChanged(); }
+  void noteSnapshotCache(protocol::SnapshotCacheOutcome outcome) override {
+    metrics_.snapshotCache(outcome);
+  }
   void noteDeleted(protocol::DeletePolicy policy, std::uint32_t count) override {
     metrics_.deleted(policy, count);
   }

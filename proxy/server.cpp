@@ -963,11 +963,15 @@ int runServer(const config::Config& config, ServerHooks hooks) {
   std::atomic<std::uint64_t> nextId{1};
   // Before the workers, which count into it, and the admin server, which reads it.
   std::unique_ptr<Metrics> metrics = makeMetrics(config, workers);
+  // Before the workers, which share it. Always there, so that a reload may turn it on; its bound
+  // is the one at startup.
+  SharedSnapshotCache snapshotCache(startup.upstream.snapshotCacheMaxMessages);
   std::vector<std::unique_ptr<Worker>> pool;
   std::vector<Worker*> all;
   for (unsigned i = 0; i < workers; ++i) {
     pool.push_back(std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get(),
                                             &sessions, &metrics->worker(i)));
+    pool.back()->setSnapshotCache(&snapshotCache);
     all.push_back(pool.back().get());
   }
   hooks.onReload = [&metrics, then = std::move(hooks.onReload)](bool ok) {

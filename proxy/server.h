@@ -62,6 +62,8 @@ class Worker {
          TokenService* tokens = nullptr, SessionRegistry* sessions = nullptr,
          WorkerMetrics* metrics = nullptr);
   ~Worker();
+  // Before the worker runs; the cache outlives it.
+  void setSnapshotCache(SharedSnapshotCache* cache) { env_.snapshotCache = cache; }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 

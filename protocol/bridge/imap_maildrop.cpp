@@ -207,6 +207,9 @@ void ImapMaildrop::resetSnapshot() {
   uidValidityChanged_ = false;
   uids_.clear();
   sizes_.clear();
+  listing_.clear();
+  reported_.clear();
+  present_.clear();
 }
 
 void ImapMaildrop::onLoggedIn() {
@@ -290,15 +293,28 @@ void ImapMaildrop::moveTargetListed(const ImapEvent& tagged) {
   sendSelect();
 }
 
-void ImapMaildrop::sendSelect() {
+void ImapMaildrop::sendSelect(bool condStore) {
   bool readOnly = effectivePolicy_ == DeletePolicy::Keep && !options_.mailbox.markSeenOnRetr;
   op_ = Op::Select;
-  client_.send(client_.builder().select(options_.mailbox.folder, readOnly));
+  selectModSeq_.reset();
+  selectUidNext_.reset();
+  // HIGHESTMODSEQ is what makes a cached snapshot refreshable; RFC 7162 has the server report it
+  // once the client asked for CONDSTORE, here on the SELECT itself.
+  selectCondStore_ =
+      condStore && options_.snapshotCache != nullptr && client_.capabilities().condStore;
+  client_.send(client_.builder().select(options_.mailbox.folder, readOnly, selectCondStore_));
 }
 
 void ImapMaildrop::sendSnapshot() {
   uids_.clear();
   sizes_.clear();
+  listing_.clear();
+  reported_.clear();
+  present_.clear();
+  cacheKey_.clear();
+  publish_ = false;
+  fromCache_ = false;
+  snapshotPhase_ = SnapshotPhase::Full;
   if (exists_ == 0) {
     enterOpen();
     return;
@@ -310,11 +326,45 @@ void ImapMaildrop::sendSnapshot() {
                                      std::to_string(kMaxSnapshotMessages));
     max = kMaxSnapshotMessages;
   }
+  op_ = Op::Snapshot;
+  SnapshotStore* cache = options_.snapshotCache;
+  // A snapshot of only the newest max_messages describes no whole mailbox: not cached.
+  if (cache != nullptr && (max == 0 || exists_ <= max)) {
+    cacheKey_ = snapshotKey(options_.snapshotScope, upstream_.user, options_.mailbox.folder);
+    SnapshotPtr entry = cache->find(cacheKey_);
+    SelectedState now{uidValidity_, exists_, selectModSeq_, selectUidNext_};
+    switch (planRefresh(entry.get(), now)) {
+      case RefreshPlan::Current:
+        sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+        fromCache_ = true;
+        listing_ = entry->messages;
+        enterOpen();
+        return;
+      case RefreshPlan::Changes:
+        snapshotPhase_ = SnapshotPhase::Changes;
+        listing_ = entry->messages;
+        snapshotLimit_ = std::uint64_t{exists_} + kSnapshotSlack;
+        client_.send(client_.builder().uidFetch(
+            "1:*",
+            "(UID RFC822.SIZE FLAGS) (CHANGEDSINCE " + std::to_string(entry->highestModSeq) + ")"));
+        return;
+      case RefreshPlan::Invalidated:
+        sink_.log(LogSeverity::Info, "UIDVALIDITY of \"" + options_.mailbox.folder +
+                                         "\" changed from " + std::to_string(entry->uidValidity) +
+                                         " to " + std::to_string(uidValidity_) +
+                                         "; the cached snapshot is dropped");
+        cache->erase(cacheKey_);
+        sink_.noteSnapshotCache(SnapshotCacheOutcome::Invalidated);
+        break;
+      case RefreshPlan::Full:
+        sink_.noteSnapshotCache(SnapshotCacheOutcome::Miss);
+        break;
+    }
+    publish_ = selectModSeq_.has_value() && exists_ <= cache->maxMessages();
+  }
   std::uint32_t expected = max != 0 && max < exists_ ? max : exists_;
   snapshotLimit_ = std::uint64_t{expected} + kSnapshotSlack;
-  uids_.reserve(std::min(expected, kMaxSnapshotReserve));
-  sizes_.reserve(uids_.capacity());
-  op_ = Op::Snapshot;
+  listing_.reserve(std::min(expected, kMaxSnapshotReserve));
   if (max != 0 && exists_ > max) {
     client_.send(client_.builder().fetch(std::to_string(exists_ - max + 1) + ":*",
                                          "(UID RFC822.SIZE FLAGS)"));
@@ -323,32 +373,133 @@ void ImapMaildrop::sendSnapshot() {
   }
 }
 
+// The cached snapshot cannot be brought up to date after all (a reply it cannot explain): list
+// everything, as without a cache.
+void ImapMaildrop::sendFullListing() {
+  sink_.noteSnapshotCache(SnapshotCacheOutcome::Miss);
+  snapshotPhase_ = SnapshotPhase::Full;
+  listing_.clear();
+  reported_.clear();
+  present_.clear();
+  publish_ = selectModSeq_.has_value() && exists_ <= options_.snapshotCache->maxMessages();
+  snapshotLimit_ = std::uint64_t{exists_} + kSnapshotSlack;
+  client_.send(client_.builder().uidFetch("1:*", "(RFC822.SIZE FLAGS)"));
+}
+
+void ImapMaildrop::snapshotFetched(const ImapEvent& event) {
+  const FetchAttributes& fetch = event.fetch;
+  if (!fetch.uid) {
+    if (snapshotPhase_ == SnapshotPhase::Full) {
+      sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
+    }
+    return;  // an unsolicited flag update that names no UID says nothing usable
+  }
+  std::uint64_t received = snapshotPhase_ == SnapshotPhase::Full      ? listing_.size()
+                           : snapshotPhase_ == SnapshotPhase::Changes ? reported_.size()
+                                                                      : present_.size();
+  if (received >= snapshotLimit_) {
+    return upstreamBroken("the server sent more FETCH responses than it has messages (" +
+                          std::to_string(exists_) + ")");
+  }
+  std::optional<bool> deleted;
+  if (fetch.flags) deleted = hasFlag(*fetch.flags, "\\Deleted");
+  switch (snapshotPhase_) {
+    case SnapshotPhase::Full:
+      if (!fetch.rfc822Size) {
+        sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
+        return;
+      }
+      listing_.push_back({*fetch.rfc822Size, *fetch.uid, deleted.value_or(false)});
+      return;
+    case SnapshotPhase::Changes:
+      reported_.push_back({*fetch.uid, fetch.rfc822Size, deleted});
+      return;
+    case SnapshotPhase::Presence:
+      // RFC 3501: "n:*" includes the highest message even below n; a UID above the range asked
+      // for is no news about the cached messages.
+      if (listing_.empty() || *fetch.uid > listing_.back().uid) return;
+      present_.push_back(*fetch.uid);
+      return;
+  }
+}
+
+void ImapMaildrop::snapshotCompleted() {
+  switch (snapshotPhase_) {
+    case SnapshotPhase::Full:
+      break;
+    case SnapshotPhase::Changes: {
+      std::optional<std::vector<CachedMessage>> merged =
+          applyChanges(listing_, std::move(reported_));
+      reported_.clear();
+      if (!merged || merged->size() < exists_) {
+        sink_.log(LogSeverity::Warn, "the changes since the cached snapshot do not add up to " +
+                                         std::to_string(exists_) +
+                                         " messages; listing the whole mailbox");
+        return sendFullListing();
+      }
+      listing_ = std::move(*merged);
+      if (listing_.size() > exists_) {
+        // Something was expunged, and only QRESYNC would say what: list the UIDs present.
+        snapshotPhase_ = SnapshotPhase::Presence;
+        present_.reserve(std::min(exists_, kMaxSnapshotReserve));
+        client_.send(
+            client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
+        return;
+      }
+      sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+      fromCache_ = true;
+      publish_ = true;
+      break;
+    }
+    case SnapshotPhase::Presence:
+      if (!keepPresent(listing_, std::move(present_)) || listing_.size() != exists_) {
+        present_.clear();
+        sink_.log(LogSeverity::Warn, "the UIDs present do not match the cached snapshot of " +
+                                         std::to_string(exists_) +
+                                         " messages; listing the whole mailbox");
+        return sendFullListing();
+      }
+      present_.clear();
+      sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+      fromCache_ = true;
+      publish_ = true;
+      break;
+  }
+  enterOpen();
+}
+
+void ImapMaildrop::publishSnapshot() {
+  if (!publish_ || !selectModSeq_ || cacheKey_.empty()) return;
+  auto snapshot = std::make_shared<MailboxSnapshot>();
+  snapshot->uidValidity = uidValidity_;
+  // SELECT's value, not a later one: whatever changed after the SELECT is reported again next
+  // time, never missed.
+  snapshot->highestModSeq = *selectModSeq_;
+  snapshot->uidNext = selectUidNext_.value_or(0);
+  snapshot->messages = std::move(listing_);
+  options_.snapshotCache->publish(cacheKey_, std::move(snapshot));
+}
+
 void ImapMaildrop::enterOpen() {
   // Servers answer in sequence order, which is UID order; sort anyway so the
   // numbering never depends on that, and drop repeats from unsolicited FETCHes.
-  if (!std::is_sorted(uids_.begin(), uids_.end()) ||
-      std::adjacent_find(uids_.begin(), uids_.end()) != uids_.end()) {
-    std::vector<std::size_t> order(uids_.size());
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return uids_[a] < uids_[b]; });
-    std::vector<std::uint32_t> uids;
-    std::vector<std::uint64_t> sizes;
-    for (std::size_t i : order) {
-      if (!uids.empty() && uids.back() == uids_[i]) {
-        sizes.back() = sizes_[i];
-        continue;
-      }
-      uids.push_back(uids_[i]);
-      sizes.push_back(sizes_[i]);
-    }
-    uids_ = std::move(uids);
-    sizes_ = std::move(sizes);
+  sortByUid(listing_);
+  std::size_t served = static_cast<std::size_t>(std::count_if(
+      listing_.begin(), listing_.end(), [](const CachedMessage& m) { return !m.deleted; }));
+  uids_.reserve(served);
+  sizes_.reserve(served);
+  for (const CachedMessage& m : listing_) {
+    if (m.deleted) continue;
+    uids_.push_back(m.uid);
+    sizes_.push_back(m.size);
   }
+  publishSnapshot();
+  std::vector<CachedMessage>().swap(listing_);
   op_ = Op::Open;
   sink_.log(LogSeverity::Info, "logged in; " + std::to_string(uids_.size()) + " messages in \"" +
                                    options_.mailbox.folder + "\", UIDVALIDITY " +
-                                   std::to_string(uidValidity_));
+                                   std::to_string(uidValidity_) +
+                                   (fromCache_ ? " (snapshot cache)" : ""));
   events_->onMaildropOpened();
 }
 
@@ -361,6 +512,17 @@ void ImapMaildrop::appendUidl(std::string& out, std::size_t index) const {
 void ImapMaildrop::onUntagged(const ImapEvent& event) {
   switch (event.kind) {
     case ImapEvent::Kind::Status: {
+      if (event.code && op_ == Op::Select) {
+        if (event.code->name == "HIGHESTMODSEQ") {
+          selectModSeq_ = parseDecimal(event.code->text);
+          // RFC 7162: 0 is no mod-sequence; treat it as NOMODSEQ.
+          if (selectModSeq_ == std::uint64_t{0}) selectModSeq_.reset();
+        } else if (event.code->name == "NOMODSEQ") {
+          selectModSeq_.reset();
+        } else if (event.code->name == "UIDNEXT") {
+          selectUidNext_ = parseUint32(event.code->text);
+        }
+      }
       if (!event.code || event.code->name != "UIDVALIDITY") return;
       std::optional<std::uint32_t> value = parseUint32(event.code->text);
       if (!value) return upstreamBroken("malformed UIDVALIDITY");
@@ -373,12 +535,17 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
                                             " during the session");
           if (!uidValidityChanged_) sink_.noteUidValidityChanged();
           uidValidityChanged_ = true;
+          if (!cacheKey_.empty()) options_.snapshotCache->erase(cacheKey_);
         }
       }
       return;
     }
     case ImapEvent::Kind::Exists:
-      if (op_ == Op::Select) exists_ = event.number;
+      // While the snapshot is taken too: a refreshed snapshot is checked against the count.
+      if (op_ == Op::Select || op_ == Op::Snapshot) exists_ = event.number;
+      return;
+    case ImapEvent::Kind::Expunge:
+      if (op_ == Op::Snapshot && exists_ > 0) --exists_;
       return;
     case ImapEvent::Kind::List:
       // The first usable match wins; a folder that cannot hold messages is no target, and no
@@ -396,18 +563,7 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
         if (event.fetch.uid == uids_[fetchIndex_]) uidConfirmed_ = true;
         return;
       }
-      if (op_ != Op::Snapshot) return;
-      if (!event.fetch.uid || !event.fetch.rfc822Size) {
-        sink_.log(LogSeverity::Warn, "snapshot FETCH without UID or RFC822.SIZE skipped");
-        return;
-      }
-      if (event.fetch.flags && hasFlag(*event.fetch.flags, "\\Deleted")) return;
-      if (uids_.size() >= snapshotLimit_) {
-        return upstreamBroken("the server sent more FETCH responses than it has messages (" +
-                              std::to_string(exists_) + ")");
-      }
-      uids_.push_back(*event.fetch.uid);
-      sizes_.push_back(*event.fetch.rfc822Size);
+      if (op_ == Op::Snapshot) snapshotFetched(event);
       return;
     default:
       return;
@@ -741,6 +897,14 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
       moveTargetListed(tagged);
       return;
     case Op::Select:
+      if (tagged.status != ImapStatus::Ok && selectCondStore_) {
+        // A server that advertises CONDSTORE but refuses the SELECT parameter still opens the
+        // folder the plain way; that session goes without the cache.
+        sink_.log(LogSeverity::Warn,
+                  "SELECT (CONDSTORE) refused: " + codeSuffix(tagged) + "; selecting without it");
+        sendSelect(false);
+        return;
+      }
       if (tagged.status != ImapStatus::Ok) {
         sink_.log(LogSeverity::Error,
                   "cannot open folder \"" + options_.mailbox.folder + "\": " + codeSuffix(tagged));
@@ -755,7 +919,7 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
         openFailed({RespCode::SysTemp, "Cannot list the mailbox, try again later.", {}});
         return;
       }
-      enterOpen();
+      snapshotCompleted();
       return;
     case Op::Fetch:
       if (phase_ == FetchPhase::TextWindow) {
@@ -882,7 +1046,8 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
     return;
   }
   op_ = Op::Update;
-  std::vector<std::uint32_t> marked;
+  std::vector<std::uint32_t>& marked = updateUids_;
+  marked.clear();
   marked.reserve(indexes.size());
   for (std::size_t index : indexes) marked.push_back(uids_[index]);
   updateSet_ = formatUidSet(marked);
@@ -934,6 +1099,8 @@ void ImapMaildrop::nextUpdateStep() {
       sink_.log(LogSeverity::Info, "applied on_delete=" + std::string(toString(effectivePolicy_)) +
                                        " to UIDs " + updateSet_);
     }
+    // The cache learns what this UPDATE did before the connection may be parked or logged out.
+    if (count > 0) updateCache();
     // The claim goes first: a parked connection counts against the account's cap by itself.
     sink_.releaseMaildrop();
     if (!parkUpstream()) client_.logout();
@@ -958,6 +1125,30 @@ void ImapMaildrop::nextUpdateStep() {
       return;
     case UpdateStep::Move:
       client_.send(builder.uidMove(updateSet_, moveTarget_, moveTargetForm_));
+      return;
+  }
+}
+
+// The next session need not find out by counting what this one just did. A failed UPDATE
+// changes nothing here: whatever it did is found by the next refresh.
+void ImapMaildrop::updateCache() {
+  if (cacheKey_.empty() || uidValidityChanged_ || updateUids_.empty()) return;
+  SnapshotStore& cache = *options_.snapshotCache;
+  SnapshotPtr entry = cache.find(cacheKey_);
+  if (!entry || entry->uidValidity != uidValidity_) return;
+  const ImapCapabilities& caps = client_.capabilities();
+  switch (effectivePolicy_) {
+    case DeletePolicy::Expunge:
+      cache.publish(cacheKey_, afterUpdate(*entry, updateUids_, true));
+      return;
+    case DeletePolicy::Move:
+      cache.publish(cacheKey_, afterUpdate(*entry, updateUids_, caps.move || caps.uidPlus));
+      return;
+    case DeletePolicy::Flag:
+      cache.publish(cacheKey_, afterUpdate(*entry, updateUids_, false));
+      return;
+    case DeletePolicy::Seen:
+    case DeletePolicy::Keep:
       return;
   }
 }

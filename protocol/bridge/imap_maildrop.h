@@ -21,6 +21,7 @@
 
 #include "protocol/bridge/mailbox_options.h"
 #include "protocol/bridge/read_ahead.h"
+#include "protocol/bridge/snapshot_cache.h"
 #include "protocol/imap/client.h"
 #include "protocol/log_severity.h"
 #include "protocol/pop3/maildrop.h"
@@ -56,6 +57,10 @@ struct ImapMaildropOptions {
   // [upstream] read_ahead: the largest message (RFC822.SIZE) read ahead, and the most octets
   // of it held until the client asks; 0: no read-ahead.
   std::size_t readAheadLimit = 0;
+  // Snapshots kept between sessions (see snapshot_cache.h); null: every session lists the whole
+  // mailbox. snapshotScope names the upstream (host:port) in the cache keys.
+  SnapshotStore* snapshotCache = nullptr;
+  std::string snapshotScope;
 };
 
 // The I/O the maildrop asks for, besides the IMAP client's.
@@ -108,6 +113,8 @@ class MaildropSink {
   virtual void noteUpstreamLoggedIn() {}
   // The folder's UIDVALIDITY changed while the session had it open.
   virtual void noteUidValidityChanged() {}
+  // How the snapshot was had, when a snapshot cache is configured.
+  virtual void noteSnapshotCache(SnapshotCacheOutcome outcome) { (void)outcome; }
   // QUIT applied `policy` (the effective one, after fallbacks) to `count` messages.
   virtual void noteDeleted(DeletePolicy policy, std::uint32_t count) {
     (void)policy;
@@ -201,12 +208,17 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void startSession();  // the claim was granted: LIST for move_to, SELECT
   void findMoveTarget();
   void moveTargetListed(const ImapEvent& tagged);
-  void sendSelect();
+  void sendSelect(bool condStore = true);
   void sendSnapshot();
+  void sendFullListing();
+  void snapshotFetched(const ImapEvent& event);
+  void snapshotCompleted();
   void enterOpen();
   void startFetch(std::size_t index, std::optional<std::uint64_t> topLines);
   void readAheadOver(bool cut);
   void runAfterReadAhead();
+  void publishSnapshot();
+  void updateCache();
   void sendFetch(std::string_view items);
   std::string_view retrItems() const;  // RETR's FETCH items: PEEK unless mark_seen_on_retr
   void fetchCompleted(const ImapEvent& tagged);
@@ -240,6 +252,19 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   bool uidValidityChanged_ = false;
   std::vector<std::uint32_t> uids_;
   std::vector<std::uint64_t> sizes_;
+  // How the snapshot is being had: a full listing, or a cached one refreshed by the changes
+  // since its HIGHESTMODSEQ and, when the counts say something was expunged, the present UIDs.
+  enum class SnapshotPhase : std::uint8_t { Full, Changes, Presence };
+  SnapshotPhase snapshotPhase_ = SnapshotPhase::Full;
+  std::vector<CachedMessage> listing_;         // every message, \Deleted ones too; until Open
+  std::vector<ReportedMessage> reported_;      // Changes: what CHANGEDSINCE reported
+  std::vector<std::uint32_t> present_;         // Presence: the UIDs listed
+  std::optional<std::uint64_t> selectModSeq_;  // SELECT's HIGHESTMODSEQ
+  std::optional<std::uint32_t> selectUidNext_;
+  std::string cacheKey_;          // empty: the snapshot cache is not used this session
+  bool publish_ = false;          // the snapshot covers the whole mailbox at selectModSeq_
+  bool fromCache_ = false;        // served from the cache, for the log
+  bool selectCondStore_ = false;  // the SELECT in flight asked for CONDSTORE
 
   // The fetch in progress.
   std::size_t fetchIndex_ = 0;
@@ -284,6 +309,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::string moveTarget_;
   MailboxForm moveTargetForm_ = MailboxForm::Utf8;
   std::string updateSet_;  // the marked UIDs, as an IMAP set
+  std::vector<std::uint32_t> updateUids_;
   std::uint32_t updateCount_ = 0;
   std::vector<UpdateStep> updateSteps_;
   std::size_t updateStep_ = 0;

@@ -21,6 +21,8 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
   }
   result.mailbox = options.mailbox;
   result.readAheadLimit = options.readAheadLimit;
+  result.snapshotCache = options.snapshotCache;
+  result.snapshotScope = options.snapshotScope;
   return result;
 }
 

@@ -47,6 +47,8 @@ struct SessionOptions {
   std::uint32_t loginDelaySeconds = 0;  // RFC 2449 LOGIN-DELAY announced in CAPA; 0: none
   MailboxOptions mailbox;
   std::size_t readAheadLimit = 0;  // see ImapMaildropOptions::readAheadLimit
+  SnapshotStore* snapshotCache = nullptr;  // see ImapMaildropOptions
+  std::string snapshotScope;
 };
 
 // Everything the three parts ask of the outside world.

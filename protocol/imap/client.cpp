@@ -516,6 +516,8 @@ void ImapClient::applyCapabilities(const std::vector<std::string>& words) {
       caps_.id = true;
     else if (equalsIgnoreCase(word, "SPECIAL-USE"))
       caps_.specialUse = true;
+    else if (equalsIgnoreCase(word, "CONDSTORE") || equalsIgnoreCase(word, "QRESYNC"))
+      caps_.condStore = true;
     if (word.size() > 5 && equalsIgnoreCase(std::string_view(word).substr(0, 5), "AUTH=")) {
       caps_.authMechanisms.emplace_back(std::string_view(word).substr(5));
     }

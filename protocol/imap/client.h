@@ -54,6 +54,7 @@ struct ImapCapabilities {
   bool move = false;
   bool id = false;
   bool specialUse = false;                  // RFC 6154: LIST knows the SPECIAL-USE selection option
+  bool condStore = false;                   // RFC 7162: CONDSTORE, or QRESYNC (which implies it)
   std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
 
   bool offers(std::string_view mechanism) const;  // AUTH=<mechanism>, any case

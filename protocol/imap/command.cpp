@@ -249,9 +249,11 @@ ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOnly) {
+ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOnly,
+                                       bool condStore) {
   Writer w(nextTag(), readOnly ? "EXAMINE" : "SELECT", literalPlus_);
   w.sp().astring(encodeMailboxName(mailboxUtf8));
+  if (condStore) w.sp().raw("(CONDSTORE)");
   return w.finish();
 }
 

@@ -69,8 +69,9 @@ class ImapCommandBuilder {
   // responses are lines of their own, which the client sends as each "+" challenge arrives.
   ImapCommand authenticate(std::string_view mechanism,
                            std::optional<std::string_view> initialResponseBase64);
-  // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7.
-  ImapCommand select(std::string_view mailboxUtf8, bool readOnly = false);
+  // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7. condStore adds
+  // RFC 7162's "(CONDSTORE)" parameter, which makes the server report HIGHESTMODSEQ.
+  ImapCommand select(std::string_view mailboxUtf8, bool readOnly = false, bool condStore = false);
   ImapCommand uidSearch(std::string_view criteria);                       // criteria verbatim
   ImapCommand fetch(std::string_view seqSet, std::string_view items);     // both verbatim
   ImapCommand uidFetch(std::string_view uidSet, std::string_view items);  // both verbatim

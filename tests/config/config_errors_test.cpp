@@ -146,6 +146,13 @@ const ErrorCase kErrorCases[] = {
      {"t.toml:5:21: listener[0].handshake_timeout: expected a duration between 1s and 10m, got "
       "\"1h\""}},
     // Integer ranges.
+    {"SnapshotCacheMaxMessagesZero",
+     upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nsnapshot_cache_max_messages = 0\n"),
+     {"t.toml:8:31: upstream.snapshot_cache_max_messages: expected an integer between 1 and "
+      "100000000, got 0"}},
+    {"SnapshotCacheNotABool",
+     upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nsnapshot_cache = \"yes\"\n"),
+     {"t.toml:8:18: upstream.snapshot_cache: expected true or false, got \"yes\""}},
     {"PortOutOfRange",
      upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nport = 70000\n"),
      {"t.toml:8:8: upstream.port: expected an integer between 1 and 65535, got 70000"}},

@@ -416,6 +416,28 @@ TEST_F(ConfigTest, EnvironmentOverridesWinOverTheFile) {
   EXPECT_EQ(c.accounts.at(0).mailbox.onDelete, DeletePolicy::Keep);
 }
 
+TEST_F(ConfigTest, SnapshotCacheKeys) {
+  const LoadResult defaults = load(kMinimal);
+  ASSERT_TRUE(defaults.ok()) << testing::PrintToString(errorsOf(defaults));
+  EXPECT_TRUE(defaults.config->upstream.snapshotCache);
+  EXPECT_EQ(defaults.config->upstream.snapshotCacheMaxMessages, 2'000'000u);
+  const LoadResult set =
+      load(upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nsnapshot_cache = false\n"
+                        "snapshot_cache_max_messages = 5000\n"));
+  ASSERT_TRUE(set.ok()) << testing::PrintToString(errorsOf(set));
+  EXPECT_FALSE(set.config->upstream.snapshotCache);
+  EXPECT_EQ(set.config->upstream.snapshotCacheMaxMessages, 5000u);
+  // The environment wins over the file, both ways.
+  const LoadResult off = load(kMinimal, {{"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE", "false"}});
+  ASSERT_TRUE(off.ok()) << testing::PrintToString(errorsOf(off));
+  EXPECT_FALSE(off.config->upstream.snapshotCache);
+  const LoadResult on =
+      load(upstreamWith("host = \"127.0.0.1\"\ntls = \"none\"\nsnapshot_cache = false\n"),
+           {{"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE", "true"}});
+  ASSERT_TRUE(on.ok()) << testing::PrintToString(errorsOf(on));
+  EXPECT_TRUE(on.config->upstream.snapshotCache);
+}
+
 TEST_F(ConfigTest, EnvironmentCanSupplyTheWholeUpstream) {
   const LoadResult result = load(kListenerOnly, {{"POPBRIDGE_UPSTREAM_HOST", "imap.example.com"},
                                                  {"POPBRIDGE_UPSTREAM_TLS", "starttls"}});
@@ -467,6 +489,11 @@ const EnvErrorCase kEnvErrorCases[] = {
      kMinimal,
      {"POPBRIDGE_UPSTREAM_PORT: upstream.port: expected an integer between 1 and 65535, got "
       "\"imaps\""}},
+    {"SnapshotCacheNotABool",
+     {{"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE", "yes"}},
+     kMinimal,
+     {"POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE: upstream.snapshot_cache: expected true or false, got "
+      "\"yes\""}},
     {"PortOutOfRange",
      {{"POPBRIDGE_UPSTREAM_PORT", "0"}},
      kMinimal,

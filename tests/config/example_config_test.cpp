@@ -181,7 +181,8 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
       {"[upstream]",
        {"host", "port", "tls", "ca_file", "verify_certificate", "server_name", "connect_timeout",
         "command_timeout", "auth", "min_tls_version", "send_client_address", "read_ahead",
-        "pool_idle", "pool_max_per_account", "pool_max_total"}},
+        "pool_idle", "pool_max_per_account", "pool_max_total", "snapshot_cache",
+        "snapshot_cache_max_messages"}},
       {"[mailbox]",
        {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages",
         "exclusive"}},
@@ -214,7 +215,7 @@ TEST_F(ExampleConfig, ListsEveryEnvironmentOverride) {
        {"POPBRIDGE_UPSTREAM_HOST", "POPBRIDGE_UPSTREAM_PORT", "POPBRIDGE_UPSTREAM_TLS",
         "POPBRIDGE_UPSTREAM_CA_FILE", "POPBRIDGE_UPSTREAM_SERVER_NAME", "POPBRIDGE_LOG_LEVEL",
         "POPBRIDGE_LOG_FORMAT", "POPBRIDGE_MAILBOX_FOLDER", "POPBRIDGE_MAILBOX_ON_DELETE",
-        "POPBRIDGE_UPSTREAM_POOL_IDLE"}) {
+        "POPBRIDGE_UPSTREAM_POOL_IDLE", "POPBRIDGE_UPSTREAM_SNAPSHOT_CACHE"}) {
     EXPECT_NE(example_.find(name), std::string::npos) << name;
     // And each one is really honoured (none is warned about as unknown).
     const LoadResult result = loadConfigFile(configPath_, {{name, "x"}});

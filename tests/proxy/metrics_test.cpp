@@ -57,6 +57,17 @@ TEST(Metrics, SumsEveryWorkersBlock) {
   EXPECT_NE(page.find("popbridge_upstream_connections 1\n"), std::string::npos);
 }
 
+TEST(Metrics, SnapshotCacheResultsHaveEveryLabel) {
+  Metrics metrics({"0.0.0.0:110"}, 2);
+  metrics.worker(0).snapshotCache(protocol::SnapshotCacheOutcome::Hit);
+  metrics.worker(1).snapshotCache(protocol::SnapshotCacheOutcome::Hit);
+  metrics.worker(1).snapshotCache(protocol::SnapshotCacheOutcome::Invalidated);
+  EXPECT_EQ(linesStarting(metrics.render(), "popbridge_snapshot_cache_total{"),
+            "popbridge_snapshot_cache_total{result=\"hit\"} 2\n"
+            "popbridge_snapshot_cache_total{result=\"miss\"} 0\n"
+            "popbridge_snapshot_cache_total{result=\"invalidated\"} 1\n");
+}
+
 TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
   Metrics metrics({}, 2);
   metrics.worker(0).observe(HistogramId::Login, 3ms);    // <= 0.005

@@ -294,8 +294,26 @@ void ScriptedImapPeer::serve(std::shared_ptr<Connection> connection) {
   markClosed(*connection);
 }
 
+void ScriptedImapPeer::setMailbox(std::vector<Message> messages, std::uint32_t uidValidity,
+                                  std::uint64_t highestModSeq) {
+  std::lock_guard lock(mutex_);
+  script_.messages = std::move(messages);
+  script_.uidValidity = uidValidity;
+  script_.highestModSeq = highestModSeq;
+}
+
 void ScriptedImapPeer::converse(Connection& c) {
-  const auto& messages = script_.messages;
+  std::vector<Message> mailbox;
+  std::uint32_t uidValidity = 0;
+  std::uint64_t highestModSeq = 0;
+  {
+    // setMailbox may change them for later connections meanwhile.
+    std::lock_guard lock(mutex_);
+    mailbox = script_.messages;
+    uidValidity = script_.uidValidity;
+    highestModSeq = script_.highestModSeq;
+  }
+  const auto& messages = mailbox;
   auto caps = script_.capabilities;
 
   // Returns false when the connection is over (closed by the script or write failed).
@@ -371,15 +389,23 @@ void ScriptedImapPeer::converse(Connection& c) {
       open = react(Step::Select, tag,
                    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* " +
                        std::to_string(messages.size()) + " EXISTS\r\n* 0 RECENT\r\n" +
-                       "* OK [UIDVALIDITY " + std::to_string(script_.uidValidity) +
+                       "* OK [UIDVALIDITY " + std::to_string(uidValidity) +
                        "] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(next) +
-                       "] Predicted next UID\r\n" + tag + " OK [" +
-                       (verb == "SELECT" ? "READ-WRITE" : "READ-ONLY") + "] Select completed.\r\n");
+                       "] Predicted next UID\r\n" +
+                       (highestModSeq != 0 && upper(rest).find("(CONDSTORE)") != std::string::npos
+                            ? "* OK [HIGHESTMODSEQ " + std::to_string(highestModSeq) + "] ok\r\n"
+                            : std::string()) +
+                       tag + " OK [" + (verb == "SELECT" ? "READ-WRITE" : "READ-ONLY") +
+                       "] Select completed.\r\n");
     } else if (verb == "UID FETCH" || verb == "FETCH") {
       record(command->substr(tag.size() + 1));
       std::string set = takeWord(rest);
       std::string items = upper(rest);
       bool snapshot = items.find("RFC822.SIZE") != std::string::npos;
+      std::uint64_t changedSince = 0;
+      if (std::size_t at = items.find("CHANGEDSINCE "); at != std::string::npos) {
+        changedSince = std::stoull(items.substr(at + 13));
+      }
       if (snapshot) {
         std::string reply;
         auto star = static_cast<std::uint32_t>(verb == "FETCH"    ? messages.size()
@@ -388,7 +414,7 @@ void ScriptedImapPeer::converse(Connection& c) {
         for (std::size_t i = 0; i < messages.size(); ++i) {
           const Message& m = messages[i];
           std::uint32_t key = verb == "FETCH" ? static_cast<std::uint32_t>(i + 1) : m.uid;
-          if (!inSet(set, key, star)) continue;
+          if (!inSet(set, key, star) || m.modSeq <= changedSince) continue;
           reply += "* " + std::to_string(i + 1) + " FETCH (UID " + std::to_string(m.uid) +
                    " RFC822.SIZE " + std::to_string(m.reportedSize.value_or(m.bytes.size())) +
                    " FLAGS (" + m.flags + "))\r\n";
@@ -398,9 +424,13 @@ void ScriptedImapPeer::converse(Connection& c) {
       }
       std::uint32_t uid = static_cast<std::uint32_t>(std::stoul(set));
       if (items == "(UID)") {
+        // One UID (does it still exist?) or a range (which UIDs are present?).
         std::string reply;
-        if (std::uint32_t seq = c.sequenceOf(messages, uid); seq != 0) {
-          reply = "* " + std::to_string(seq) + " FETCH (UID " + std::to_string(uid) + ")\r\n";
+        for (const Message& m : messages) {
+          if (!inSet(set, m.uid, messages.back().uid)) continue;
+          if (std::uint32_t seq = c.sequenceOf(messages, m.uid); seq != 0) {
+            reply += "* " + std::to_string(seq) + " FETCH (UID " + std::to_string(m.uid) + ")\r\n";
+          }
         }
         open = c.send(reply + tag + " OK Fetch completed.\r\n");
         continue;

@@ -89,6 +89,7 @@ class ScriptedImapPeer {
     std::string flags;  // inside the parentheses, e.g. "\\Seen"
     // RFC822.SIZE in the snapshot when it is not the true size (Exchange's estimates).
     std::optional<std::size_t> reportedSize;
+    std::uint64_t modSeq = 1;  // RFC 7162: what CHANGEDSINCE compares
   };
 
   struct Script {
@@ -96,6 +97,10 @@ class ScriptedImapPeer {
     std::string user = "alice";
     std::string password;  // required: the only credentials accepted
     std::uint32_t uidValidity = 1700000000;
+    // Non-zero: "SELECT folder (CONDSTORE)" reports it as HIGHESTMODSEQ, and a fetch with
+    // "(CHANGEDSINCE m)" answers only messages whose modSeq is above m (put CONDSTORE in the
+    // capabilities too).
+    std::uint64_t highestModSeq = 0;
     std::vector<Message> messages;
     std::map<Step, Reaction> reactions;
   };
@@ -127,6 +132,9 @@ class ScriptedImapPeer {
 
   // Sends raw bytes on every open connection now (an unsolicited response).
   void push(std::string_view bytes);
+  // What connections accepted from now on see: another client changed the mailbox.
+  void setMailbox(std::vector<Message> messages, std::uint32_t uidValidity,
+                  std::uint64_t highestModSeq);
 
  private:
   struct Connection;

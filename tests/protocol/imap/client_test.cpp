@@ -96,6 +96,7 @@ TEST_P(ImapClientTest, PlainWithSaslIrInOneLine) {
   EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
   EXPECT_TRUE(client_->capabilities().uidPlus);
   EXPECT_TRUE(client_->capabilities().move);
+  EXPECT_FALSE(client_->capabilities().condStore);
   EXPECT_TRUE(client_->canSend());
 }
 
@@ -108,9 +109,10 @@ TEST_P(ImapClientTest, PlainWithoutSaslIrAnswersTheEmptyChallenge) {
   // No CAPABILITY in the reply: ask, since logins often extend the list.
   EXPECT_EQ(rec_.last(), "P2 CAPABILITY\r\n");
   EXPECT_TRUE(rec_.events.empty());
-  feed("* CAPABILITY IMAP4rev1 UIDPLUS\r\nP2 OK done\r\n");
+  feed("* CAPABILITY IMAP4rev1 UIDPLUS qresync\r\nP2 OK done\r\n");
   EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
   EXPECT_TRUE(client_->capabilities().uidPlus);
+  EXPECT_TRUE(client_->capabilities().condStore);  // QRESYNC implies CONDSTORE
 }
 
 TEST_P(ImapClientTest, LoginCommandQuotesWhatItCan) {

@@ -92,6 +92,8 @@ TEST(ImapCommandBuilder, SelectAndExamineEncodeMailboxNames) {
   EXPECT_EQ(b.select("a/b]c").segments, Segments{"P5 SELECT a/b]c\r\n"});
   EXPECT_EQ(b.select("").segments, Segments{"P6 SELECT \"\"\r\n"});
   EXPECT_EQ(b.select("100%").segments, Segments{"P7 SELECT \"100%\"\r\n"});
+  EXPECT_EQ(b.select("INBOX", false, true).segments, Segments{"P8 SELECT INBOX (CONDSTORE)\r\n"});
+  EXPECT_EQ(b.select("a b", true, true).segments, Segments{"P9 EXAMINE \"a b\" (CONDSTORE)\r\n"});
 }
 
 TEST(ImapCommandBuilder, UidCommandsCopyVerbatimArguments) {
