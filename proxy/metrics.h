@@ -140,6 +140,11 @@ class alignas(64) WorkerMetrics {
   void deleted(protocol::DeletePolicy policy, std::uint32_t n) noexcept;
   void deletionsRefused(std::uint32_t n) noexcept { deletionsRefused_.add(n); }
   void uidValidityChanged() noexcept { uidValidityChanges_.add(); }
+  // The shared state ([state] redis): a connection that failed or broke, or timed out,
+  // a maildrop lease found lost, a QUIT whose deletions were refused for want of the lease.
+  void stateUnavailable() noexcept { stateUnavailable_.add(); }
+  void leaseLost() noexcept { leasesLost_.add(); }
+  void updateRefusedState() noexcept { updatesRefusedState_.add(); }
   void tlsHandshake(TlsSide side, std::string_view sslVersion) noexcept;
   void tlsHandshakeFailed(TlsSide side) noexcept { tlsFailures_[index(side)].add(); }
   void refused(RefusedReason reason) noexcept { refused_[index(reason)].add(); }
@@ -173,6 +178,9 @@ class alignas(64) WorkerMetrics {
   std::array<Counter, kDeletePolicies> deleted_;
   Counter deletionsRefused_;
   Counter uidValidityChanges_;
+  Counter stateUnavailable_;
+  Counter leasesLost_;
+  Counter updatesRefusedState_;
   std::array<std::array<Counter, static_cast<std::size_t>(TlsVersionLabel::kCount)>,
              static_cast<std::size_t>(TlsSide::kCount)>
       tls_;

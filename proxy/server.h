@@ -15,6 +15,7 @@
 #include "proxy/admin_server.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/login_guard.h"
+#include "proxy/loop_state.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy_header_reader.h"
 #include "proxy/proxy_session.h"
@@ -67,6 +68,8 @@ class Worker {
 
   bool bindListeners(bool reusePort, std::string& error);
   void run();
+  // [state]: this loop's Redis connection (leases, UIDL map) or the embedded store. Before run().
+  void useState(const StateServices& services);
 
   // A configuration to switch to (SIGHUP), prepared by planReload().
   struct Reload {
@@ -127,6 +130,7 @@ class Worker {
   SessionEnvironment env_;
   std::unique_ptr<LoginGate> loginGate_;  // outlives the sessions, which cancel their checks
   std::shared_ptr<LoopMailbox> mailbox_;  // where the token service answers this loop
+  std::unique_ptr<LoopState> state_;      // outlives the sessions, whose leases it serves
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::map<std::uint64_t, std::unique_ptr<ProxySession>> sessions_;
   std::map<std::uint64_t, std::string> sessionIps_;
