@@ -213,6 +213,31 @@ struct MetricsConfig {
   unsigned maxConnections = 16;  // concurrent admin HTTP connections
 };
 
+// [state]: where what outlives a session is kept (stable UIDL maps), and, with redis, what the
+// replicas of a cluster share (maildrop leases, the per-account session cap).
+struct StateConfig {
+  // The embedded store (SQLite) file; empty: none. Ignored when redis is set (the replicas
+  // then keep everything in Redis).
+  std::string path;
+  // From `redis`; redisHost empty: no Redis.
+  std::string redisHost;
+  std::uint16_t redisPort = 6379;
+  bool redisTls = false;  // rediss://
+  unsigned redisDatabase = 0;
+  std::string redisUser;
+  std::string redisPassword;      // from the URL or redis_password_file; never logged
+  std::string redisPasswordFile;  // as configured
+  std::string redisCaFile;        // rediss:// trust; empty: the system bundle
+  Duration redisTimeout = std::chrono::seconds(2);
+  Duration leaseTtl = std::chrono::seconds(30);
+  std::string keyPrefix = "popbridge:";
+
+  bool redisEnabled() const { return !redisHost.empty(); }
+  // "redis://host:port/db" without user or password, for logs.
+  std::string redisDisplay() const;
+  bool operator==(const StateConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   std::vector<ListenerConfig> listeners;
@@ -222,6 +247,7 @@ struct Config {
   std::vector<AccountConfig> accounts;      // empty: logins are passed through to the upstream
   std::vector<OAuthIdentityConfig> oauth2;  // [oauth2.NAME], in file order
   MetricsConfig metrics;
+  StateConfig state;
 
   // Exact, case-sensitive match; nullptr when there is no such account.
   const AccountConfig* findAccount(std::string_view user) const;

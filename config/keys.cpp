@@ -5,8 +5,8 @@
 namespace popbridge::config {
 namespace {
 
-constexpr std::array<std::string_view, 7> kRoot{"server",  "listener", "upstream", "mailbox",
-                                                "account", "oauth2",   "metrics"};
+constexpr std::array<std::string_view, 8> kRoot{"server",  "listener", "upstream", "mailbox",
+                                                "account", "oauth2",   "metrics",  "state"};
 constexpr std::array<std::string_view, 19> kServer{"workers",
                                                    "idle_timeout",
                                                    "max_connections",
@@ -82,6 +82,10 @@ constexpr std::array<std::string_view, 17> kOAuth2{"provider",
 constexpr std::array<std::string_view, 4> kMetrics{"address", "readyz_cache", "healthz_stale",
                                                    "max_connections"};
 
+constexpr std::array<std::string_view, 8> kState{
+    "path",          "redis",     "redis_password_file", "redis_ca_file",
+    "redis_timeout", "lease_ttl", "key_prefix",          "redis_user"};
+
 constexpr std::array<EnvironmentOverride, 11> kOverrides{{
     {"POPBRIDGE_UPSTREAM_HOST", "upstream", "host", false},
     {"POPBRIDGE_UPSTREAM_PORT", "upstream", "port", true},
@@ -106,6 +110,7 @@ constinit const std::span<const std::string_view> kMailboxKeys = kMailbox;
 constinit const std::span<const std::string_view> kAccountKeys = kAccount;
 constinit const std::span<const std::string_view> kOAuth2Keys = kOAuth2;
 constinit const std::span<const std::string_view> kMetricsKeys = kMetrics;
+constinit const std::span<const std::string_view> kStateKeys = kState;
 constinit const std::span<const EnvironmentOverride> kEnvironmentOverrides = kOverrides;
 
 }  // namespace popbridge::config

@@ -16,6 +16,7 @@ extern const std::span<const std::string_view> kMailboxKeys;
 extern const std::span<const std::string_view> kAccountKeys;  // its own and the mailbox keys
 extern const std::span<const std::string_view> kOAuth2Keys;   // one [oauth2.NAME]
 extern const std::span<const std::string_view> kMetricsKeys;
+extern const std::span<const std::string_view> kStateKeys;
 
 struct EnvironmentOverride {
   std::string_view variable;  // POPBRIDGE_...

@@ -75,6 +75,8 @@ class Loader {
   void checkEndpoint(const TableReader& reader, std::string_view key, const std::string& url);
   void readPath(const TableReader& reader, std::string_view key, std::string& out);
   void readMetrics(const TableReader& root, MetricsConfig& metrics);
+  void readState(const TableReader& root, StateConfig& state);
+  void readRedisUrl(const TableReader& reader, const std::string& url, StateConfig& state);
 
   Diagnostics diagnostics_;
   bool mailboxSetsDelete_ = false;  // [mailbox] (or its environment override) sets on_delete
@@ -1058,6 +1060,115 @@ void Loader::readMetrics(const TableReader& root, MetricsConfig& metrics) {
   reader.reportUnknownKeys();
 }
 
+// --- [state] -----------------------------------------------------------------------------------
+
+void Loader::readRedisUrl(const TableReader& reader, const std::string& url, StateConfig& state) {
+  // Never echoed: the URL may hold a password.
+  std::string_view rest(url);
+  std::string http;
+  if (rest.starts_with("redis://")) {
+    http = "http://" + std::string(rest.substr(8));
+  } else if (rest.starts_with("rediss://")) {
+    state.redisTls = true;
+    http = "https://" + std::string(rest.substr(9));
+  } else {
+    reader.error("redis", "expected redis://[user:password@]host[:port][/db] or rediss://...");
+    return;
+  }
+  std::string problem;
+  auto parsed = protocol::parseHttpUrl(http, problem);
+  if (!parsed) {
+    // parseHttpUrl's reasons show no userinfo; the scheme they name is ours again.
+    for (std::size_t at = problem.find("http"); at != std::string::npos;
+         at = problem.find("http", at + 5)) {
+      problem.replace(at, 4, "redis");
+    }
+    reader.error("redis", "not a valid URL: " + problem);
+    return;
+  }
+  // parseHttpUrl fills in http's default port: tell an explicit one from it.
+  std::string_view authority(http);
+  authority.remove_prefix(authority.find("://") + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  const auto colon = authority.rfind(':');
+  const bool explicitPort =
+      colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos;
+  state.redisHost = parsed->host;
+  state.redisPort = explicitPort ? parsed->port : 6379;
+  state.redisUser = parsed->user;
+  state.redisPassword = parsed->password;
+  const std::string& target = parsed->target;
+  if (target != "/" && !target.empty()) {
+    unsigned database = 0;
+    const std::string digits = target.substr(1);
+    if (digits.empty() || digits.size() > 5 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        (database = static_cast<unsigned>(std::stoul(digits))) > 65535) {
+      reader.error("redis", "the path must be a database number (/0, /1, ...)");
+      return;
+    }
+    state.redisDatabase = database;
+  }
+}
+
+void Loader::readState(const TableReader& root, StateConfig& state) {
+  const toml::node* node = root.find("state");
+  if (node == nullptr) return;
+  if (!node->is_table()) {
+    root.error("state", "expected a table ([state]), got " + describe(*node));
+    return;
+  }
+  TableReader reader(diagnostics_, node->as_table(), "state", kStateKeys, node);
+  readPath(reader, "path", state.path);
+  std::string url;
+  if (reader.readString("redis", url) == Read::Ok && !url.empty()) readRedisUrl(reader, url, state);
+  std::string user;
+  if (reader.readString("redis_user", user) == Read::Ok) {
+    if (!state.redisUser.empty()) {
+      reader.error("redis_user", "the redis URL names a user already");
+    } else {
+      state.redisUser = user;
+    }
+  }
+  readPath(reader, "redis_password_file", state.redisPasswordFile);
+  if (!state.redisPasswordFile.empty()) {
+    if (!state.redisPassword.empty()) {
+      reader.error("redis_password_file", "the redis URL holds a password already; use one");
+    } else {
+      readSecretFile(reader, "redis_password_file", state.redisPasswordFile, state.redisPassword);
+    }
+  }
+  readPath(reader, "redis_ca_file", state.redisCaFile);
+  reader.readDuration("redis_timeout", std::chrono::milliseconds(10), std::chrono::minutes(1),
+                      state.redisTimeout);
+  reader.readDuration("lease_ttl", std::chrono::seconds(1), std::chrono::hours(1), state.leaseTtl);
+  reader.readString("key_prefix", state.keyPrefix);
+  if (!state.redisEnabled()) {
+    for (std::string_view key : {"redis_user", "redis_password_file", "redis_ca_file"}) {
+      if (reader.has(key)) reader.warn(key, "has no effect without redis");
+    }
+  } else {
+    if (!state.redisTls && reader.has("redis_ca_file")) {
+      reader.warn("redis_ca_file", "has no effect with redis:// (rediss:// uses TLS)");
+    }
+    if (!state.redisTls && !state.redisPassword.empty() && !isLoopbackHost(state.redisHost)) {
+      reader.warn("redis",
+                  "sends the Redis password in plaintext to a host that is not "
+                  "loopback; use rediss://");
+    }
+    if (state.redisTimeout * 2 > state.leaseTtl) {
+      reader.error("lease_ttl", "must be at least twice redis_timeout (" +
+                                    formatDuration(state.redisTimeout) +
+                                    "), or a slow renewal loses the lease");
+    }
+    if (reader.has("path")) {
+      reader.warn("path", "not used with redis: the replicas keep their state in Redis");
+    }
+  }
+  reader.reportUnknownKeys();
+}
+
 LoadResult Loader::load(std::string_view text) {
   LoadResult result;
   toml::table root;
@@ -1090,6 +1201,7 @@ LoadResult Loader::load(std::string_view text) {
   readAccounts(root, config.mailbox, config.accounts);
   warnUnusedIdentities(config);
   readMetrics(rootReader, config.metrics);
+  readState(rootReader, config.state);
   rootReader.reportUnknownKeys();
 
   result.errors = diagnostics_.takeErrors();
@@ -1101,6 +1213,13 @@ LoadResult Loader::load(std::string_view text) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+
+std::string StateConfig::redisDisplay() const {
+  if (!redisEnabled()) return "";
+  const bool v6 = redisHost.find(':') != std::string::npos;
+  return std::string(redisTls ? "rediss://" : "redis://") + (v6 ? "[" : "") + redisHost +
+         (v6 ? "]" : "") + ":" + std::to_string(redisPort) + "/" + std::to_string(redisDatabase);
+}
 
 std::string ConfigError::toString() const {
   std::string out = file;

@@ -41,9 +41,9 @@ std::string summarize(const Config& config) {
   out += " login_timeout=" + formatDuration(s.loginTimeout);
   out += " max_password_checks=" + std::to_string(s.maxPasswordChecks);
   out += " password_check_queue=" + std::to_string(s.passwordCheckQueue);
-  out += " login_throttle_after=" + (s.loginThrottleAfter == 0
-                                         ? std::string("0 (off)")
-                                         : std::to_string(s.loginThrottleAfter));
+  out +=
+      " login_throttle_after=" +
+      (s.loginThrottleAfter == 0 ? std::string("0 (off)") : std::to_string(s.loginThrottleAfter));
   out += " login_throttle_max_delay=" + formatDuration(s.loginThrottleMaxDelay);
   out += " login_throttle_user_after=" + (s.loginThrottleUserAfter == 0
                                               ? std::string("0 (off)")
@@ -104,6 +104,16 @@ std::string summarize(const Config& config) {
            "/metrics /healthz /readyz readyz_cache=" + formatDuration(m.readyzCache) +
            " healthz_stale=" + formatDuration(m.healthzStale) +
            " max_connections=" + std::to_string(m.maxConnections) + "\n";
+  }
+
+  if (config.state.redisEnabled()) {
+    const StateConfig& st = config.state;
+    // The password is deliberately left out.
+    out += "state: " + st.redisDisplay() + (st.redisPassword.empty() ? "" : " auth=yes") +
+           " timeout=" + formatDuration(st.redisTimeout) +
+           " lease_ttl=" + formatDuration(st.leaseTtl) + " key_prefix=\"" + st.keyPrefix + "\"\n";
+  } else if (!config.state.path.empty()) {
+    out += "state: " + config.state.path + " (embedded, SQLite)\n";
   }
 
   if (config.accounts.empty()) {

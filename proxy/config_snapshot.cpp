@@ -290,6 +290,13 @@ ReloadPlan planReload(const ConfigSnapshot& running, config::LoadResult loaded, 
         (now.metrics.address.empty() ? std::string("it off") : "it on " + now.metrics.address));
     next.metrics = now.metrics;
   }
+  if (next.state != now.state) {
+    // Each worker holds its Redis connection (or the embedded store) for the process's life.
+    plan.warnings.push_back(
+        "state: the [state] table (or its password file) changed, which needs a restart; "
+        "keeping the running one");
+    next.state = now.state;
+  }
   if (next.oauth2 != now.oauth2) {
     // The token service holds the identities, their TLS contexts and cached tokens; a half
     // switch would have accounts of the new file log in with tokens of the old one.

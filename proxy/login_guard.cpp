@@ -143,6 +143,22 @@ void LoginGuard::recordSuccess(const std::string& ip, std::string_view user) {
   users_.erase(key);
 }
 
+void LoginGuard::mergeShared(Subject subject, std::string_view key, unsigned count, TimePoint now) {
+  if (count == 0) return;
+  std::string normalised = subject == Subject::User ? userKey(key) : std::string(key);
+  if (normalised.empty()) return;
+  std::lock_guard lock(mutex_);
+  RecentTable* table = failureTable(subject);
+  if (table == nullptr) return;
+  RecentTable::Entry& entry = table->touch(normalised, now);
+  entry.count = std::max(entry.count, count);
+}
+
+std::chrono::milliseconds LoginGuard::forgetAfter() const {
+  std::lock_guard lock(mutex_);
+  return limits_.forgetAfter;
+}
+
 std::size_t LoginGuard::tracked(Subject subject) const {
   std::lock_guard lock(mutex_);
   return subject == Subject::Ip ? ips_.size() : users_.size();

@@ -89,6 +89,12 @@ class LoginGuard {
   // own IP's count; the check slots and the per-connection failure limit still bound it.)
   void recordSuccess(const std::string& ip, std::string_view user);
   std::size_t tracked(Subject subject) const;
+  // The cluster's count for `key` ([state] redis: every replica's failures): the local count
+  // becomes the larger of the two, as if this process had seen them. Zero changes nothing; a
+  // subject whose throttle is off keeps no count.
+  void mergeShared(Subject subject, std::string_view key, unsigned count, TimePoint now);
+  // How long a failure counts (the window of the shared counters too).
+  std::chrono::milliseconds forgetAfter() const;
 
   // --- LOGIN-DELAY (RFC 2449) ------------------------------------------------------------------
 

@@ -300,6 +300,19 @@ std::string Metrics::render() const {
     sample(out, "popbridge_snapshot_cache_total", label("result", kSnapshotResults[r]),
            sum([r](const WorkerMetrics& w) { return w.snapshotCache_[r].value(); }));
   }
+  header(
+      out, "popbridge_state_unavailable_total", "counter",
+      "Shared-state (Redis) failures: connections that failed or broke, answers that timed out.");
+  sample(out, "popbridge_state_unavailable_total", "",
+         sum([](const WorkerMetrics& w) { return w.stateUnavailable_.value(); }));
+  header(out, "popbridge_maildrop_leases_lost_total", "counter",
+         "Maildrop leases found expired or taken over by another session.");
+  sample(out, "popbridge_maildrop_leases_lost_total", "",
+         sum([](const WorkerMetrics& w) { return w.leasesLost_.value(); }));
+  header(out, "popbridge_updates_refused_state_total", "counter",
+         "QUITs whose deletions were refused because the maildrop lease was not confirmed.");
+  sample(out, "popbridge_updates_refused_state_total", "",
+         sum([](const WorkerMetrics& w) { return w.updatesRefusedState_.value(); }));
   header(out, "popbridge_tls_handshakes_total", "counter",
          "Completed TLS handshakes, by side (client, upstream) and protocol version.");
   for (std::size_t s = 0; s < kTlsSides.size(); ++s) {

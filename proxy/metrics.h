@@ -153,6 +153,11 @@ class alignas(64) WorkerMetrics {
   void snapshotCache(protocol::SnapshotCacheOutcome outcome) noexcept {
     if (index(outcome) < snapshotCache_.size()) snapshotCache_[index(outcome)].add();
   }
+  // The shared state ([state] redis): a connection that failed or broke, or timed out,
+  // a maildrop lease found lost, a QUIT whose deletions were refused for want of the lease.
+  void stateUnavailable() noexcept { stateUnavailable_.add(); }
+  void leaseLost() noexcept { leasesLost_.add(); }
+  void updateRefusedState() noexcept { updatesRefusedState_.add(); }
   void tlsHandshake(TlsSide side, std::string_view sslVersion) noexcept;
   void tlsHandshakeFailed(TlsSide side) noexcept { tlsFailures_[index(side)].add(); }
   void refused(RefusedReason reason) noexcept { refused_[index(reason)].add(); }
@@ -193,6 +198,9 @@ class alignas(64) WorkerMetrics {
   Counter deletionsRefused_;
   Counter uidValidityChanges_;
   std::array<Counter, 3> snapshotCache_;  // by protocol::SnapshotCacheOutcome
+  Counter stateUnavailable_;
+  Counter leasesLost_;
+  Counter updatesRefusedState_;
   std::array<std::array<Counter, static_cast<std::size_t>(TlsVersionLabel::kCount)>,
              static_cast<std::size_t>(TlsSide::kCount)>
       tls_;

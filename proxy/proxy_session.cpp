@@ -308,8 +308,7 @@ void ProxySession::onClientClosed(std::string_view reason) {
   }
   if (loginPending_ && !session_.closed() && env_.loginGate) {
     loginPending_ = false;
-    LoginGuard::Failures failures = env_.loginGate->guard().recordFailure(
-        clientIp(), session_.stats().user, std::chrono::steady_clock::now());
+    LoginGuard::Failures failures = recordLoginFailure();
     logAt(LogLevel::Info, "login abandoned: the client left before its answer (" +
                               std::to_string(failures.ip) + " failed or abandoned logins from " +
                               clientIp() + ", " + std::to_string(failures.user) + " for the user)");
@@ -349,8 +348,7 @@ void ProxySession::startAuthDelay() {
   // Only a rejected login gets here (outages answer at once), local or upstream.
   if (loginPending_ && env_.loginGate) {
     loginPending_ = false;
-    LoginGuard::Failures failures = env_.loginGate->guard().recordFailure(
-        clientIp(), session_.stats().user, std::chrono::steady_clock::now());
+    LoginGuard::Failures failures = recordLoginFailure();
     logAt(LogLevel::Debug, "login failed (" + std::to_string(failures.ip) +
                                " failed or abandoned logins from " + clientIp() + ", " +
                                std::to_string(failures.user) + " for the user)");
@@ -366,9 +364,53 @@ void ProxySession::startAuthDelay() {
 
 // --- credentials ---------------------------------------------------------------
 
+LoginGuard::Failures ProxySession::recordLoginFailure() {
+  const std::string ip = clientIp();
+  const std::string& user = session_.stats().user;
+  LoginGuard& guard = env_.loginGate->guard();
+  LoginGuard::Failures failures = guard.recordFailure(ip, user, std::chrono::steady_clock::now());
+  if (env_.loginCounters) env_.loginCounters->failure(guard, ip, user);
+  return failures;
+}
+
 void ProxySession::resolveCredentials(std::string_view user, std::string_view password) {
   loginPending_ = true;
   loginStarted_ = std::chrono::steady_clock::now();
+  if (env_.loginGate && env_.loginCounters) {
+    // Other replicas' failures first: the throttle decides on the cluster's counts.
+    holdLogin(user, password);
+    refreshingCounts_ = true;
+    std::weak_ptr<bool> weak = alive_;
+    env_.loginCounters->refresh(env_.loginGate->guard(), clientIp(), user, [this, weak] {
+      auto alive = weak.lock();
+      if (!alive || !*alive || !refreshingCounts_ || done_ || session_.closed()) return;
+      guarded([&] {
+        refreshingCounts_ = false;
+        releaseHeldLogin(&ProxySession::throttleThenCheck);
+        if (*alive) pumpClient();
+      });
+    });
+    return;
+  }
+  throttleThenCheck(user, password);
+}
+
+void ProxySession::holdLogin(std::string_view user, std::string_view password) {
+  heldUser_ = std::string(user);
+  heldPassword_ = std::string(password);
+}
+
+void ProxySession::releaseHeldLogin(void (ProxySession::*then)(std::string_view,
+                                                               std::string_view)) {
+  // Copied, not moved: a moved short string leaves its bytes behind, unwiped.
+  std::string heldUser = std::exchange(heldUser_, {});
+  std::string heldPassword = heldPassword_;
+  protocol::secureWipe(heldPassword_);
+  (this->*then)(heldUser, heldPassword);
+  protocol::secureWipe(heldPassword);
+}
+
+void ProxySession::throttleThenCheck(std::string_view user, std::string_view password) {
   if (env_.loginGate) {
     std::string ip = clientIp();
     // Keyed by the name as given, before anything is checked: a name that does not exist is
@@ -383,17 +425,10 @@ void ProxySession::resolveCredentials(std::string_view user, std::string_view pa
                                                              : std::string("for this user")) +
                 "; checking in " + std::to_string(throttle.delay.count()) + " ms");
       refused(RefusedReason::Throttled);
-      heldUser_ = std::string(user);
-      heldPassword_ = std::string(password);
+      holdLogin(user, password);
       delayTimer_.start(throttle.delay, guard([this] {
                           auto alive = alive_;
-                          // Copied, not moved: a moved short string leaves its bytes behind,
-                          // unwiped.
-                          std::string heldUser = std::exchange(heldUser_, {});
-                          std::string heldPassword = heldPassword_;
-                          protocol::secureWipe(heldPassword_);
-                          checkCredentials(heldUser, heldPassword);
-                          protocol::secureWipe(heldPassword);
+                          releaseHeldLogin(&ProxySession::checkCredentials);
                           if (*alive) pumpClient();
                         }));
       return;
@@ -479,29 +514,31 @@ void ProxySession::startVerify() {
         if (self.done_ || self.session_.closed()) return;
         self.guarded([&] {
           const config::AccountConfig* account = work->account;
-          protocol::MaildropClaim claim = protocol::MaildropClaim::Granted;
-          if (status == 0 && work->ok) {
-            // Proven by the hash: claimed before a token is fetched or anything goes upstream.
-            claim = self.admit(account->upstreamUser, account->mailbox.folder,
-                               account->mailbox.exclusive);
-          }
           if (status != 0 || !work->ok) {
             self.session_.onCredentials(std::nullopt);
-          } else if (claim != protocol::MaildropClaim::Granted) {
-            self.session_.onCredentialsFailed(
-                claim == protocol::MaildropClaim::InUse ? protocol::RespCode::InUse
-                                                        : protocol::RespCode::LoginDelay,
-                claim == protocol::MaildropClaim::InUse ? "maildrop in use"
-                                                        : "login within login_delay");
-          } else if (!work->account->oauth2.empty()) {
-            self.requestToken(*work->account, 0);
-          } else {
-            protocol::UpstreamCredentials credentials;
-            credentials.user = work->account->upstreamUser;
-            credentials.password = work->account->upstreamPassword;
-            credentials.mailbox = work->account->mailbox;
-            self.session_.onCredentials(std::move(credentials));
+            if (*alive) self.pumpClient();
+            return;
           }
+          // Proven by the hash: claimed before a token is fetched or anything goes upstream.
+          self.admitThen(
+              account->upstreamUser, account->mailbox.folder, account->mailbox.exclusive,
+              [&self, account](protocol::MaildropClaim claim) {
+                if (claim != protocol::MaildropClaim::Granted) {
+                  self.session_.onCredentialsFailed(
+                      claim == protocol::MaildropClaim::InUse ? protocol::RespCode::InUse
+                                                              : protocol::RespCode::LoginDelay,
+                      claim == protocol::MaildropClaim::InUse ? "maildrop in use"
+                                                              : "login within login_delay");
+                } else if (!account->oauth2.empty()) {
+                  self.requestToken(*account, 0);
+                } else {
+                  protocol::UpstreamCredentials credentials;
+                  credentials.user = account->upstreamUser;
+                  credentials.password = account->upstreamPassword;
+                  credentials.mailbox = account->mailbox;
+                  self.session_.onCredentials(std::move(credentials));
+                }
+              });
           if (*alive) self.pumpClient();
         });
       });
@@ -577,7 +614,10 @@ void ProxySession::noteLoginProgress() {
     loginTimer_.stop();
     if (env_.loginGate) {
       LoginGuard& guard = env_.loginGate->guard();
-      if (loginPending_) guard.recordSuccess(clientIp(), session_.stats().user);
+      if (loginPending_) {
+        guard.recordSuccess(clientIp(), session_.stats().user);
+        if (env_.loginCounters) env_.loginCounters->success(clientIp(), session_.stats().user);
+      }
       // RFC 2449: the interval runs from the "+OK" to PASS or AUTH.
       guard.recordLogin(session_.stats().user, std::chrono::steady_clock::now());
     }
@@ -586,6 +626,7 @@ void ProxySession::noteLoginProgress() {
     loginPending_ = false;
     // A login that failed after its claim (the upstream refused it, the folder cannot be
     // opened, the upstream went away) holds no maildrop.
+    lease_.reset();
     claim_.reset();
   }
 }
@@ -593,7 +634,79 @@ void ProxySession::noteLoginProgress() {
 void ProxySession::claimMaildrop(const protocol::MaildropClaimRequest& request) {
   // Local accounts were admitted after their hash check already (claim_ is held, or there is no
   // registry); a pass-through login is proven only now, by the upstream's OK.
-  session_.onMaildropClaimed(admit(request.account, request.folder, request.exclusive));
+  admitThen(request.account, request.folder, request.exclusive,
+            [this](protocol::MaildropClaim claim) { session_.onMaildropClaimed(claim); });
+}
+
+void ProxySession::admitThen(std::string_view account, std::string_view folder, bool exclusive,
+                             std::function<void(protocol::MaildropClaim)> answer) {
+  const protocol::MaildropClaim claim = admit(account, folder, exclusive);
+  if (claim != protocol::MaildropClaim::Granted || env_.leases == nullptr || lease_) {
+    return answer(claim);
+  }
+  // This process granted it; the other replicas are asked through Redis. When Redis cannot be
+  // asked the login goes on (reads keep working) and QUIT applies no deletion.
+  MaildropLease::Events events;
+  events.onUnavailable = [this](std::string_view problem) {
+    logAt(LogLevel::Warn,
+          "maildrop lease not confirmed (QUIT will apply no deletion unless it "
+          "is): " +
+              std::string(problem));
+  };
+  events.onLost = [this](std::string_view why) {
+    metrics_.leaseLost();
+    logAt(LogLevel::Warn,
+          "maildrop lease lost: " + std::string(why) + "; QUIT will apply no deletion");
+  };
+  lease_ = std::make_unique<MaildropLease>(
+      env_.loop, *env_.leases,
+      SessionRegistry::Maildrop{std::string(account), std::string(folder), exclusive}, id_,
+      env_.config->server.maxSessionsPerAccount, std::move(events));
+  std::weak_ptr<bool> weak = alive_;
+  lease_->acquire([this, weak, answer = std::move(answer), account = std::string(account),
+                   folder = std::string(folder)](MaildropLeases::Outcome outcome) {
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    guarded([&] {
+      if (done_ || session_.closed()) return;
+      if (outcome == MaildropLeases::Outcome::InUse ||
+          outcome == MaildropLeases::Outcome::AccountFull) {
+        logAt(LogLevel::Info,
+              "login refused with [IN-USE]: " +
+                  std::string(outcome == MaildropLeases::Outcome::InUse
+                                  ? "maildrop in use on another replica"
+                                  : "account at max_sessions_per_account across the replicas") +
+                  " (upstream account " + account + ", folder \"" + folder + "\")");
+        refused(RefusedReason::InUse);
+        lease_.reset();
+        claim_.reset();
+        answer(protocol::MaildropClaim::InUse);
+      } else {
+        answer(protocol::MaildropClaim::Granted);
+      }
+      if (*alive) pumpClient();
+    });
+  });
+}
+
+bool ProxySession::confirmUpdate() {
+  if (!lease_) return true;  // no cluster: this process's claim is the whole lock
+  std::weak_ptr<bool> weak = alive_;
+  lease_->confirm([this, weak](bool confirmed) {
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    guarded([&] {
+      if (!confirmed) {
+        metrics_.updateRefusedState();
+        logAt(LogLevel::Error,
+              "QUIT refused with [SYS/TEMP]: the maildrop lease could not be confirmed in Redis "
+              "(Redis unreachable or slow, or the lease was lost); nothing is deleted");
+      }
+      session_.onUpdateConfirmed(confirmed);
+      if (*alive) pumpClient();
+    });
+  });
+  return false;
 }
 
 protocol::MaildropClaim ProxySession::admit(std::string_view account, std::string_view folder,
@@ -661,6 +774,7 @@ void ProxySession::endBeforeLogin(std::string_view text, protocol::RespCode code
 // its end is no failure of the client's.
 void ProxySession::dropPendingLogin() {
   delayTimer_.stop();
+  refreshingCounts_ = false;
   if (env_.loginGate) env_.loginGate->cancel(id_);
   queuedJob_.reset();
   protocol::secureWipe(heldPassword_);
@@ -954,6 +1068,7 @@ void ProxySession::markDone() {
   protocol::secureWipe(heldPassword_);
   // However the session ended (QUIT, hang-up, timeout, shutdown, an internal error), its
   // maildrop is free again; the destructor would too, but only once the session is reaped.
+  lease_.reset();
   claim_.reset();
   const auto& stats = session_.stats();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -

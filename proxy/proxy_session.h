@@ -16,9 +16,12 @@
 #include "proxy/log.h"
 #include "proxy/login_guard.h"
 #include "proxy/loop_mailbox.h"
+#include "proxy/maildrop_lease.h"
 #include "proxy/metrics.h"
 #include "proxy/session_registry.h"
 #include "proxy/shared_snapshot_cache.h"
+#include "proxy/shared_counters.h"
+#include "proxy/state_store.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/token_service.h"
@@ -50,7 +53,12 @@ struct SessionEnvironment {
   SessionRegistry* sessions = nullptr;
   WorkerMetrics* metrics = nullptr;      // this loop's counters; never null in a session
   UpstreamPool* upstreamPool = nullptr;  // this loop's idle upstream connections; null: none
-  WorkerMetrics* metrics = nullptr;  // this loop's counters; never null in a session
+  // The cluster's maildrop leases ([state] redis) on this loop; null: this process alone.
+  MaildropLeases* leases = nullptr;
+  // The state store ([state] path or redis) on this loop; null: none.
+  StateStore* state = nullptr;
+  // The failed-login counts of every replica ([state] redis); null: this process's alone.
+  SharedLoginCounters* loginCounters = nullptr;
   // Shared by every loop; null: every session lists its mailbox in full.
   SharedSnapshotCache* snapshotCache = nullptr;
 };
@@ -98,7 +106,11 @@ class ProxySession : public protocol::SessionSink {
   void resolveCredentials(std::string_view user, std::string_view password) override;
   bool renewCredentials() override;
   void claimMaildrop(const protocol::MaildropClaimRequest& request) override;
-  void releaseMaildrop() override { claim_.reset(); }
+  void releaseMaildrop() override {
+    lease_.reset();
+    claim_.reset();
+  }
+  bool confirmUpdate() override;
   void connectUpstream() override;
   void startUpstreamTls() override;
   void startClientTls() override;
@@ -140,6 +152,14 @@ class ProxySession : public protocol::SessionSink {
   void routeUpstream(std::uint64_t generation);
   UpstreamPool::Limits poolLimits() const;
   void checkCredentials(std::string_view user, std::string_view password);
+  // Keeps user and password through a wait (the throttle, the cluster's counts);
+  // releaseHeldLogin hands them to `then` and wipes every copy of the password.
+  void holdLogin(std::string_view user, std::string_view password);
+  void releaseHeldLogin(void (ProxySession::*then)(std::string_view, std::string_view));
+  // The per-IP and per-user throttle, then checkCredentials (now or after the delay).
+  void throttleThenCheck(std::string_view user, std::string_view password);
+  // A failed or abandoned login, counted here and (with Redis) across the replicas.
+  LoginGuard::Failures recordLoginFailure();
   void startVerify();
   // An account bound to [oauth2.NAME]: its credentials are an access token from the token
   // service. `rejected` is the generation of a token the upstream refused (0: none).
@@ -149,6 +169,10 @@ class ProxySession : public protocol::SessionSink {
   // A login whose credentials are proven: may it go on (LOGIN-DELAY, then the maildrop claim)?
   // Granted holds the claim in claim_ until the session ends or the login fails after all.
   protocol::MaildropClaim admit(std::string_view account, std::string_view folder, bool exclusive);
+  // admit(), then the cluster's lease when there is one; `answer` runs now or from the loop
+  // (guarded, followed by pumpClient).
+  void admitThen(std::string_view account, std::string_view folder, bool exclusive,
+                 std::function<void(protocol::MaildropClaim)> answer);
   // Every login refused or slowed by abuse control passes here (throttled, login_delay, in_use).
   void refused(RefusedReason reason);
   void onLoginTimeout();
@@ -219,12 +243,14 @@ class ProxySession : public protocol::SessionSink {
   // hangs up meanwhile abandoned it, which counts against its IP like a failure.
   bool loginPending_ = false;
   bool loggedIn_ = false;
-  std::string heldUser_;                                 // during the throttle wait
-  std::string heldPassword_;                             // during the throttle wait; wiped
+  std::string heldUser_;           // during the throttle wait
+  std::string heldPassword_;       // during the throttle wait; wiped
+  bool refreshingCounts_ = false;  // waiting for the cluster's failure counts (heldUser_ kept)
   std::unique_ptr<VerifyJob> queuedJob_;                 // waiting for a password-check slot
   const config::AccountConfig* oauthAccount_ = nullptr;  // set while an OAuth2 login runs
   std::uint64_t tokenGeneration_ = 0;                    // of the token last sent upstream
   SessionClaim claim_;  // the maildrop this session holds (exclusive access, per-account cap)
+  std::unique_ptr<MaildropLease> lease_;  // its cluster-wide lease ([state] redis)
 
   Timer idleTimer_;
   Timer commandTimer_;

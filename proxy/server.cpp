@@ -156,6 +156,7 @@ Worker::~Worker() {
   dropPendingHeaders();
   sessions_.clear();
   upstreamPool_.reset();  // its streams and timers close in the run below
+  state_.reset();
   // Its async handle must be closed while the loop runs once more below; the object stays for
   // password checks still finishing in that run.
   loginGate_->close();
@@ -172,6 +173,13 @@ Worker::~Worker() {
   // Let every close callback run so the loop can be closed without leaks.
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+void Worker::useState(const StateServices& services) {
+  state_ = std::make_unique<LoopState>(&loop_, services, *metrics_);
+  env_.leases = state_->leases();
+  env_.loginCounters = state_->loginCounters();
+  env_.state = state_->store();
 }
 
 void Worker::useSnapshot(std::shared_ptr<const ConfigSnapshot> snapshot) {
@@ -556,6 +564,7 @@ void Worker::closeAllSessions(std::string_view why) {
 
 void Worker::finishShutdown() {
   // Closing the last handles lets uv_run return.
+  if (state_) state_->shutdown();
   loginGate_->close();
   if (mailbox_) mailbox_->close();
   std::vector<Reload> leftovers;
@@ -960,6 +969,13 @@ int runServer(const config::Config& config, ServerHooks hooks) {
     }
     logLine(LogLevel::Info, "OAuth2 identities: " + std::to_string(startup.oauth2.size()));
   }
+  // Before the workers, which keep their state in it ([state]).
+  ProcessState state;
+  if (!openProcessState(startup.state, state, error)) {
+    logLine(LogLevel::Error, error);
+    return 1;
+  }
+  state.services.instance = randomInstanceId();
   std::atomic<std::uint64_t> nextId{1};
   // Before the workers, which count into it, and the admin server, which reads it.
   std::unique_ptr<Metrics> metrics = makeMetrics(config, workers);
@@ -972,6 +988,7 @@ int runServer(const config::Config& config, ServerHooks hooks) {
     pool.push_back(std::make_unique<Worker>(initial, limits, loginGuard, nextId, i, tokens.get(),
                                             &sessions, &metrics->worker(i)));
     pool.back()->setSnapshotCache(&snapshotCache);
+    pool.back()->useState(state.services);
     all.push_back(pool.back().get());
   }
   hooks.onReload = [&metrics, then = std::move(hooks.onReload)](bool ok) {

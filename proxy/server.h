@@ -15,6 +15,7 @@
 #include "proxy/admin_server.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/login_guard.h"
+#include "proxy/loop_state.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy_header_reader.h"
 #include "proxy/proxy_session.h"
@@ -69,6 +70,8 @@ class Worker {
 
   bool bindListeners(bool reusePort, std::string& error);
   void run();
+  // [state]: this loop's Redis connection (leases, UIDL map) or the embedded store. Before run().
+  void useState(const StateServices& services);
 
   // A configuration to switch to (SIGHUP), prepared by planReload().
   struct Reload {
@@ -129,6 +132,7 @@ class Worker {
   SessionEnvironment env_;
   std::unique_ptr<LoginGate> loginGate_;  // outlives the sessions, which cancel their checks
   std::shared_ptr<LoopMailbox> mailbox_;  // where the token service answers this loop
+  std::unique_ptr<LoopState> state_;      // outlives the sessions, whose leases it serves
   std::vector<std::unique_ptr<Listener>> listeners_;
   // Idle upstream connections for this loop's sessions; before sessions_, which point at it.
   std::unique_ptr<UpstreamPool> upstreamPool_;

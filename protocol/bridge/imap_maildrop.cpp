@@ -1066,6 +1066,34 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
                              "quit; deletions aborted after a UIDVALIDITY change"});
     return;
   }
+  if (!updateSet_.empty() && effectivePolicy_ != DeletePolicy::Keep) {
+    confirmingUpdate_ = true;
+    if (!sink_.confirmUpdate()) return;
+    confirmingUpdate_ = false;
+  }
+  applyUpdate();
+}
+
+void ImapMaildrop::onUpdateConfirmed(bool confirmed) {
+  if (op_ != Op::Update || !confirmingUpdate_) return;  // the upstream failed meanwhile
+  confirmingUpdate_ = false;
+  if (!confirmed) {
+    sink_.log(LogSeverity::Error,
+              "QUIT: exclusive access to the maildrop could not be confirmed; not applying "
+              "deletions of UIDs " +
+                  updateSet_);
+    client_.logout();
+    sink_.releaseMaildrop();
+    events_->onUpdateFailed({RespCode::SysTemp,
+                             "Cannot confirm exclusive access to the mailbox; no messages were "
+                             "deleted.",
+                             "quit; deletions refused: maildrop lease not confirmed"});
+    return;
+  }
+  applyUpdate();
+}
+
+void ImapMaildrop::applyUpdate() {
   if (!updateSet_.empty()) {
     const ImapCapabilities& caps = client_.capabilities();
     switch (effectivePolicy_) {

@@ -84,6 +84,9 @@ class MaildropSink {
   // logs in again at once is not refused [IN-USE] by its own last session. May be called when
   // nothing is claimed.
   virtual void releaseMaildrop() {}
+  // QUIT is about to apply deletions: may it (a cluster's maildrop lease still held)? True goes
+  // on at once; false: answer with ImapMaildrop::onUpdateConfirmed (later, never from inside).
+  virtual bool confirmUpdate() { return true; }
   // Open the upstream connection (implicit TLS included); answer with
   // onUpstreamConnected or onUpstreamFailed.
   virtual void connectUpstream() = 0;
@@ -146,6 +149,8 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   // before the upstream was asked).
   void onCredentialsFailed(RespCode code, std::string_view reason);
   void onMaildropClaimed(MaildropClaim claim);
+  // The answer to MaildropSink::confirmUpdate: false applies nothing (-ERR [SYS/TEMP]).
+  void onUpdateConfirmed(bool confirmed);
   void onUpstreamConnected();
   void onUpstreamFailed(std::string_view reason);
   void onUpstreamTlsReady() { client_.onTlsReady(); }
@@ -228,6 +233,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   bool releaseHold();
   void brokenLiteral();
   void verifyStep(const ImapEvent& tagged);
+  void applyUpdate();  // confirmed: plan the steps for effectivePolicy_ and start them
   void nextUpdateStep();
   void updateStepFailed(const ImapEvent& tagged);
   void upstreamBroken(std::string_view reason);
@@ -313,6 +319,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::uint32_t updateCount_ = 0;
   std::vector<UpdateStep> updateSteps_;
   std::size_t updateStep_ = 0;
+  bool confirmingUpdate_ = false;  // waiting for onUpdateConfirmed
 };
 
 }  // namespace popbridge::protocol

@@ -88,6 +88,8 @@ class Pop3Session {
   }
   // The answer to SessionSink::claimMaildrop.
   void onMaildropClaimed(MaildropClaim claim) { maildrop_.onMaildropClaimed(claim); }
+  // The answer to SessionSink::confirmUpdate.
+  void onUpdateConfirmed(bool confirmed) { maildrop_.onUpdateConfirmed(confirmed); }
   void onUpstreamConnected() { maildrop_.onUpstreamConnected(); }
   void onUpstreamFailed(std::string_view reason) { maildrop_.onUpstreamFailed(reason); }
   void onUpstreamTlsReady() { maildrop_.onUpstreamTlsReady(); }

@@ -162,6 +162,12 @@ TEST_F(ExampleConfig, StatesTheRealDefaults) {
   EXPECT_EQ(example.metrics.readyzCache, metricsDefaults.readyzCache);
   EXPECT_EQ(example.metrics.healthzStale, metricsDefaults.healthzStale);
   EXPECT_EQ(example.metrics.maxConnections, metricsDefaults.maxConnections);
+
+  const StateConfig stateDefaults;
+  EXPECT_EQ(example.state.redisTimeout, stateDefaults.redisTimeout);
+  EXPECT_EQ(example.state.leaseTtl, stateDefaults.leaseTtl);
+  EXPECT_EQ(example.state.keyPrefix, stateDefaults.keyPrefix);
+  EXPECT_FALSE(example.state.redisEnabled());
 }
 
 // Every key the loader accepts, by table. A key added to the loader but not to the example (or
@@ -187,6 +193,8 @@ TEST_F(ExampleConfig, SetsEveryKeyInItsTable) {
        {"folder", "on_delete", "move_to", "mark_seen_on_retr", "uidl_format", "max_messages",
         "exclusive"}},
       {"[metrics]", {"address", "readyz_cache", "healthz_stale", "max_connections"}},
+      // The redis keys are shown commented out: set, the example would need a Redis.
+      {"[state]", {"path", "redis_timeout", "lease_ttl", "key_prefix"}},
       {"[[account]]",
        {"user", "password_hash", "upstream_user", "upstream_password_file", "folder", "on_delete",
         "move_to", "mark_seen_on_retr", "uidl_format", "max_messages", "exclusive"}},

@@ -151,6 +151,29 @@ TEST_P(LoginGuardThrottle, TableIsBoundedAndEvictsTheOldestFailure) {
       << "evicted once by the 1000 newer ones, then counted afresh";
 }
 
+// [state] redis: other replicas' counts, merged into this process's view.
+TEST_P(LoginGuardThrottle, SharedCountsRaiseTheLocalOneAndNeverLowerIt) {
+  LoginGuard guard(throttleLimits(3));
+  const TimePoint now{};
+  guard.mergeShared(subject(), key(1), 0, now);
+  EXPECT_EQ(tracked(guard), 0u) << "a zero count adds nothing";
+  guard.mergeShared(subject(), key(1), 4, now);
+  EXPECT_EQ(throttle(guard, key(1), now).failures, 4u);
+  EXPECT_EQ(throttle(guard, key(1), now).delay, 4s);
+  guard.mergeShared(subject(), key(1), 2, now);
+  EXPECT_EQ(throttle(guard, key(1), now).failures, 4u) << "a stale lower count changes nothing";
+  EXPECT_EQ(fail(guard, key(1), now), 5u) << "local failures count on from the merged one";
+  EXPECT_EQ(throttle(guard, key(1), now + 10min).failures, 0u) << "and expire like them";
+}
+
+TEST(LoginGuardUserThrottle, SharedCountsOfAnOffThrottleAreIgnored) {
+  LoginGuard guard(throttleLimits(0));
+  guard.mergeShared(Subject::Ip, "192.0.2.1", 9, TimePoint{});
+  guard.mergeShared(Subject::User, "alice", 9, TimePoint{});
+  EXPECT_EQ(guard.tracked(Subject::Ip), 0u);
+  EXPECT_EQ(guard.tracked(Subject::User), 0u);
+}
+
 TEST(LoginGuardUserThrottle, NamesAreComparedWithoutAsciiCaseAndBounded) {
   LoginGuard guard(throttleLimits(2));
   TimePoint now{};

@@ -66,6 +66,53 @@ TEST_F(SessionClaimTest, QuitWithDeletionsReleasesOnceTheyAreApplied) {
   EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
 }
 
+// A cluster's lease (MaildropSink::confirmUpdate): nothing is applied before the answer, and a
+// refusal applies nothing at all.
+TEST_F(SessionClaimTest, QuitAppliesDeletionsOnlyOnceTheLeaseIsConfirmed) {
+  login();
+  sink_.autoConfirm = false;
+  client("DELE 1\r\n");
+  sink_.takeClient();
+  const std::size_t commands = sink_.upstreamCommands.size();
+  client("QUIT\r\n");
+  EXPECT_EQ(sink_.confirms, 1);
+  EXPECT_EQ(sink_.upstreamCommands.size(), commands) << "nothing upstream while confirming";
+  EXPECT_EQ(sink_.takeClient(), "");
+  session_->onUpdateConfirmed(true);
+  EXPECT_EQ(sink_.lastUpstream(), "P4 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
+  tagged("OK Store completed");
+  EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
+}
+
+TEST_F(SessionClaimTest, AnUnconfirmedLeaseAppliesNothing) {
+  login();
+  sink_.autoConfirm = false;
+  client("DELE 1\r\nDELE 2\r\n");
+  sink_.takeClient();
+  const int releases = sink_.releases;
+  client("QUIT\r\n");
+  session_->onUpdateConfirmed(false);
+  EXPECT_EQ(sink_.upstream.find("STORE"), std::string::npos);
+  EXPECT_EQ(sink_.upstream.find("EXPUNGE"), std::string::npos);
+  EXPECT_EQ(sink_.takeClient(),
+            "-ERR [SYS/TEMP] Cannot confirm exclusive access to the mailbox; no messages were "
+            "deleted.\r\n");
+  EXPECT_GT(sink_.releases, releases);
+  EXPECT_NE(sink_.logs.find("not applying deletions of UIDs 10:11"), std::string::npos)
+      << sink_.logs;
+  // A late second answer changes nothing.
+  session_->onUpdateConfirmed(true);
+  EXPECT_EQ(sink_.upstream.find("STORE"), std::string::npos);
+}
+
+TEST_F(SessionClaimTest, QuitWithoutDeletionsAsksNoConfirmation) {
+  login();
+  sink_.autoConfirm = false;
+  client("QUIT\r\n");
+  EXPECT_EQ(sink_.confirms, 0);
+  EXPECT_EQ(sink_.takeClient(), "+OK Logging out.\r\n");
+}
+
 TEST_F(SessionClaimTest, TheClaimNamesTheAccountsUpstreamLoginAndItsMailboxOverrides) {
   sink_.autoResolve = false;
   create();

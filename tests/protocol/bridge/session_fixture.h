@@ -52,6 +52,10 @@ class RecordingSink : public SessionSink {
     ++releases;
     releasedAt.push_back(client.size());
   }
+  bool confirmUpdate() override {
+    ++confirms;
+    return autoConfirm;
+  }
   void connectUpstream() override { ++connects; }
   void startUpstreamTls() override { ++upstreamTls; }
   void startClientTls() override { ++clientTls; }
@@ -98,6 +102,8 @@ class RecordingSink : public SessionSink {
   bool autoClaim = true;  // answer claimMaildrop at once with claimAnswer
   MaildropClaim claimAnswer = MaildropClaim::Granted;
   int claims = 0, releases = 0;
+  bool autoConfirm = true;  // confirmUpdate answers at once
+  int confirms = 0;
   std::vector<std::size_t> releasedAt;  // client bytes sent by each releaseMaildrop
   std::string claimedAccount, claimedFolder;
   bool claimedExclusive = false;
