@@ -280,6 +280,15 @@ ReloadPlan planReload(const ConfigSnapshot& running, config::LoadResult loaded, 
         ", which needs a restart; keeping " + std::string(config::toString(now.server.logFormat)));
     next.server.logFormat = now.server.logFormat;
   }
+  if (next.upstream.snapshotCacheMaxMessages != now.upstream.snapshotCacheMaxMessages) {
+    // The cache is one for the process, sized at start; snapshot_cache itself may change.
+    plan.warnings.push_back("upstream.snapshot_cache_max_messages: changed from " +
+                            std::to_string(now.upstream.snapshotCacheMaxMessages) + " to " +
+                            std::to_string(next.upstream.snapshotCacheMaxMessages) +
+                            ", which needs a restart; keeping " +
+                            std::to_string(now.upstream.snapshotCacheMaxMessages));
+    next.upstream.snapshotCacheMaxMessages = now.upstream.snapshotCacheMaxMessages;
+  }
   if (next.metrics.address != now.metrics.address ||
       next.metrics.maxConnections != now.metrics.maxConnections ||
       next.metrics.readyzCache != now.metrics.readyzCache ||

@@ -56,10 +56,14 @@ if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) en
 return 1
 )lua";
 
-// KEYS: maildrop hash, account set. ARGV: holder, token. Gives back only this holder's own grant.
+// KEYS: maildrop hash, account set. ARGV: holder, token. Gives back only this holder's own grant;
+// token "0" (never granted: the fence counter starts at 1) gives back whatever grant the holder
+// has, for a session that ends before it learnt its token (a claim still on its way, or one
+// that timed out here after Redis ran it). Holder names are unique (instance:session), and one
+// connection's commands run in order, so that release comes after the claim it undoes.
 constexpr const char* kReleaseScript = R"lua(
 local value = redis.call('HGET', KEYS[1], ARGV[1])
-if value and string.match(value, '^(%d+)|') == ARGV[2] then
+if value and (ARGV[2] == '0' or string.match(value, '^(%d+)|') == ARGV[2]) then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
@@ -165,7 +169,13 @@ MaildropLease::MaildropLease(uv_loop_t* loop, MaildropLeases& leases,
 
 MaildropLease::~MaildropLease() {
   *alive_ = false;
-  if (state_ == State::Held) leases_.release(maildrop_, holder_, token_);
+  // A claim may have reached Redis without its answer reaching us (still pending, or timed out
+  // here): left alone it would hold the maildrop [IN-USE] until lease_ttl runs out.
+  if (state_ == State::Held) {
+    leases_.release(maildrop_, holder_, token_);
+  } else if (state_ == State::Pending || state_ == State::Unconfirmed) {
+    leases_.release(maildrop_, holder_, 0);
+  }
 }
 
 void MaildropLease::acquire(std::function<void(MaildropLeases::Outcome)> done) {

@@ -647,17 +647,17 @@ void ProxySession::admitThen(std::string_view account, std::string_view folder, 
   // This process granted it; the other replicas are asked through Redis. When Redis cannot be
   // asked the login goes on (reads keep working) and QUIT applies no deletion.
   MaildropLease::Events events;
-  events.onUnavailable = [this](std::string_view problem) {
+  events.onUnavailable = guard([this](std::string_view problem) {
     logAt(LogLevel::Warn,
           "maildrop lease not confirmed (QUIT will apply no deletion unless it "
           "is): " +
               std::string(problem));
-  };
-  events.onLost = [this](std::string_view why) {
+  });
+  events.onLost = guard([this](std::string_view why) {
     metrics_.leaseLost();
     logAt(LogLevel::Warn,
           "maildrop lease lost: " + std::string(why) + "; QUIT will apply no deletion");
-  };
+  });
   lease_ = std::make_unique<MaildropLease>(
       env_.loop, *env_.leases,
       SessionRegistry::Maildrop{std::string(account), std::string(folder), exclusive}, id_,
@@ -862,6 +862,7 @@ std::optional<protocol::ImapResumeState> ProxySession::adoptPooledUpstream(
     return std::nullopt;
   }
   poolKey_ = makeUpstreamPoolKey(env_.snapshot ? env_.snapshot->generation : 0, credentials);
+  if (env_.config->upstream.sendClientAddress) poolKey_->clientIp = clientIp();
   std::optional<UpstreamPool::Connection> taken = pool->take(*poolKey_);
   if (!taken) {
     // A local account holds its claim already; a pass-through login claims after the upstream's

@@ -7,6 +7,12 @@
 namespace popbridge::proxy {
 namespace {
 
+// Answers run from libuv callbacks: an exception in one must not leave them. The caller lost
+// that answer; the client itself is intact.
+void deliver(const std::function<void(RedisReply)>& callback, RedisReply reply) noexcept {
+  swallowExceptions([&] { callback(std::move(reply)); });
+}
+
 RedisValue convert(const redisReply& reply) {
   RedisValue value;
   switch (reply.type) {
@@ -191,7 +197,7 @@ void RedisClient::onData(std::string_view data) {
     answer.answered = true;
     answer.value = convert(*reply);
     reply.reset();
-    if (next.callback) next.callback(std::move(answer));
+    if (next.callback) deliver(next.callback, std::move(answer));
     if (auto live = alive.lock(); !live || !*live || state_ != State::Ready) return;
     armTimer();
   }
@@ -209,10 +215,10 @@ void RedisClient::fail(std::string problem) {
   timer_.stop();
   std::deque<Pending> failed = std::exchange(pending_, {});
   std::weak_ptr<bool> alive = alive_;
-  if (onProblem_) onProblem_(problem);
+  if (onProblem_) swallowExceptions([this, &problem] { onProblem_(problem); });
   for (Pending& entry : failed) {
     if (auto live = alive.lock(); !live || !*live) return;
-    if (entry.callback && !entry.internal) entry.callback(RedisReply{false, {}, problem});
+    if (entry.callback && !entry.internal) deliver(entry.callback, RedisReply{false, {}, problem});
   }
 }
 
@@ -224,7 +230,7 @@ void RedisClient::failLater(Callback callback, std::string problem) {
     auto due = std::exchange(deferred_, {});
     for (auto& [callback, problem] : due) {
       if (auto live = alive.lock(); !live || !*live) return;
-      if (callback) callback(RedisReply{false, {}, std::move(problem)});
+      if (callback) deliver(callback, RedisReply{false, {}, std::move(problem)});
     }
   });
 }

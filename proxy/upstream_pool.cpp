@@ -71,9 +71,15 @@ UpstreamPoolKey makeUpstreamPoolKey(std::uint64_t generation,
 }
 
 bool sameUpstreamPoolKey(const UpstreamPoolKey& a, const UpstreamPoolKey& b) {
-  if (a.generation != b.generation || a.bearer != b.bearer || a.account != b.account) return false;
+  if (a.generation != b.generation || a.bearer != b.bearer || a.account != b.account ||
+      a.clientIp != b.clientIp) {
+    return false;
+  }
   return CRYPTO_memcmp(a.secretMac.data(), b.secretMac.data(), a.secretMac.size()) == 0;
 }
+
+// The pool's handlers run straight from libuv callbacks (swallowExceptions): what an exception
+// interrupts is a drop or a screen of a parked connection, which its idle timer ends at worst.
 
 struct UpstreamPool::Entry {
   explicit Entry(uv_loop_t* loop) : timer(loop) {}
@@ -151,9 +157,12 @@ bool UpstreamPool::park(UpstreamPoolKey key, Connection& connection, std::string
   entry->key = std::move(key);
   entry->connection = std::move(connection);
   auto handlers = std::make_shared<UpstreamRoute::Handlers>();
-  handlers->onData = [this, id](std::string_view data) { onData(id, data); };
+  handlers->onData = [this, id](std::string_view data) {
+    swallowExceptions([&] { onData(id, data); });
+  };
   handlers->onClose = [this, id](std::string_view reason) {
-    drop(id, Drop::Dead, std::string("closed by the upstream: ").append(reason));
+    swallowExceptions(
+        [&] { drop(id, Drop::Dead, std::string("closed by the upstream: ").append(reason)); });
   };
   entry->connection.route->handlers = std::move(handlers);
   std::string why;
@@ -164,7 +173,9 @@ bool UpstreamPool::park(UpstreamPoolKey key, Connection& connection, std::string
     if (log_) log_("upstream connection not pooled: " + why);
     return false;
   }
-  entry->timer.start(limits.idle, [this, id] { drop(id, Drop::Expired, "pool_idle ran out"); });
+  entry->timer.start(limits.idle, [this, id] {
+    swallowExceptions([&] { drop(id, Drop::Expired, "pool_idle ran out"); });
+  });
   entry->connection.stream->resumeReading();
   entries_.emplace(id, std::move(entry));
   if (metrics_) {
@@ -282,7 +293,9 @@ void UpstreamPool::drop(std::uint64_t id, Drop how, std::string_view why) {
   stream->write(builder.logout().segments.front());
   auto handlers = std::make_shared<UpstreamRoute::Handlers>();
   handlers->onClose = [this, id](std::string_view) {
-    if (closing_.erase(id) != 0 && metrics_) metrics_->upstreamClosed();
+    swallowExceptions([&] {
+      if (closing_.erase(id) != 0 && metrics_) metrics_->upstreamClosed();
+    });
   };
   entry->connection.route->handlers = std::move(handlers);
   Stream& ref = *stream;

@@ -63,6 +63,10 @@ struct UpstreamPoolKey {
   std::string account;           // SessionRegistry::accountKey(user): the caps count by it
   bool bearer = false;
   std::array<std::uint8_t, 32> secretMac{};  // HMAC-SHA256 of user and password; zero for bearer
+  // With upstream.send_client_address, the device's IP: the connection told the upstream (IMAP
+  // ID) who its client was, and another device must not borrow that identity for its logs,
+  // per-IP limits and penalties. Empty when nothing was sent.
+  std::string clientIp;
 };
 
 // The key for `credentials` under the configuration `generation`.

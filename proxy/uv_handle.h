@@ -11,6 +11,17 @@
 
 namespace popbridge::proxy {
 
+// Runs `body` from a libuv callback where nothing may throw and nobody is left to tell: an
+// exception (a std::bad_alloc building a log line) is dropped rather than ending the process.
+// What it interrupted must be left safe by construction (a timer or an idle limit ends it).
+template <typename Body>
+void swallowExceptions(Body&& body) noexcept {
+  try {
+    body();
+  } catch (...) {
+  }
+}
+
 // Owns the memory of one libuv handle.
 //
 // libuv keeps using a handle until the close callback of uv_close() has run,

@@ -74,6 +74,23 @@ TEST(ReloadPlan, WorkersAndLogFormatNeedARestartAndKeepTheirValues) {
   EXPECT_EQ(plan.changes, "no setting changed; certificate, key and CA files re-read");
 }
 
+// The snapshot cache is one for the process, sized at start: a reload keeps its size.
+TEST(ReloadPlan, SnapshotCacheSizeNeedsARestart) {
+  auto now = running();
+  std::string text = replaced(std::string(kBase), "[upstream]\n",
+                              "[upstream]\nsnapshot_cache_max_messages = 1000\n");
+  auto plan = planReload(now, load(text), 1);
+  ASSERT_TRUE(plan.errors.empty()) << plan.errors.front();
+  ASSERT_TRUE(plan.snapshot);
+  EXPECT_EQ(plan.snapshot->config.upstream.snapshotCacheMaxMessages,
+            now.config.upstream.snapshotCacheMaxMessages);
+  ASSERT_EQ(plan.warnings.size(), 1u);
+  EXPECT_NE(plan.warnings[0].find("upstream.snapshot_cache_max_messages: changed from 2000000 to "
+                                  "1000, which needs a restart"),
+            std::string::npos)
+      << plan.warnings[0];
+}
+
 TEST(ReloadPlan, ChangedOAuth2IdentitiesRefuseTheReload) {
   const std::string identity =
       "[oauth2.m365]\nprovider = \"generic\"\ngrant = \"command\"\n"

@@ -406,6 +406,19 @@ TEST(MaildropLeases, KeysExpireWithTheirLastLease) {
   EXPECT_GT(std::stol(f.server.command({"PTTL", f.replicaA.accountKey(kInbox)})), 0);
 }
 
+// A session that ends before its claim's answer arrived (the client hung up during login) gives
+// the grant back: otherwise the maildrop would answer [IN-USE] on every replica until lease_ttl.
+TEST(MaildropLease, DestroyedWhileItsClaimIsPendingGivesTheGrantBack) {
+  LeaseFixture f;
+  {
+    MaildropLease lease(f.loop.get(), f.replicaA, kInbox, 1, 0, {});
+    lease.acquire([](MaildropLeases::Outcome) { ADD_FAILURE() << "answered after its end"; });
+    EXPECT_EQ(lease.state(), MaildropLease::State::Pending);
+  }
+  // The claim and the release went out in that order on one connection; the next claim follows.
+  EXPECT_EQ(f.claim(f.replicaB, kInbox, 2).outcome, MaildropLeases::Outcome::Granted);
+}
+
 TEST(MaildropLease, ConfirmsWhileHeldAndFailsClosedWhenRedisIsGone) {
   LeaseFixture f;
   std::vector<std::string> unavailable;

@@ -29,6 +29,15 @@ TEST(UpstreamPoolKey, MatchesOnlyTheSameIdentitySecretAndGeneration) {
   EXPECT_FALSE(sameUpstreamPoolKey(key, makeUpstreamPoolKey(1, credentials("alice", ""))));
   EXPECT_FALSE(sameUpstreamPoolKey(key, makeUpstreamPoolKey(1, credentials("bob", "secret"))));
   EXPECT_FALSE(sameUpstreamPoolKey(key, makeUpstreamPoolKey(2, credentials("alice", "secret"))));
+  // A connection that named its device upstream (IMAP ID) serves only that device's address.
+  UpstreamPoolKey fromA = makeUpstreamPoolKey(1, credentials("alice", "secret"));
+  fromA.clientIp = "192.0.2.1";
+  UpstreamPoolKey fromB = fromA;
+  fromB.clientIp = "192.0.2.2";
+  EXPECT_FALSE(sameUpstreamPoolKey(fromA, fromB));
+  EXPECT_FALSE(sameUpstreamPoolKey(fromA, key));
+  fromB.clientIp = "192.0.2.1";
+  EXPECT_TRUE(sameUpstreamPoolKey(fromA, fromB));
   // The user is bound into the MAC: moving a character across the boundary changes it.
   EXPECT_NE(makeUpstreamPoolKey(1, credentials("ab", "c")).secretMac,
             makeUpstreamPoolKey(1, credentials("a", "bc")).secretMac);
