@@ -180,6 +180,13 @@ TEST_F(ScaleOutTest, AKilledReplicasClientResumesOnTheOtherWithNothingLost) {
   replicas_[victim].process->signal(SIGKILL);
   replicas_[victim].process->waitForExit(10s);
   EXPECT_TRUE(first->closedByPeer(10000)) << "haproxy ends the client's side too";
+  // Its /readyz check fails from now on; the survivor's keeps passing.
+  const std::string victimDown = "Server b0/s" + std::to_string(victim) + " is DOWN";
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!contains(haproxy->log(), victimDown) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(contains(haproxy->log(), victimDown)) << haproxy->log();
   expectDeleted({});
 
   // Back through haproxy: refused ([IN-USE]) until the lease expires, then served by the other.
@@ -195,6 +202,8 @@ TEST_F(ScaleOutTest, AKilledReplicasClientResumesOnTheOtherWithNothingLost) {
   expectDeleted({});
   EXPECT_EQ(second->command("QUIT"), "+OK Logging out, 1 messages deleted.");
   expectDeleted({1});
+  EXPECT_FALSE(contains(haproxy->log(), "Server b0/s" + std::to_string(survivor) + " is DOWN"))
+      << haproxy->log();
 }
 
 TEST_F(ScaleOutTest, SessionsOnBothReplicasExcludeEachOther) {
