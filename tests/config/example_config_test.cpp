@@ -233,5 +233,66 @@ TEST_F(ExampleConfig, ListsEveryEnvironmentOverride) {
   }
 }
 
+// The scale-out deployment files: every replica's config must load, with no warning but the
+// one a metrics listener on 0.0.0.0 gives (haproxy and the kubelet reach /readyz there).
+class DeploymentConfig : public ExampleConfig {
+ protected:
+  // Loads `text` with the deployment's paths pointed at the fixture's files; expects it valid.
+  LoadResult load(const std::string& text) {
+    std::ofstream(dir_ + "/tls/tls.crt") << "-----BEGIN CERTIFICATE-----\n";
+    std::ofstream(dir_ + "/tls/tls.key") << "-----BEGIN PRIVATE KEY-----\n";
+    const std::string path = dir_ + "/deployment.toml";
+    std::ofstream(path) << replaceAll(text, "/etc/popbridge/tls/", dir_ + "/tls/");
+    LoadResult result = loadConfigFile(path, {});
+    std::vector<std::string> errors;
+    for (const ConfigError& error : result.errors) errors.push_back(error.toString());
+    EXPECT_TRUE(result.ok()) << testing::PrintToString(errors);
+    for (const std::string& warning : result.warnings) {
+      EXPECT_NE(warning.find("metrics.address"), std::string::npos) << warning;
+    }
+    return result;
+  }
+  static void expectSharedState(const Config& config) {
+    EXPECT_TRUE(config.state.redisEnabled());
+    EXPECT_EQ(config.metrics.port, 9110);
+  }
+};
+
+TEST_F(DeploymentConfig, DockerScaleReplicaConfigLoads) {
+  const std::string text =
+      readFile(std::string(POPBRIDGE_SOURCE_DIR) + "/docker/popbridge.scale.toml");
+  ASSERT_FALSE(text.empty());
+  const LoadResult result = load(text);
+  ASSERT_TRUE(result.ok());
+  expectSharedState(*result.config);
+  ASSERT_EQ(result.config->listeners.size(), 2u);
+  for (const ListenerConfig& listener : result.config->listeners) {
+    EXPECT_TRUE(listener.proxyProtocol);
+    EXPECT_EQ(listener.trustedProxies.size(), 1u);
+  }
+}
+
+// The ConfigMap's popbridge.toml, the block scalar under "popbridge.toml: |".
+TEST_F(DeploymentConfig, KubernetesConfigMapLoads) {
+  const std::string yaml =
+      readFile(std::string(POPBRIDGE_SOURCE_DIR) + "/docker/k8s/popbridge.yaml");
+  const std::string head = "  popbridge.toml: |\n";
+  std::size_t at = yaml.find(head);
+  ASSERT_NE(at, std::string::npos);
+  at += head.size();
+  std::string text;
+  while (at < yaml.size()) {
+    const std::size_t end = yaml.find('\n', at);
+    const std::string line = yaml.substr(at, end - at);
+    if (!line.empty() && line.rfind("    ", 0) != 0) break;
+    text += (line.empty() ? line : line.substr(4)) + "\n";
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  const LoadResult result = load(text);
+  ASSERT_TRUE(result.ok());
+  expectSharedState(*result.config);
+}
+
 }  // namespace
 }  // namespace popbridge::config

@@ -284,6 +284,9 @@ check_config "docker/popbridge.provider.toml (compose.provider.yaml)" \
   -v "$root/docker/popbridge.provider.toml:/etc/popbridge/popbridge.toml:ro" \
   -v "$work/secrets/imap_password:/run/secrets/imap_password:ro" \
   "$image" --check-config /etc/popbridge/popbridge.toml
+check_config "docker/popbridge.scale.toml (compose.scale.yaml)" \
+  -v "$root/docker/popbridge.scale.toml:/etc/popbridge/popbridge.toml:ro" \
+  "$image" --check-config /etc/popbridge/popbridge.toml
 # The OAuth2 examples: their refresh tokens do not exist yet, which is a warning, not an error.
 check_config "docker/m365/popbridge.toml" \
   -v "$root/docker/m365/popbridge.toml:/etc/popbridge/popbridge.toml:ro" \

@@ -3,13 +3,8 @@
 // bind distinct loopback sources (Linux routes all of 127/8), so the address haproxy reports
 // differs from haproxy's own 127.0.0.1.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,6 +18,7 @@
 #include <vector>
 
 #include "tests/support/dovecot_fixture.h"
+#include "tests/support/haproxy.h"
 #include "tests/support/messages.h"
 #include "tests/support/popbridge_process.h"
 #include "tests/support/test_clients.h"
@@ -37,89 +33,6 @@ constexpr char kUser[] = "proxied";
 bool startsWith(const std::string& text, std::string_view prefix) {
   return text.rfind(prefix, 0) == 0;
 }
-
-// From 127.0.0.2, so that the probe's session (haproxy passes it on) is told apart from the
-// test's clients and from haproxy's own 127.0.0.1 in popbridge's log.
-bool portAccepts(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in source{};
-  source.sin_family = AF_INET;
-  source.sin_addr.s_addr = htonl(0x7F000002);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return up;
-}
-
-// haproxy -db (foreground) with one TCP-mode frontend per backend line, each on a free port.
-class Haproxy {
- public:
-  // Each entry: the "server" line's options after the address, e.g. "send-proxy-v2".
-  Haproxy(const std::string& dir,
-          const std::vector<std::pair<std::uint16_t, std::string>>& routes) {
-    std::string config =
-        "global\n  maxconn 100\n"
-        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
-        "  timeout server 60s\n";
-    for (std::size_t i = 0; i < routes.size(); ++i) {
-      const std::uint16_t port = freeLoopbackPort();
-      ports_.push_back(port);
-      config += "frontend f" + std::to_string(i) + "\n  bind 127.0.0.1:" + std::to_string(port) +
-                "\n  default_backend b" + std::to_string(i) + "\nbackend b" + std::to_string(i) +
-                "\n  server s 127.0.0.1:" + std::to_string(routes[i].first) + " " +
-                routes[i].second + "\n";
-    }
-    const std::string path = dir + "/haproxy.cfg";
-    std::ofstream(path) << config;
-    logPath_ = dir + "/haproxy.log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      FILE* log = std::fopen(logPath_.c_str(), "w");
-      if (log != nullptr) {
-        ::dup2(fileno(log), 1);
-        ::dup2(fileno(log), 2);
-      }
-      ::execlp("haproxy", "haproxy", "-db", "-f", path.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      bool all = true;
-      for (std::uint16_t port : ports_) all = all && portAccepts(port);
-      if (all) return;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("haproxy exited: " + log());
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    throw std::runtime_error("haproxy did not listen: " + log());
-  }
-  ~Haproxy() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Haproxy(const Haproxy&) = delete;
-  Haproxy& operator=(const Haproxy&) = delete;
-
-  std::uint16_t port(std::size_t route) const { return ports_.at(route); }
-  std::string log() const {
-    std::ifstream in(logPath_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
- private:
-  std::vector<std::uint16_t> ports_;
-  std::string logPath_;
-  pid_t pid_ = -1;
-};
 
 class ProxyProtocolTest : public ::testing::Test {
  protected:
