@@ -194,7 +194,14 @@ TEST_F(SharedStateTest, ASessionWhoseLeaseWasTakenOverAppliesNothing) {
   expectNothingDeleted();
   EXPECT_TRUE(startsWith(second->command("QUIT"), "+OK"));
   a.stop();
-  EXPECT_NE(a.log().find("maildrop lease lost"), std::string::npos) << a.log();
+  // Which line says why depends on what A's Redis connection made of its stall: a renewal that
+  // found the lease gone ("lost"), or a connection that timed out while stopped and so could
+  // not confirm it. Either way QUIT was refused, and the log says so.
+  const std::string log = a.log();
+  EXPECT_TRUE(log.find("maildrop lease lost") != std::string::npos ||
+              log.find("QUIT refused with [SYS/TEMP]: the maildrop lease could not be confirmed") !=
+                  std::string::npos)
+      << log;
 }
 
 // A guesser that moves to another replica meets the delay its failures earned on the first.

@@ -82,6 +82,9 @@ class SnapshotCacheFaultTest : public ::testing::Test {
     PopbridgeProcess::Options options;
     options.upstreamTls = "none";
     options.upstreamPort = peer.port();
+    // Each poll on a connection of its own, so that the commands counted are the cache's alone
+    // (a pooled connection's re-SELECT refreshes the same way; upstream_pool_test covers it).
+    options.upstream = "pool_idle = \"0s\"\n";
     auto proxy = std::make_unique<PopbridgeProcess>(DovecotFixture::shared(), options);
     proxy->addSecret(kPassword);
     return proxy;

@@ -307,7 +307,7 @@ void ScriptedImapPeer::converse(Connection& c) {
   std::uint32_t uidValidity = 0;
   std::uint64_t highestModSeq = 0;
   {
-    // setMailbox may change them for later connections meanwhile.
+    // setMailbox may change them meanwhile: later connections, and the next SELECT, see it.
     std::lock_guard lock(mutex_);
     mailbox = script_.messages;
     uidValidity = script_.uidValidity;
@@ -385,6 +385,14 @@ void ScriptedImapPeer::converse(Connection& c) {
                       : tag + " NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
     } else if (verb == "SELECT" || verb == "EXAMINE") {
       record(command->substr(tag.size() + 1));
+      {
+        // A (re-)SELECT shows the folder as it is now, as a real server's does: setMailbox
+        // reaches a connection that stayed open (a pooled one) at its next SELECT.
+        std::lock_guard lock(mutex_);
+        mailbox = script_.messages;
+        uidValidity = script_.uidValidity;
+        highestModSeq = script_.highestModSeq;
+      }
       std::uint32_t next = messages.empty() ? 1 : messages.back().uid + 1;
       open = react(Step::Select, tag,
                    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* " +
