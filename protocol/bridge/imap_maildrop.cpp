@@ -476,18 +476,7 @@ void ImapMaildrop::snapshotCompleted() {
       }
       listing_ = std::move(*merged);
       if (snapshotPhase_ == SnapshotPhase::NewSince) return sendDeletedSearch();
-      if (listing_.size() > exists_) {
-        // Something was expunged, and only QRESYNC would say what: list the UIDs present.
-        snapshotPhase_ = SnapshotPhase::Presence;
-        present_.reserve(std::min(exists_, kMaxSnapshotReserve));
-        client_.send(
-            client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
-        return;
-      }
-      sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
-      fromCache_ = true;
-      publish_ = true;
-      break;
+      return listPresentOrServe();
     }
     case SnapshotPhase::Deleted:
       if (!searchSeen_ || searchUnusable_ || !applyDeleted(listing_, std::move(deletedUids_))) {
@@ -497,17 +486,7 @@ void ImapMaildrop::snapshotCompleted() {
         return sendFullListing();
       }
       deletedUids_.clear();
-      if (listing_.size() > exists_) {
-        snapshotPhase_ = SnapshotPhase::Presence;
-        present_.reserve(std::min(exists_, kMaxSnapshotReserve));
-        client_.send(
-            client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
-        return;
-      }
-      sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
-      fromCache_ = true;
-      publish_ = true;
-      break;
+      return listPresentOrServe();
     case SnapshotPhase::Presence:
       if (!keepPresent(listing_, std::move(present_)) || listing_.size() != exists_) {
         present_.clear();
@@ -522,6 +501,21 @@ void ImapMaildrop::snapshotCompleted() {
       publish_ = true;
       break;
   }
+  enterOpen();
+}
+
+// The refreshed listing is a superset of the messages present: equal when the counts agree.
+void ImapMaildrop::listPresentOrServe() {
+  if (listing_.size() > exists_) {
+    // Something was expunged, and only QRESYNC would say what: list the UIDs present.
+    snapshotPhase_ = SnapshotPhase::Presence;
+    present_.reserve(std::min(exists_, kMaxSnapshotReserve));
+    client_.send(client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
+    return;
+  }
+  sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+  fromCache_ = true;
+  publish_ = true;
   enterOpen();
 }
 

@@ -217,6 +217,7 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void sendSnapshot();
   void sendFullListing();
   void sendDeletedSearch();
+  void listPresentOrServe();
   void searched(const ImapEvent& event);
   void snapshotFetched(const ImapEvent& event);
   void snapshotCompleted();

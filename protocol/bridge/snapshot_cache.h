@@ -15,6 +15,11 @@
 // cached set plus what CHANGEDSINCE reported is a superset of the messages present, so when its
 // size equals EXISTS the two are equal; when it is larger, something was expunged and the present
 // UIDs are listed (O(mailbox), only then).
+//
+// Without mod-sequences (no CONDSTORE, or NOMODSEQ) the same superset is had from
+// `UID FETCH last+1:*` (messages above the cached ones; UIDs only grow), and the \Deleted flags,
+// which another client may have changed on any message, from `UID SEARCH DELETED`, whose answer
+// replaces every cached bit.
 
 #include <cstdint>
 #include <memory>
