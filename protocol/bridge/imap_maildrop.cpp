@@ -1,6 +1,7 @@
 #include "protocol/bridge/imap_maildrop.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <utility>
 
@@ -19,6 +20,10 @@ constexpr std::uint32_t kMaxSnapshotMessages = 4 * 1024 * 1024;
 // FETCH responses beyond the expected count that are tolerated (repeats
 // from unsolicited flag updates) before the server is deemed broken.
 constexpr std::uint32_t kSnapshotSlack = 1024;
+// The longest "* SEARCH" reply a refresh without mod-sequences risks, half the IMAP parser's
+// 64 KiB line limit: past that the line would end the connection, so a mailbox whose cached
+// \Deleted set would come near it is listed in full instead.
+constexpr std::size_t kMaxSearchReply = 32 * 1024;
 
 bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
   return std::any_of(flags.begin(), flags.end(),
@@ -311,6 +316,7 @@ void ImapMaildrop::sendSnapshot() {
   listing_.clear();
   reported_.clear();
   present_.clear();
+  deletedUids_.clear();
   cacheKey_.clear();
   publish_ = false;
   fromCache_ = false;
@@ -348,6 +354,25 @@ void ImapMaildrop::sendSnapshot() {
             "1:*",
             "(UID RFC822.SIZE FLAGS) (CHANGEDSINCE " + std::to_string(entry->highestModSeq) + ")"));
         return;
+      case RefreshPlan::NewSince: {
+        listing_ = entry->messages;
+        newSinceUid_ = listing_.empty() ? 0 : listing_.back().uid;
+        std::size_t deleted = static_cast<std::size_t>(std::count_if(
+            listing_.begin(), listing_.end(), [](const CachedMessage& m) { return m.deleted; }));
+        if (newSinceUid_ == std::numeric_limits<std::uint32_t>::max() ||
+            deleted * (std::to_string(newSinceUid_).size() + 1) > kMaxSearchReply / 2) {
+          listing_.clear();
+          sink_.noteSnapshotCache(SnapshotCacheOutcome::Miss);
+          break;
+        }
+        snapshotPhase_ = SnapshotPhase::NewSince;
+        snapshotLimit_ = std::uint64_t{exists_} + kSnapshotSlack;
+        // Without CHANGEDSINCE only new UIDs are asked for; the old ones' \Deleted flags, which
+        // another client may have changed, come from UID SEARCH DELETED next.
+        client_.send(client_.builder().uidFetch(std::to_string(newSinceUid_ + 1) + ":*",
+                                                "(UID RFC822.SIZE FLAGS)"));
+        return;
+      }
       case RefreshPlan::Invalidated:
         sink_.log(LogSeverity::Info, "UIDVALIDITY of \"" + options_.mailbox.folder +
                                          "\" changed from " + std::to_string(entry->uidValidity) +
@@ -360,7 +385,7 @@ void ImapMaildrop::sendSnapshot() {
         sink_.noteSnapshotCache(SnapshotCacheOutcome::Miss);
         break;
     }
-    publish_ = selectModSeq_.has_value() && exists_ <= cache->maxMessages();
+    publish_ = exists_ <= cache->maxMessages();
   }
   std::uint32_t expected = max != 0 && max < exists_ ? max : exists_;
   snapshotLimit_ = std::uint64_t{expected} + kSnapshotSlack;
@@ -381,7 +406,8 @@ void ImapMaildrop::sendFullListing() {
   listing_.clear();
   reported_.clear();
   present_.clear();
-  publish_ = selectModSeq_.has_value() && exists_ <= options_.snapshotCache->maxMessages();
+  deletedUids_.clear();
+  publish_ = exists_ <= options_.snapshotCache->maxMessages();
   snapshotLimit_ = std::uint64_t{exists_} + kSnapshotSlack;
   client_.send(client_.builder().uidFetch("1:*", "(RFC822.SIZE FLAGS)"));
 }
@@ -394,9 +420,11 @@ void ImapMaildrop::snapshotFetched(const ImapEvent& event) {
     }
     return;  // an unsolicited flag update that names no UID says nothing usable
   }
-  std::uint64_t received = snapshotPhase_ == SnapshotPhase::Full      ? listing_.size()
-                           : snapshotPhase_ == SnapshotPhase::Changes ? reported_.size()
-                                                                      : present_.size();
+  std::uint64_t received =
+      snapshotPhase_ == SnapshotPhase::Full ? listing_.size()
+      : snapshotPhase_ == SnapshotPhase::Changes || snapshotPhase_ == SnapshotPhase::NewSince
+          ? reported_.size()
+          : present_.size();
   if (received >= snapshotLimit_) {
     return upstreamBroken("the server sent more FETCH responses than it has messages (" +
                           std::to_string(exists_) + ")");
@@ -414,6 +442,14 @@ void ImapMaildrop::snapshotFetched(const ImapEvent& event) {
     case SnapshotPhase::Changes:
       reported_.push_back({*fetch.uid, fetch.rfc822Size, deleted});
       return;
+    case SnapshotPhase::NewSince:
+      // RFC 3501: "n:*" includes the highest message even below n; an old message's flags
+      // come from the SEARCH, and unsolicited updates of them are not needed either.
+      if (*fetch.uid <= newSinceUid_) return;
+      reported_.push_back({*fetch.uid, fetch.rfc822Size, deleted});
+      return;
+    case SnapshotPhase::Deleted:
+      return;  // unsolicited; the SEARCH answers for the flags
     case SnapshotPhase::Presence:
       // RFC 3501: "n:*" includes the highest message even below n; a UID above the range asked
       // for is no news about the cached messages.
@@ -427,7 +463,8 @@ void ImapMaildrop::snapshotCompleted() {
   switch (snapshotPhase_) {
     case SnapshotPhase::Full:
       break;
-    case SnapshotPhase::Changes: {
+    case SnapshotPhase::Changes:
+    case SnapshotPhase::NewSince: {
       std::optional<std::vector<CachedMessage>> merged =
           applyChanges(listing_, std::move(reported_));
       reported_.clear();
@@ -438,19 +475,18 @@ void ImapMaildrop::snapshotCompleted() {
         return sendFullListing();
       }
       listing_ = std::move(*merged);
-      if (listing_.size() > exists_) {
-        // Something was expunged, and only QRESYNC would say what: list the UIDs present.
-        snapshotPhase_ = SnapshotPhase::Presence;
-        present_.reserve(std::min(exists_, kMaxSnapshotReserve));
-        client_.send(
-            client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
-        return;
-      }
-      sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
-      fromCache_ = true;
-      publish_ = true;
-      break;
+      if (snapshotPhase_ == SnapshotPhase::NewSince) return sendDeletedSearch();
+      return listPresentOrServe();
     }
+    case SnapshotPhase::Deleted:
+      if (!searchSeen_ || searchUnusable_ || !applyDeleted(listing_, std::move(deletedUids_))) {
+        deletedUids_.clear();
+        sink_.log(LogSeverity::Warn,
+                  "UID SEARCH DELETED does not fit the cached snapshot; listing the whole mailbox");
+        return sendFullListing();
+      }
+      deletedUids_.clear();
+      return listPresentOrServe();
     case SnapshotPhase::Presence:
       if (!keepPresent(listing_, std::move(present_)) || listing_.size() != exists_) {
         present_.clear();
@@ -468,13 +504,53 @@ void ImapMaildrop::snapshotCompleted() {
   enterOpen();
 }
 
+// The refreshed listing is a superset of the messages present: equal when the counts agree.
+void ImapMaildrop::listPresentOrServe() {
+  if (listing_.size() > exists_) {
+    // Something was expunged, and only QRESYNC would say what: list the UIDs present.
+    snapshotPhase_ = SnapshotPhase::Presence;
+    present_.reserve(std::min(exists_, kMaxSnapshotReserve));
+    client_.send(client_.builder().uidFetch("1:" + std::to_string(listing_.back().uid), "(UID)"));
+    return;
+  }
+  sink_.noteSnapshotCache(SnapshotCacheOutcome::Hit);
+  fromCache_ = true;
+  publish_ = true;
+  enterOpen();
+}
+
+void ImapMaildrop::sendDeletedSearch() {
+  snapshotPhase_ = SnapshotPhase::Deleted;
+  deletedUids_.clear();
+  searchSeen_ = false;
+  searchUnusable_ = false;
+  client_.send(client_.builder().uidSearch("DELETED"));
+}
+
+// The \Deleted set is kept only up to EXISTS UIDs (more cannot be right), so its memory is
+// bounded by the mailbox the cache holds, not by what the server sends.
+void ImapMaildrop::searched(const ImapEvent& event) {
+  if (op_ != Op::Snapshot || snapshotPhase_ != SnapshotPhase::Deleted || searchUnusable_) return;
+  if (event.kind != ImapEvent::Kind::Search) {
+    searchUnusable_ = true;  // a SEARCH the parser could not read
+    return;
+  }
+  searchSeen_ = true;
+  if (event.numbers.size() > exists_ - std::min<std::size_t>(deletedUids_.size(), exists_)) {
+    searchUnusable_ = true;
+    std::vector<std::uint32_t>().swap(deletedUids_);
+    return;
+  }
+  deletedUids_.insert(deletedUids_.end(), event.numbers.begin(), event.numbers.end());
+}
+
 void ImapMaildrop::publishSnapshot() {
-  if (!publish_ || !selectModSeq_ || cacheKey_.empty()) return;
+  if (!publish_ || cacheKey_.empty()) return;
   auto snapshot = std::make_shared<MailboxSnapshot>();
   snapshot->uidValidity = uidValidity_;
   // SELECT's value, not a later one: whatever changed after the SELECT is reported again next
   // time, never missed.
-  snapshot->highestModSeq = *selectModSeq_;
+  snapshot->highestModSeq = selectModSeq_.value_or(0);
   snapshot->uidNext = selectUidNext_.value_or(0);
   snapshot->messages = std::move(listing_);
   options_.snapshotCache->publish(cacheKey_, std::move(snapshot));
@@ -564,6 +640,12 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
         return;
       }
       if (op_ == Op::Snapshot) snapshotFetched(event);
+      return;
+    case ImapEvent::Kind::Search:
+      searched(event);
+      return;
+    case ImapEvent::Kind::Other:
+      if (event.text == "SEARCH") searched(event);
       return;
     default:
       return;
@@ -914,6 +996,13 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
       sendSnapshot();
       return;
     case Op::Snapshot:
+      if (tagged.status != ImapStatus::Ok &&
+          (snapshotPhase_ == SnapshotPhase::NewSince || snapshotPhase_ == SnapshotPhase::Deleted)) {
+        // A server that refuses the refresh may still list everything.
+        sink_.log(LogSeverity::Warn, "refreshing the cached snapshot failed: " +
+                                         codeSuffix(tagged) + "; listing the whole mailbox");
+        return sendFullListing();
+      }
       if (tagged.status != ImapStatus::Ok) {
         sink_.log(LogSeverity::Error, "listing the mailbox failed: " + codeSuffix(tagged));
         openFailed({RespCode::SysTemp, "Cannot list the mailbox, try again later.", {}});
@@ -1231,6 +1320,11 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
     case Op::FindMoveTarget:
     case Op::Select:
     case Op::Snapshot:
+      // A SEARCH reply beyond the line limit ends the connection: without the entry the next
+      // session lists in full and caches the \Deleted set that keeps it from asking again.
+      if (op_ == Op::Snapshot && snapshotPhase_ == SnapshotPhase::Deleted && !cacheKey_.empty()) {
+        options_.snapshotCache->erase(cacheKey_);
+      }
       openFailed(unavailable());
       return;
     case Op::Fetch:

@@ -216,6 +216,9 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void sendSelect(bool condStore = true);
   void sendSnapshot();
   void sendFullListing();
+  void sendDeletedSearch();
+  void listPresentOrServe();
+  void searched(const ImapEvent& event);
   void snapshotFetched(const ImapEvent& event);
   void snapshotCompleted();
   void enterOpen();
@@ -260,11 +263,17 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::vector<std::uint64_t> sizes_;
   // How the snapshot is being had: a full listing, or a cached one refreshed by the changes
   // since its HIGHESTMODSEQ and, when the counts say something was expunged, the present UIDs.
-  enum class SnapshotPhase : std::uint8_t { Full, Changes, Presence };
+  // Without mod-sequences: the messages above the cached ones (NewSince), then the \Deleted set
+  // (Deleted), then, when the counts say so, the present UIDs.
+  enum class SnapshotPhase : std::uint8_t { Full, Changes, Presence, NewSince, Deleted };
   SnapshotPhase snapshotPhase_ = SnapshotPhase::Full;
   std::vector<CachedMessage> listing_;         // every message, \Deleted ones too; until Open
   std::vector<ReportedMessage> reported_;      // Changes: what CHANGEDSINCE reported
   std::vector<std::uint32_t> present_;         // Presence: the UIDs listed
+  std::vector<std::uint32_t> deletedUids_;     // Deleted: what UID SEARCH DELETED returned
+  std::uint32_t newSinceUid_ = 0;              // NewSince: the highest cached UID
+  bool searchSeen_ = false;                    // Deleted: a well-formed * SEARCH arrived
+  bool searchUnusable_ = false;                // Deleted: malformed, or more UIDs than EXISTS
   std::optional<std::uint64_t> selectModSeq_;  // SELECT's HIGHESTMODSEQ
   std::optional<std::uint32_t> selectUidNext_;
   std::string cacheKey_;          // empty: the snapshot cache is not used this session

@@ -17,7 +17,9 @@ std::string snapshotKey(std::string_view upstream, std::string_view user, std::s
 RefreshPlan planRefresh(const MailboxSnapshot* cached, const SelectedState& now) {
   if (cached == nullptr) return RefreshPlan::Full;
   if (cached->uidValidity != now.uidValidity) return RefreshPlan::Invalidated;
-  if (!now.highestModSeq) return RefreshPlan::Full;
+  if (!now.highestModSeq) return RefreshPlan::NewSince;
+  // An entry taken without mod-sequences has no point to ask CHANGEDSINCE from.
+  if (cached->highestModSeq == 0) return RefreshPlan::Full;
   // A HIGHESTMODSEQ that went down means the server lost its mod-sequences (RFC 7162 3.1.2.1
   // forbids that within a UIDVALIDITY): trust nothing from before.
   if (*now.highestModSeq < cached->highestModSeq) return RefreshPlan::Full;
@@ -79,6 +81,18 @@ std::optional<std::vector<CachedMessage>> applyChanges(std::span<const CachedMes
   }
   out.insert(out.end(), b, base.end());
   return out;
+}
+
+bool applyDeleted(std::vector<CachedMessage>& messages, std::vector<std::uint32_t> deleted) {
+  std::sort(deleted.begin(), deleted.end());
+  deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
+  auto d = deleted.begin();
+  for (CachedMessage& m : messages) {
+    if (d != deleted.end() && *d < m.uid) return false;
+    m.deleted = d != deleted.end() && *d == m.uid;
+    if (m.deleted) ++d;
+  }
+  return d == deleted.end();
 }
 
 bool keepPresent(std::vector<CachedMessage>& messages, std::vector<std::uint32_t> present) {

@@ -15,6 +15,11 @@
 // cached set plus what CHANGEDSINCE reported is a superset of the messages present, so when its
 // size equals EXISTS the two are equal; when it is larger, something was expunged and the present
 // UIDs are listed (O(mailbox), only then).
+//
+// Without mod-sequences (no CONDSTORE, or NOMODSEQ) the same superset is had from
+// `UID FETCH last+1:*` (messages above the cached ones; UIDs only grow), and the \Deleted flags,
+// which another client may have changed on any message, from `UID SEARCH DELETED`, whose answer
+// replaces every cached bit.
 
 #include <cstdint>
 #include <memory>
@@ -38,8 +43,8 @@ struct CachedMessage {
 // A mailbox as it was at highestModSeq: every message present then, ascending by UID.
 struct MailboxSnapshot {
   std::uint32_t uidValidity = 0;
-  std::uint64_t highestModSeq = 0;
-  std::uint32_t uidNext = 0;  // 0: the server did not say
+  std::uint64_t highestModSeq = 0;  // 0: taken without mod-sequences
+  std::uint32_t uidNext = 0;        // 0: the server did not say
   std::vector<CachedMessage> messages;
 };
 using SnapshotPtr = std::shared_ptr<const MailboxSnapshot>;
@@ -79,6 +84,9 @@ enum class RefreshPlan : std::uint8_t {
   Invalidated,  // the entry belongs to another UIDVALIDITY: drop it, list everything
   Current,      // nothing changed: serve the entry as it is
   Changes,      // ask for the changes since the entry's HIGHESTMODSEQ
+  // No mod-sequences now (no CONDSTORE, NOMODSEQ): ask for the UIDs above the entry's last, for
+  // the \Deleted set (UID SEARCH DELETED), and for the UIDs present if the counts say so.
+  NewSince,
 };
 RefreshPlan planRefresh(const MailboxSnapshot* cached, const SelectedState& now);
 
@@ -93,6 +101,10 @@ struct ReportedMessage {
 // needs its size and flags, else there is no answer (list everything instead).
 std::optional<std::vector<CachedMessage>> applyChanges(std::span<const CachedMessage> base,
                                                        std::vector<ReportedMessage> reported);
+
+// Sets each message's \Deleted bit from deleted, the UIDs UID SEARCH DELETED returned (any
+// order, repeats allowed). False when deleted names a UID that messages lacks.
+bool applyDeleted(std::vector<CachedMessage>& messages, std::vector<std::uint32_t> deleted);
 
 // Keeps the messages whose UID is in present (any order, repeats allowed). False when present
 // names a UID that messages lacks: the cache does not describe the mailbox (list everything).

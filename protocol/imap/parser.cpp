@@ -71,6 +71,7 @@ void ImapEvent::clear() {
   mailbox.clear();
   delimiter.reset();
   fetch.clear();
+  numbers.clear();
   section.clear();
   origin.reset();
   literalSize = 0;
@@ -253,6 +254,8 @@ ImapResponseParser::Step ImapResponseParser::startUntagged(ImapEvent& ev) {
     return keyword_ == "CAPABILITY" ? parseCapability(ev) : parseFlags(ev);
   } else if (keyword_ == "LIST") {
     return parseList();
+  } else if (keyword_ == "SEARCH") {
+    return parseSearch(ev);
   }
   state_ = State::SkipRest;
   return Step::Continue;
@@ -381,6 +384,34 @@ ImapResponseParser::Step ImapResponseParser::skipRest(ImapEvent& ev, ImapEvent::
   } else {
     ev.text = keyword_;
   }
+  finishResponse();
+  return Step::Event;
+}
+
+// "* SEARCH 3 7 12" (RFC 3501 7.2.5) from after "SEARCH", possibly without numbers. Whatever
+// else it holds (a literal, RFC 7162's "(MODSEQ n)", a zero or a number beyond 32 bits) makes it
+// an Other "SEARCH": its reader must not take a partial list for the whole answer.
+ImapResponseParser::Step ImapResponseParser::parseSearch(ImapEvent& ev) {
+  state_ = State::SkipRest;
+  if (segLiteral_) return Step::Continue;
+  for (;;) {
+    std::size_t spaces = skipSpaces();
+    if (atEnd()) break;
+    std::uint64_t value = 0;
+    std::size_t digits = 0;
+    while (!atEnd() && isDigit(peek()) && value <= std::numeric_limits<std::uint32_t>::max()) {
+      value = value * 10 + (peek() - '0');
+      ++pos_;
+      ++digits;
+    }
+    if (spaces == 0 || digits == 0 || value == 0 ||
+        value > std::numeric_limits<std::uint32_t>::max() || (!atEnd() && peek() != ' ')) {
+      ev.numbers.clear();
+      return Step::Continue;
+    }
+    ev.numbers.push_back(static_cast<std::uint32_t>(value));
+  }
+  ev.kind = ImapEvent::Kind::Search;
   finishResponse();
   return Step::Event;
 }

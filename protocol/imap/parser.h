@@ -44,7 +44,8 @@ struct ImapEvent {
     BodyEnd,       // number
     Continuation,  // "+ text": code (if the text starts with one) and text
     List,          // "* LIST (attributes) delimiter mailbox": words, delimiter, mailbox
-    Other          // any other untagged response (STATUS, SEARCH, ESEARCH, VANISHED, ...)
+    Search,        // "* SEARCH 3 7 12" (RFC 3501 7.2.5): numbers, possibly none
+    Other          // any other untagged response (STATUS, ESEARCH, VANISHED, ...)
   };
   Kind kind = Kind::Other;
   std::string tag;
@@ -66,6 +67,9 @@ struct ImapEvent {
   std::string mailbox;
   std::optional<char> delimiter;
   FetchAttributes fetch;
+  // Search: the numbers as sent (UIDs after UID SEARCH). They all came in one line, so there are
+  // at most maxLine / 2 of them.
+  std::vector<std::uint32_t> numbers;
   // BodyBegin: the section, upper-cased: "BODY[]" -> "", "BODY[HEADER]" -> "HEADER",
   // "BODY[TEXT]<0>" -> "TEXT" with origin 0, "RFC822" -> "", "RFC822.HEADER" -> "HEADER",
   // "RFC822.TEXT" -> "TEXT", "BINARY[1.2]" -> "1.2".
@@ -97,14 +101,14 @@ struct ImapEvent {
 //
 // Strict where it matters, lenient elsewhere: tagged responses, continuations, untagged status
 // responses and the untagged CAPABILITY, FLAGS, EXISTS, EXPUNGE and FETCH responses, which
-// popbridge acts on, must follow the grammar, and a violation is an Error. LIST is read when it
-// is well-formed and otherwise skipped as Other: popbridge only looks in it for a folder, and not
-// finding one has a safe fallback (RFC 5258 extended data after the name is skipped). Any other
-// untagged response (unknown or unrequested, such as SEARCH, ESEARCH or VANISHED, or a known
-// keyword with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it
-// contains, and parsing goes on with the next response; its literals are counted off the input
-// without being buffered, whatever their size. Only what breaks the framing itself (a literal
-// size beyond 64 bits, a line beyond maxLine) is an Error there.
+// popbridge acts on, must follow the grammar, and a violation is an Error. LIST and SEARCH are
+// read when well-formed and otherwise skipped as Other: popbridge only looks in it for a folder,
+// and not finding one has a safe fallback (RFC 5258 extended data after the name is skipped). Any
+// other untagged response (unknown or unrequested, such as ESEARCH or VANISHED, or a known keyword
+// with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it contains,
+// and parsing goes on with the next response; its literals are counted off the input without being
+// buffered, whatever their size. Only what breaks the framing itself (a literal size beyond 64
+// bits, a line beyond maxLine) is an Error there.
 //
 // The framing treats any line ending in "{n}" as announcing a literal, as IMAP clients commonly
 // do, including in response text; no server puts such text at the end of a line otherwise.
@@ -160,6 +164,7 @@ class ImapResponseParser {
   Step parseCapability(ImapEvent& ev);
   Step parseFlags(ImapEvent& ev);
   Step parseList();
+  Step parseSearch(ImapEvent& ev);
   Step listAfterName();
   Step skipRest(ImapEvent& ev, ImapEvent::Kind kind);
 

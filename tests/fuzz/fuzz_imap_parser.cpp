@@ -50,6 +50,8 @@ std::string render(const ImapEvent& ev) {
     for (const auto& f : *ev.fetch.flags) out += f + ',';
   }
   if (ev.fetch.modseq) appendNumber(out, *ev.fetch.modseq);
+  for (std::uint32_t n : ev.numbers) appendNumber(out, n);
+  out += '|';
   out += ev.section + '|';
   if (ev.origin) appendNumber(out, *ev.origin);
   appendNumber(out, ev.literalSize);
@@ -111,6 +113,10 @@ std::vector<std::string> run(std::string_view input, const std::vector<std::size
           require(inBody && bodyLeft == 0);
           inBody = false;
           break;
+        case Kind::Search:
+          // Each number takes two bytes of one line at least: bounded by the limit.
+          require(ev.numbers.size() <= limits.maxLine / 2);
+          [[fallthrough]];
         default:
           require(!inBody);
           // Nothing may come between a FETCH's bodies and its Fetch event.

@@ -170,6 +170,63 @@ TEST_F(SnapshotCacheFaultTest, AUidValidityChangeBetweenTwoPolls) {
       << peer.transcript();
 }
 
+// Without CONDSTORE (Courier, Exchange): new UIDs, the \Deleted set and, when the counts say
+// so, the UIDs present; never the whole mailbox again, and the same as without the cache.
+TEST_F(SnapshotCacheFaultTest, WithoutCondstoreAnExpungeAndFlagChangesBetweenPolls) {
+  ScriptedImapPeer::Script s = script();
+  s.capabilities = "IMAP4rev1 LITERAL+ SASL-IR UIDPLUS MOVE AUTH=PLAIN";
+  s.highestModSeq = 0;
+  ScriptedImapPeer peer(s);
+  auto proxy = proxyFor(peer);
+  PopbridgeProcess::Options plainOptions;
+  plainOptions.upstreamTls = "none";
+  plainOptions.upstreamPort = peer.port();
+  plainOptions.upstream = "pool_idle = \"0s\"\nsnapshot_cache = false\n";
+  PopbridgeProcess plain(DovecotFixture::shared(), plainOptions);
+  plain.addSecret(kPassword);
+
+  Poll first = poll(proxy->port(), "alice", kPassword);
+  EXPECT_EQ(first.stat, expectedStat(s.messages));
+  ASSERT_TRUE(peer.waitForClosed(1, 5000));
+
+  // Another client expunges UID 12, flags 13 \Deleted and appends 14.
+  std::vector<ScriptedImapPeer::Message> now = {
+      s.messages[0], s.messages[2], {14, simpleMessage(9, 700), "", {}, 1}};
+  now[1].flags = "\\Deleted";
+  peer.setMailbox(now, s.uidValidity, 0);
+  std::size_t before = peer.commands().size();
+  Poll second = poll(proxy->port(), "alice", kPassword);
+  ASSERT_TRUE(peer.waitForClosed(2, 5000));
+  std::vector<std::string> commands = peer.commands();
+  std::vector<std::string> warm(commands.begin() + static_cast<std::ptrdiff_t>(before),
+                                commands.end());
+  EXPECT_EQ(warm,
+            (std::vector<std::string>{"AUTHENTICATE PLAIN", "SELECT INBOX",
+                                      "UID FETCH 14:* (UID RFC822.SIZE FLAGS)",
+                                      "UID SEARCH DELETED", "UID FETCH 1:14 (UID)", "LOGOUT"}))
+      << peer.transcript();
+  Poll reference = poll(plain.port(), "alice", kPassword);
+  EXPECT_EQ(second, reference);
+  EXPECT_EQ(second.stat, expectedStat({now[0], now[2]}));
+  EXPECT_EQ(second.uidl,
+            "1 " + uidl(11, s.uidValidity) + "\r\n2 " + uidl(14, s.uidValidity) + "\r\n");
+
+  // Another client clears the flag of 13: only the SEARCH can tell.
+  now[1].flags = "";
+  peer.setMailbox(now, s.uidValidity, 0);
+  ASSERT_TRUE(peer.waitForClosed(3, 5000));
+  before = peer.commands().size();
+  Poll third = poll(proxy->port(), "alice", kPassword);
+  ASSERT_TRUE(peer.waitForClosed(4, 5000));
+  commands = peer.commands();
+  warm.assign(commands.begin() + static_cast<std::ptrdiff_t>(before), commands.end());
+  EXPECT_EQ(count(warm, "UID FETCH 1:* (RFC822.SIZE FLAGS)"), 0u) << peer.transcript();
+  EXPECT_EQ(count(warm, "UID SEARCH DELETED"), 1u) << peer.transcript();
+  EXPECT_EQ(third, poll(plain.port(), "alice", kPassword));
+  EXPECT_EQ(third.stat, expectedStat(now));
+  EXPECT_NE(proxy->log().find("(snapshot cache)"), std::string::npos) << proxy->log();
+}
+
 // --- Real Dovecot ----------------------------------------------------------------------------
 
 class SnapshotCacheDovecotTest : public ::testing::Test {

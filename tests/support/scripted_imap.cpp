@@ -502,6 +502,16 @@ void ScriptedImapPeer::converse(Connection& c) {
           open = react(Step::Body, tag, head + body + tail, uid);
           break;
       }
+    } else if (verb == "UID SEARCH" && upper(rest).rfind("DELETED", 0) == 0) {
+      // The one search popbridge sends: the \Deleted set, for a refresh without CONDSTORE.
+      record(command->substr(tag.size() + 1));
+      std::string reply = "* SEARCH";
+      for (const Message& m : messages) {
+        if (upper(m.flags).find("\\DELETED") != std::string::npos) {
+          reply += " " + std::to_string(m.uid);
+        }
+      }
+      open = c.send(reply + "\r\n" + tag + " OK Search completed.\r\n");
     } else if (verb == "UID STORE") {
       record(command->substr(tag.size() + 1));
       open = react(Step::Store, tag, tag + " OK Store completed.\r\n");

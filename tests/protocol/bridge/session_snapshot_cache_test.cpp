@@ -283,24 +283,18 @@ TEST_F(SnapshotCacheTest, NoUidNextStillRefreshesSafely) {
   EXPECT_TRUE(afterSelect().empty());
 }
 
-TEST_F(SnapshotCacheTest, NoModSeqMeansAFullListingEveryTime) {
+TEST_F(SnapshotCacheTest, NoModSeqRefreshesWithoutChangedSince) {
   startPoll({3, 1234, 13, std::nullopt});
   upstream(fetchLines(three_));
   tagged("OK Fetch completed");
-  EXPECT_TRUE(store_.entries.empty());
-  // NOMODSEQ: the mailbox keeps no mod-sequences.
+  ASSERT_EQ(store_.entries.size(), 1u);
+  EXPECT_EQ(store_.entries.begin()->second->highestModSeq, 0u);
+  // NOMODSEQ: the mailbox keeps no mod-sequences, so it is refreshed as without CONDSTORE.
   startPoll({3, 1234, 13, std::nullopt});
+  EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 13:* (UID RFC822.SIZE FLAGS)\r\n"});
+  // Mod-sequences again: the entry has none to ask CHANGEDSINCE from, so everything is listed.
+  startPoll({3, 1234, 13, 50});
   EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n"});
-}
-
-TEST_F(SnapshotCacheTest, WithoutCondstoreTheCacheIsNotUsed) {
-  startPoll({3, 1234, 13, std::nullopt}, kPostLoginCaps, "P2 SELECT INBOX\r\n");
-  EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n"});
-  upstream(fetchLines(three_));
-  tagged("OK Fetch completed");
-  EXPECT_TRUE(store_.entries.empty());
-  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Miss});
-  EXPECT_EQ(listing(), expectedListing(three_));
 }
 
 TEST_F(SnapshotCacheTest, ARefusedCondstoreSelectIsRetriedPlain) {
@@ -310,10 +304,13 @@ TEST_F(SnapshotCacheTest, ARefusedCondstoreSelectIsRetriedPlain) {
   ASSERT_EQ(afterSelect(), std::vector<std::string>{"SELECT INBOX\r\n"});
   upstream("* 3 EXISTS\r\n* OK [UIDVALIDITY 1234] ok\r\n");
   tagged("OK [READ-WRITE] Select completed");
-  // No HIGHESTMODSEQ: the cached entry cannot be trusted, so everything is listed.
-  ASSERT_EQ(afterSelect().back(), "UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n");
-  upstream(fetchLines(three_));
+  // No HIGHESTMODSEQ: refreshed the way a server without CONDSTORE is.
+  ASSERT_EQ(afterSelect().back(), "UID FETCH 13:* (UID RFC822.SIZE FLAGS)\r\n");
+  upstream(fetchLines({{12, 300}}, 3));
   tagged("OK Fetch completed");
+  ASSERT_EQ(afterSelect().back(), "UID SEARCH DELETED\r\n");
+  upstream("* SEARCH\r\n");
+  tagged("OK Search completed");
   EXPECT_EQ(listing(), expectedListing(three_));
 }
 
@@ -402,6 +399,216 @@ TEST_F(SnapshotCacheTest, UsersFoldersAndUpstreamsHaveTheirOwnEntries) {
   EXPECT_NE(snapshotKey("a:993", "b", "ob"), snapshotKey("a:993", "bo", "b"));
 }
 
+// --- Servers without CONDSTORE ---------------------------------------------------------
+// UID FETCH last+1:* for new messages, UID SEARCH DELETED for everyone's \Deleted flags, and,
+// only when the counts say something was expunged, the UIDs present.
+
+constexpr std::string_view kSelectPlain = "P2 SELECT INBOX\r\n";
+const std::string kNewSince13 = "UID FETCH 13:* (UID RFC822.SIZE FLAGS)\r\n";
+const std::string kSearchDeleted = "UID SEARCH DELETED\r\n";
+
+class PlainSnapshotCacheTest : public SnapshotCacheTest {
+ protected:
+  void coldPlain(const std::vector<Mail>& mails) {
+    startPoll({static_cast<std::uint32_t>(mails.size()), 1234, mails.back().uid + 1, std::nullopt},
+              kPostLoginCaps, kSelectPlain);
+    ASSERT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n"});
+    upstream(fetchLines(mails));
+    tagged("OK Fetch completed");
+    ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+    ASSERT_EQ(store_.entries.size(), 1u);
+    EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Miss});
+  }
+  void warmPlain(std::uint32_t exists, std::uint32_t uidValidity = 1234) {
+    startPoll({exists, uidValidity, std::nullopt, std::nullopt}, kPostLoginCaps, kSelectPlain);
+  }
+  // Answers the SEARCH with `reply` ("* SEARCH ...\r\n").
+  void search(std::string_view reply) {
+    ASSERT_EQ(afterSelect().back(), kSearchDeleted);
+    upstream(reply);
+    tagged("OK Search completed");
+  }
+};
+
+TEST_F(PlainSnapshotCacheTest, AnUnchangedMailboxCostsTwoSmallCommands) {
+  coldPlain(three_);
+  warmPlain(3);
+  ASSERT_EQ(afterSelect(), std::vector<std::string>{kNewSince13});
+  // "13:*" names the highest message even though it is below 13 (RFC 3501): filtered.
+  upstream(fetchLines({{12, 300}}, 3));
+  tagged("OK Fetch completed");
+  search("* SEARCH\r\n");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(afterSelect(), (std::vector<std::string>{kNewSince13, kSearchDeleted}));
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Hit});
+  EXPECT_EQ(listing(), expectedListing(three_));
+}
+
+TEST_F(PlainSnapshotCacheTest, AppendsAreFetchedAboveTheLastCachedUid) {
+  coldPlain(three_);
+  warmPlain(5);
+  upstream(fetchLines({{13, 400}, {14, 500, true}}, 4));
+  tagged("OK Fetch completed");
+  search("* SEARCH 14\r\n");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(afterSelect().size(), 2u);
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Hit});
+  EXPECT_EQ(listing(), expectedListing({{10, 100}, {11, 200}, {12, 300}, {13, 400}}));
+  const MailboxSnapshot& entry = *store_.entries.begin()->second;
+  EXPECT_EQ(entry.messages, (std::vector<CachedMessage>{{100, 10, false},
+                                                        {200, 11, false},
+                                                        {300, 12, false},
+                                                        {400, 13, false},
+                                                        {500, 14, true}}));
+  // The next poll asks above the new last UID.
+  warmPlain(5);
+  EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 15:* (UID RFC822.SIZE FLAGS)\r\n"});
+}
+
+TEST_F(PlainSnapshotCacheTest, AnotherClientsDeletedFlagIsSetAndCleared) {
+  coldPlain({{10, 100}, {11, 200, true}, {12, 300}});
+  EXPECT_EQ(listing(), expectedListing({{10, 100}, {12, 300}}));
+  // Another client flags 10 \Deleted and clears the flag of 11; UID FETCH 13:* cannot see it.
+  warmPlain(3);
+  upstream(fetchLines({{12, 300}}, 3));
+  tagged("OK Fetch completed");
+  search("* SEARCH 10\r\n");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Hit});
+  EXPECT_EQ(listing(), expectedListing({{11, 200}, {12, 300}}));
+  // And clears it again.
+  warmPlain(3);
+  upstream(fetchLines({{12, 300}}, 3));
+  tagged("OK Fetch completed");
+  search("* SEARCH\r\n");
+  EXPECT_EQ(listing(), expectedListing(three_));
+}
+
+TEST_F(PlainSnapshotCacheTest, ExpungesAreFoundByCountingAndListingTheUids) {
+  coldPlain(three_);
+  // 11 expunged by another client, 12 flagged.
+  warmPlain(2);
+  upstream(fetchLines({{12, 300}}, 2));
+  tagged("OK Fetch completed");
+  search("* SEARCH 12\r\n");
+  ASSERT_EQ(afterSelect().back(), "UID FETCH 1:12 (UID)\r\n");
+  upstream("* 1 FETCH (UID 10)\r\n* 2 FETCH (UID 12)\r\n");
+  tagged("OK Fetch completed");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(afterSelect().size(), 3u);
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Hit});
+  EXPECT_EQ(listing(), expectedListing({{10, 100}}));
+  EXPECT_EQ(store_.entries.begin()->second->messages,
+            (std::vector<CachedMessage>{{100, 10, false}, {300, 12, true}}));
+}
+
+TEST_F(PlainSnapshotCacheTest, AnExpungeAndAnAppendTogether) {
+  coldPlain(three_);
+  warmPlain(3);  // 10 expunged, 13 appended
+  upstream(fetchLines({{13, 400}}, 3));
+  tagged("OK Fetch completed");
+  search("* SEARCH\r\n");
+  ASSERT_EQ(afterSelect().back(), "UID FETCH 1:13 (UID)\r\n");
+  upstream("* 1 FETCH (UID 11)\r\n* 2 FETCH (UID 12)\r\n* 3 FETCH (UID 13)\r\n");
+  tagged("OK Fetch completed");
+  EXPECT_EQ(listing(), expectedListing({{11, 200}, {12, 300}, {13, 400}}));
+}
+
+TEST_F(PlainSnapshotCacheTest, AUidValidityChangeDropsTheEntryAndListsEverything) {
+  coldPlain(three_);
+  warmPlain(2, 999);
+  EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n"});
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Invalidated});
+  upstream(
+      "* 1 FETCH (UID 1 RFC822.SIZE 7 FLAGS ())\r\n* 2 FETCH (UID 2 RFC822.SIZE 8 FLAGS ())\r\n");
+  tagged("OK Fetch completed");
+  ASSERT_EQ(store_.entries.size(), 1u);
+  EXPECT_EQ(store_.entries.begin()->second->uidValidity, 999u);
+}
+
+// Each reply the refresh cannot trust ends in the full listing, served as without a cache.
+TEST_F(PlainSnapshotCacheTest, SearchRepliesItCannotUseFallBackToAFullListing) {
+  const std::string full = "UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n";
+  struct Case {
+    std::string name;
+    std::string reply;  // untagged data, then the tagged status
+    std::string status;
+  };
+  const Case cases[] = {
+      {"more UIDs than EXISTS", "* SEARCH 10 11 12 12\r\n", "OK Search completed"},
+      {"more UIDs than EXISTS, split", "* SEARCH 10 11\r\n* SEARCH 12 10\r\n",
+       "OK Search completed"},
+      {"a UID the cache does not know", "* SEARCH 5\r\n", "OK Search completed"},
+      {"no SEARCH at all", "", "OK Search completed"},
+      {"a SEARCH the parser cannot read", "* SEARCH 10 (MODSEQ 4)\r\n", "OK Search completed"},
+      {"a refused SEARCH", "", "BAD Unknown command"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    store_.entries.clear();
+    coldPlain(three_);
+    warmPlain(3);
+    upstream(fetchLines({{12, 300}}, 3));
+    tagged("OK Fetch completed");
+    ASSERT_EQ(afterSelect().back(), kSearchDeleted);
+    upstream(c.reply);
+    tagged(c.status);
+    ASSERT_EQ(afterSelect().back(), full);
+    EXPECT_EQ(afterSelect().size(), 3u);
+    upstream(fetchLines({{10, 100}, {11, 200, true}, {12, 300}}));
+    tagged("OK Fetch completed");
+    ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+    EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Miss});
+    EXPECT_EQ(listing(), expectedListing({{10, 100}, {12, 300}}));
+    EXPECT_EQ(store_.entries.begin()->second->messages[1].deleted, true);
+  }
+}
+
+TEST_F(PlainSnapshotCacheTest, NewMessagesThatDoNotAddUpFallBackToAFullListing) {
+  coldPlain(three_);
+  warmPlain(5);  // only one of two new messages reported
+  upstream(fetchLines({{13, 400}}, 4));
+  tagged("OK Fetch completed");
+  EXPECT_EQ(afterSelect().back(), "UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n");
+  EXPECT_EQ(afterSelect().size(), 2u);
+}
+
+TEST_F(PlainSnapshotCacheTest, AnExpungeRaceDuringTheSearchFallsBackToAFullListing) {
+  coldPlain(three_);
+  warmPlain(3);
+  upstream(fetchLines({{12, 300}}, 3));
+  tagged("OK Fetch completed");
+  // The UID listing names a UID the cache does not hold.
+  upstream("* 2 EXPUNGE\r\n* SEARCH\r\n");
+  tagged("OK Search completed");
+  ASSERT_EQ(afterSelect().back(), "UID FETCH 1:12 (UID)\r\n");
+  upstream("* 1 FETCH (UID 10)\r\n* 2 FETCH (UID 7)\r\n");
+  tagged("OK Fetch completed");
+  EXPECT_EQ(afterSelect().back(), "UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n");
+}
+
+TEST_F(PlainSnapshotCacheTest, AManyDeletedMailboxIsListedInFullRatherThanRiskALongSearch) {
+  // 2500 \Deleted messages with six-digit UIDs would make a SEARCH reply of 17500 bytes.
+  std::vector<Mail> many;
+  for (std::uint32_t i = 0; i < 2500; ++i) many.push_back({100000 + i, 10, true});
+  many.push_back({200000, 20});
+  store_.max = 10000;
+  coldPlain(many);
+  warmPlain(static_cast<std::uint32_t>(many.size()));
+  EXPECT_EQ(afterSelect(), std::vector<std::string>{"UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n"});
+  EXPECT_EQ(sink_->outcomes, Outcomes{SnapshotCacheOutcome::Miss});
+}
+
+TEST_F(PlainSnapshotCacheTest, ALostConnectionDuringTheSearchDropsTheEntry) {
+  coldPlain(three_);
+  warmPlain(3);
+  upstream(fetchLines({{12, 300}}, 3));
+  tagged("OK Fetch completed");
+  ASSERT_EQ(afterSelect().back(), kSearchDeleted);
+  session_->onUpstreamClosed("connection reset");
+  EXPECT_TRUE(store_.entries.empty());
+}
+
 // --- The pure pieces, table-driven ------------------------------------------------------
 
 TEST(SnapshotCachePlan, DecidesFromSelect) {
@@ -418,12 +625,28 @@ TEST(SnapshotCachePlan, DecidesFromSelect) {
       {{7, 2, 50, 13}, RefreshPlan::Changes},
       {{7, 3, 50, 14}, RefreshPlan::Changes},
       {{8, 3, 50, 13}, RefreshPlan::Invalidated},
-      {{7, 3, std::nullopt, 13}, RefreshPlan::Full},
+      {{7, 3, std::nullopt, 13}, RefreshPlan::NewSince},
       {{8, 3, std::nullopt, 13}, RefreshPlan::Invalidated},
       {{7, 3, 49, 13}, RefreshPlan::Full},
   };
   for (const Case& c : cases) EXPECT_EQ(planRefresh(&s, c.now), c.plan);
   EXPECT_EQ(planRefresh(nullptr, {7, 3, 50, 13}), RefreshPlan::Full);
+  EXPECT_EQ(planRefresh(nullptr, {7, 3, std::nullopt, 13}), RefreshPlan::Full);
+  // An entry taken without mod-sequences cannot be refreshed by CHANGEDSINCE.
+  MailboxSnapshot plain{7, 0, 13, {{1, 10, false}}};
+  EXPECT_EQ(planRefresh(&plain, {7, 1, 50, 13}), RefreshPlan::Full);
+  EXPECT_EQ(planRefresh(&plain, {7, 1, std::nullopt, 13}), RefreshPlan::NewSince);
+}
+
+TEST(SnapshotCachePlan, AppliesTheDeletedSet) {
+  std::vector<CachedMessage> m = {{1, 10, true}, {2, 11, false}, {3, 12, false}};
+  EXPECT_TRUE(applyDeleted(m, {12, 11, 12}));
+  EXPECT_EQ(m, (std::vector<CachedMessage>{{1, 10, false}, {2, 11, true}, {3, 12, true}}));
+  EXPECT_TRUE(applyDeleted(m, {}));
+  EXPECT_EQ(m, (std::vector<CachedMessage>{{1, 10, false}, {2, 11, false}, {3, 12, false}}));
+  EXPECT_FALSE(applyDeleted(m, {9}));
+  EXPECT_FALSE(applyDeleted(m, {13}));
+  EXPECT_FALSE(applyDeleted(m, {10, 11, 12, 13}));
 }
 
 TEST(SnapshotCachePlan, AppliesChanges) {

@@ -90,6 +90,11 @@ std::string render(const ImapEvent& ev) {
       return "LIST (" + join(ev.words, " ") + ") " +
              (ev.delimiter ? "'" + std::string(1, *ev.delimiter) + "'" : "NIL") + " <" +
              escape(ev.mailbox) + ">";
+    case Kind::Search: {
+      std::string out = "SEARCH";
+      for (std::uint32_t n : ev.numbers) out += " " + std::to_string(n);
+      return out;
+    }
     case Kind::Other:
       return "OTHER " + (ev.number ? std::to_string(ev.number) + " " : "") + ev.text;
   }
@@ -218,14 +223,27 @@ const std::vector<Case>& cases() {
         "TAGGED P2 OK [READ-WRITE] Select completed (0.002 + 0.000 + 0.001 secs)."}},
       // Responses popbridge never asks for are skipped whatever they hold, and the next
       // response parses as usual.
-      {"SEARCH, ESEARCH and VANISHED are skipped",
+      // SEARCH (RFC 3501 7.2.5) is read when it is a plain list of numbers; anything else in it
+      // (RFC 7162's MODSEQ, a zero, a literal) makes it Other, never a partial list.
+      {"SEARCH is read; ESEARCH and VANISHED are skipped",
        "* SEARCH 2 3 7\r\n* SEARCH\r\n* search 2 5 6 (MODSEQ 917162500)\r\n"
        "* ESEARCH (TAG \"P3\") UID ALL 1:3,5,9:7\r\n"
        "* ESEARCH (TAG \"P4\") UID COUNT 3 MIN 1 MAX 5\r\n"
        "* VANISHED (EARLIER) 1:3,7\r\n* VANISHED 10\r\n"
        "P5 OK done\r\n",
-       {"OTHER SEARCH", "OTHER SEARCH", "OTHER SEARCH", "OTHER ESEARCH", "OTHER ESEARCH",
+       {"SEARCH 2 3 7", "SEARCH", "OTHER SEARCH", "OTHER ESEARCH", "OTHER ESEARCH",
         "OTHER VANISHED", "OTHER VANISHED", "TAGGED P5 OK done"}},
+      {"SEARCH edge cases",
+       "* SEARCH \r\n* SEARCH 4294967295  1\r\n* Search 12\n* SEARCH 0\r\n"
+       "* SEARCH 4294967296\r\n* SEARCH 3 {2}\r\n45\r\n* SEARCH 3,4\r\n* SEARCH 3 4)\r\n"
+       "* SEARCH 007\r\n* SEARCHX 1\r\nP6 OK done\r\n",
+       {"SEARCH", "SEARCH 4294967295 1", "SEARCH 12", "OTHER SEARCH", "OTHER SEARCH",
+        "OTHER SEARCH", "OTHER SEARCH", "OTHER SEARCH", "SEARCH 7", "OTHER SEARCHX",
+        "TAGGED P6 OK done"}},
+      {"a SEARCH as long as the line limit",
+       "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12\r\n* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14\r\n",
+       {"SEARCH 1 2 3 4 5 6 7 8 9 10 11 12", "ERROR response line longer than 40 bytes"},
+       {40, 16}},
       {"hostile sets are skipped without expansion",
        "* ESEARCH UID ALL 1:*\r\n* VANISHED 1:4294967295\r\n"
        "* VANISHED (EARLIER) 1:4294967295,1:4294967295\r\n* ESEARCH ALL 4294967296:1\r\n"
