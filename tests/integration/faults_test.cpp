@@ -494,6 +494,13 @@ TEST_F(FaultsTest, UnsolicitedUidValidityChangeAbortsDeletions) {
 
 // --- read-ahead ([upstream] read_ahead) ------------------------------------------------------
 
+// read_ahead explicitly: .ci/test's fast-paths-off run only turns off keys a test leaves unset.
+PopbridgeProcess::Options readAheadOn() {
+  PopbridgeProcess::Options options;
+  options.upstream = "read_ahead = true\n";
+  return options;
+}
+
 // Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
 std::size_t residentKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -527,7 +534,7 @@ TEST_F(FaultsTest, UpstreamDropDuringAReadAheadGivesTheNextRetrErrAndDeletesNoth
   cut.uids = {kFirstUid + 1};
   s.reactions[Step::Body] = cut;
   ScriptedImapPeer peer(s);
-  auto proxy = proxyFor(peer);
+  auto proxy = proxyFor(peer, readAheadOn());
   Pop3TestClient pop(proxy->port());
   login(pop);
   startDownload(pop, s);
@@ -550,7 +557,7 @@ TEST_F(FaultsTest, AReadAheadTheClientDoesNotTakeKeepsMemoryBounded) {
   s.messages[1].bytes = bigMessage(kBig);
   s.messages[1].reportedSize = 1000;
   ScriptedImapPeer peer(s);
-  auto proxy = proxyFor(peer);
+  auto proxy = proxyFor(peer, readAheadOn());
   Pop3TestClient pop(proxy->port());
   login(pop);
   startDownload(pop, s);

@@ -84,7 +84,8 @@ class SnapshotCacheFaultTest : public ::testing::Test {
     options.upstreamPort = peer.port();
     // Each poll on a connection of its own, so that the commands counted are the cache's alone
     // (a pooled connection's re-SELECT refreshes the same way; upstream_pool_test covers it).
-    options.upstream = "pool_idle = \"0s\"\n";
+    // snapshot_cache explicitly: .ci/test's fast-paths-off run only turns off unset keys.
+    options.upstream = "pool_idle = \"0s\"\nsnapshot_cache = true\n";
     auto proxy = std::make_unique<PopbridgeProcess>(DovecotFixture::shared(), options);
     proxy->addSecret(kPassword);
     return proxy;
@@ -242,7 +243,7 @@ class SnapshotCacheDovecotTest : public ::testing::Test {
 
   std::unique_ptr<PopbridgeProcess> proxy(bool cached) {
     PopbridgeProcess::Options options;
-    if (!cached) options.upstream = "snapshot_cache = false\n";
+    options.upstream = cached ? "snapshot_cache = true\n" : "snapshot_cache = false\n";
     options.mailbox = "exclusive = false\n";
     return std::make_unique<PopbridgeProcess>(DovecotFixture::shared(), options);
   }
