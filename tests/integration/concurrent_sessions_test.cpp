@@ -16,6 +16,7 @@
 #include "tests/support/messages.h"
 #include "tests/support/popbridge_process.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
@@ -28,10 +29,6 @@ struct Mailbox {
   std::uint64_t count = 0;
   std::string uidl;
 };
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
 
 // One session: USER, PASS, STAT, UIDL, LIST, RETR of every message (each size must match LIST),
 // QUIT. Returns an error text, empty on success.

@@ -11,20 +11,10 @@
 #include "tests/support/messages.h"
 #include "tests/support/popbridge_process.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
-  for (const std::string& f : flags) {
-    if (f == flag) return true;
-  }
-  return false;
-}
 
 // What RETR delivers: the message, and a CRLF when its last line had none (RFC 1939 ends the
 // reply with CRLF "." CRLF).

@@ -24,6 +24,7 @@
 #include "tests/support/popbridge_process.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
@@ -31,17 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr char kInUse[] = "-ERR [IN-USE] Mailbox is in use by another session, try again later.";
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
-  for (const std::string& f : flags) {
-    if (f == flag) return true;
-  }
-  return false;
-}
 
 bool contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;

@@ -18,22 +18,12 @@
 #include "tests/support/popbridge_process.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-bool hasFlag(const std::vector<std::string>& flags, std::string_view flag) {
-  for (const std::string& f : flags) {
-    if (f == flag) return true;
-  }
-  return false;
-}
 
 class SharedStateTest : public ::testing::Test {
  protected:

@@ -16,16 +16,13 @@
 #include "tests/support/popbridge_process.h"
 #include "tests/support/scripted_imap.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
 
 constexpr char kPassword[] = "snapshot-Cache-7";
 constexpr char kCondstoreCaps[] = "IMAP4rev1 LITERAL+ SASL-IR UIDPLUS MOVE CONDSTORE AUTH=PLAIN";
-
-bool startsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
 
 // What one poll of a printer shows: STAT, UIDL and LIST.
 struct Poll {

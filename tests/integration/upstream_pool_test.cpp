@@ -18,6 +18,7 @@
 #include "tests/support/popbridge_process.h"
 #include "tests/support/scripted_imap.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
@@ -37,10 +38,6 @@ using Reaction = ScriptedImapPeer::Reaction;
 using Kind = ScriptedImapPeer::Reaction::Kind;
 
 constexpr char kScriptedPassword[] = "scripted-Pool-9";
-
-bool startsWith(const std::string& text, std::string_view prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
 
 std::size_t count(const std::string& text, std::string_view needle) {
   std::size_t n = 0;
