@@ -324,18 +324,37 @@ TEST_F(HostileTest, NulInACredentialDoesNotLogInWithItsPrefix) {
       << log;
   EXPECT_NE(log.find("AUTH LOGIN login refused: the password contains a CR byte"),
             std::string::npos);
-  // Nothing of the three reached Dovecot: its only login for the user is the clean one.
-  dovecotLog.clear();
+  // Nothing of the three reached Dovecot: its only login for the user is the clean one. Dovecot's
+  // log process writes a login's line some time after the login itself, so the log is read until
+  // that line is there, and a little longer for any line that would follow it.
   std::string line;
+  std::string pending;
   int logins = 0;
-  while (std::getline(dovecotLog, line)) {
-    if (line.find("auth-worker") == std::string::npos &&
-        line.find(std::string("user=<") + kUser + ">") != std::string::npos &&
-        (line.find("Login: ") != std::string::npos ||
-         line.find("auth failed") != std::string::npos)) {
-      ++logins;
+  const auto readNewLines = [&] {
+    dovecotLog.clear();
+    while (std::getline(dovecotLog, line)) {
+      if (dovecotLog.eof()) {  // a line still being written: keep it for the next read
+        pending += line;
+        break;
+      }
+      line = pending + line;
+      pending.clear();
+      if (line.find("auth-worker") == std::string::npos &&
+          line.find(std::string("user=<") + kUser + ">") != std::string::npos &&
+          (line.find("Login: ") != std::string::npos ||
+           line.find("auth failed") != std::string::npos)) {
+        ++logins;
+      }
     }
+    dovecotLog.clear();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (logins == 0 && std::chrono::steady_clock::now() < deadline) {
+    readNewLines();
+    if (logins == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  readNewLines();
   EXPECT_EQ(logins, 1) << dovecot().logTail();
 }
 
