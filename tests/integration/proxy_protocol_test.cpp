@@ -103,6 +103,7 @@ class ProxyProtocolTest : public ::testing::Test {
   // Dovecot's rip= (IMAP ID from popbridge) show the client, never haproxy's 127.0.0.1.
   void expectClientAddressThrough(const std::string& serverOptions, const std::string& clientIp,
                                   const std::string& version) {
+    const std::size_t loginsBefore = dovecot().loginRips(kUser, 0).size();
     auto popbridge = startPopbridge();
     Haproxy haproxy(dir_, {{popbridge->port(0), serverOptions}});
     {
@@ -117,24 +118,9 @@ class ProxyProtocolTest : public ::testing::Test {
         << log;
     EXPECT_TRUE(logHasClient(log, ipPattern, "user=proxied logged in")) << log;
     EXPECT_FALSE(std::regex_search(log, std::regex("client=127\\.0\\.0\\.1:"))) << log;
-    const auto rips = loginRips(dovecot(), kUser);
-    ASSERT_FALSE(rips.empty()) << dovecot().logTail();
+    const auto rips = dovecot().loginRips(kUser, loginsBefore + 1);
+    ASSERT_GT(rips.size(), loginsBefore) << dovecot().logTail();
     EXPECT_EQ(rips.back(), clientIp) << dovecot().logTail();
-  }
-
-  // The rip= of each of Dovecot's "Login: user=<user>" lines, in order.
-  static std::vector<std::string> loginRips(const DovecotFixture& dovecot,
-                                            const std::string& user) {
-    std::ifstream log(dovecot.logPath());
-    std::vector<std::string> rips;
-    std::string line;
-    const std::string login = "Login: user=<" + user + ">";
-    while (std::getline(log, line)) {
-      const std::size_t at = line.find("rip=");
-      if (line.find(login) == std::string::npos || at == std::string::npos) continue;
-      rips.push_back(line.substr(at + 4, line.find(',', at) - at - 4));
-    }
-    return rips;
   }
 
   std::string dir_;

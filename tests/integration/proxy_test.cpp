@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <cstdio>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -452,22 +452,6 @@ DovecotFixture& trustingDovecot() {
   return dovecot;
 }
 
-// The rip= of each of Dovecot's "Login: user=<user>" lines, in order.
-std::vector<std::string> loginRips(const DovecotFixture& dovecot, const std::string& user) {
-  std::ifstream log(dovecot.logPath());
-  std::vector<std::string> rips;
-  std::string line;
-  const std::string login = "Login: user=<" + user + ">";
-  while (std::getline(log, line)) {
-    if (line.find(login) == std::string::npos) continue;
-    std::size_t at = line.find("rip=");
-    if (at == std::string::npos) continue;
-    at += 4;
-    rips.push_back(line.substr(at, line.find(',', at) - at));
-  }
-  return rips;
-}
-
 void loginAndQuit(std::uint16_t port, const DovecotUser& user, const std::string& sourceIp) {
   Pop3TestClient pop(port, false, "", sourceIp);
   ASSERT_EQ(pop.command("USER " + user.name).rfind("+OK", 0), 0u);
@@ -489,7 +473,7 @@ TEST(ClientAddressUpstream, DovecotLogsTheDevicesAddressUnlessDisabled) {
     PopbridgeProcess proxy(dovecot, options);
     loginAndQuit(proxy.port(), user, "127.0.0.2");
   }
-  EXPECT_EQ(loginRips(dovecot, user.name), (std::vector<std::string>{"127.0.0.2", "127.0.0.1"}))
+  EXPECT_EQ(dovecot.loginRips(user.name, 2), (std::vector<std::string>{"127.0.0.2", "127.0.0.1"}))
       << dovecot.logTail();
 }
 
@@ -502,8 +486,10 @@ TEST(LongCredentials, LogInWithEveryAuthSetting) {
   std::vector<DovecotUser> users;
   for (std::size_t length : {1200u, 4000u}) {
     std::string password;
-    const std::string_view alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!";
-    for (std::size_t i = 0; i < length; ++i) password += alphabet[(i * 7 + length) % alphabet.size()];
+    const std::string_view alphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!";
+    for (std::size_t i = 0; i < length; ++i)
+      password += alphabet[(i * 7 + length) % alphabet.size()];
     users.push_back(dovecot.addUser("long" + std::to_string(length), password));
   }
   for (const char* auth : {"login", "plain", "auto"}) {

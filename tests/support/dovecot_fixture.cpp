@@ -687,6 +687,25 @@ std::string DovecotFixture::logTail(std::size_t lines) const {
   return lastLines(readFile(logPath()), lines);
 }
 
+std::vector<std::string> DovecotFixture::loginRips(const std::string& user,
+                                                   std::size_t atLeast) const {
+  const std::string login = "Login: user=<" + user + ">";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    std::vector<std::string> rips;
+    std::istringstream log(readFile(logPath()));
+    std::string line;
+    while (std::getline(log, line)) {
+      std::size_t at = line.find("rip=");
+      if (line.find(login) == std::string::npos || at == std::string::npos) continue;
+      at += 4;
+      rips.push_back(line.substr(at, line.find(',', at) - at));
+    }
+    if (rips.size() >= atLeast || std::chrono::steady_clock::now() >= deadline) return rips;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 void DovecotFixture::seedMaildir(const std::string& user, const std::vector<std::string>& messages,
                                  const std::string& folder) {
   const std::string path = maildirPath(user, folder);

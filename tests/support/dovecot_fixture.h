@@ -131,6 +131,10 @@ class DovecotFixture {
 
   std::string logTail(std::size_t lines = 50) const;
   std::string logPath() const { return dir_ + "/dovecot.log"; }
+  // The rip= of each of the log's "Login: user=<user>" lines, in order. Dovecot's log process
+  // writes a line some time after the login, so this waits (up to 10 s) until there are at least
+  // `atLeast` of them.
+  std::vector<std::string> loginRips(const std::string& user, std::size_t atLeast) const;
 
  private:
   void prepareDirectory();
