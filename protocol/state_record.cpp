@@ -39,16 +39,18 @@ std::string encodeUidlRecord(const UidlRecord& entry) {
   appendField(out, entry.date);
   appendField(out, std::to_string(entry.size));
   appendField(out, entry.headerHash);
+  appendField(out, std::to_string(entry.headerLines));
   return out;
 }
 
 std::optional<UidlRecord> decodeUidlRecord(UidKey key, std::string_view text) {
   UidlRecord entry;
   entry.key = key;
-  std::string_view uidl, messageId, date, size, headerHash;
+  std::string_view uidl, messageId, date, size, headerHash, headerLines;
   if (!takeField(text, uidl) || !takeField(text, messageId) || !takeField(text, date) ||
-      !takeField(text, size) || !takeField(text, headerHash) || !text.empty() ||
-      !parseNumber(size, entry.size)) {
+      !takeField(text, size) || !takeField(text, headerHash) || !takeField(text, headerLines) ||
+      !text.empty() || !parseNumber(size, entry.size) ||
+      !parseNumber(headerLines, entry.headerLines)) {
     return std::nullopt;
   }
   entry.uidl = uidl;

@@ -24,10 +24,13 @@ struct UidlRecord {
   std::string date;        // the Date header (or INTERNALDATE), as sent
   std::uint64_t size = 0;  // RFC822.SIZE
   std::string headerHash;  // a digest of the header, hex
+  // Lines of the whole header; only an import's entries have it (uidl/map_record.h).
+  std::uint32_t headerLines = 0;
   bool operator==(const UidlRecord&) const = default;
 };
 
-// Length-prefixed fields ("<len>:<bytes>" each: uidl, Message-ID, date, size, header hash), so
+// Length-prefixed fields ("<len>:<bytes>" each: uidl, Message-ID, date, size, header hash,
+// header lines), so
 // any bytes are allowed in any field. decode refuses anything else, trailing bytes included.
 std::string encodeUidlRecord(const UidlRecord& record);
 std::optional<UidlRecord> decodeUidlRecord(UidKey key, std::string_view text);

@@ -72,6 +72,7 @@ std::unique_ptr<SqliteStateStore> SqliteStateStore::open(const std::string& path
                   " uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,"
                   " uidl TEXT NOT NULL, message_id TEXT NOT NULL, date TEXT NOT NULL,"
                   " size INTEGER NOT NULL, header_hash TEXT NOT NULL,"
+                  " header_lines INTEGER NOT NULL DEFAULT 0,"
                   " PRIMARY KEY (account, folder, uidvalidity, uid)) WITHOUT ROWID")) {
     error = "state store " + path + ": " + sqlite3_errmsg(db);
     return nullptr;
@@ -87,43 +88,54 @@ bool SqliteStateStore::run(const char* sql) {
   return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
 }
 
-bool SqliteStateStore::fetch(const Mailbox& mailbox, const UidKey* key,
+bool SqliteStateStore::fetch(const Mailbox& mailbox, const std::vector<UidKey>* keys,
                              std::vector<UidlEntry>& out) {
+  // One prepared statement for all the keys: a session asks for every message of its mailbox.
   Statement statement = prepare(
-      db_, key ? "SELECT uidvalidity, uid, uidl, message_id, date, size, header_hash FROM uidl"
-                 " WHERE account = ?1 AND folder = ?2 AND uidvalidity = ?3 AND uid = ?4"
-               : "SELECT uidvalidity, uid, uidl, message_id, date, size, header_hash FROM uidl"
-                 " WHERE account = ?1 AND folder = ?2 ORDER BY uidvalidity, uid");
+      db_, keys ? "SELECT uidvalidity, uid, uidl, message_id, date, size, header_hash, header_lines"
+                  " FROM uidl"
+                  " WHERE account = ?1 AND folder = ?2 AND uidvalidity = ?3 AND uid = ?4"
+                : "SELECT uidvalidity, uid, uidl, message_id, date, size, header_hash, header_lines"
+                  " FROM uidl"
+                  " WHERE account = ?1 AND folder = ?2 ORDER BY uidvalidity, uid");
   if (!statement) return false;
+  auto run = [&]() {
+    int rc;
+    while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
+      UidlEntry entry;
+      entry.key.uidValidity = static_cast<std::uint32_t>(sqlite3_column_int64(statement.get(), 0));
+      entry.key.uid = static_cast<std::uint32_t>(sqlite3_column_int64(statement.get(), 1));
+      entry.uidl = columnText(statement.get(), 2);
+      entry.messageId = columnText(statement.get(), 3);
+      entry.date = columnText(statement.get(), 4);
+      entry.size = static_cast<std::uint64_t>(sqlite3_column_int64(statement.get(), 5));
+      entry.headerHash = columnText(statement.get(), 6);
+      entry.headerLines = static_cast<std::uint32_t>(sqlite3_column_int64(statement.get(), 7));
+      out.push_back(std::move(entry));
+    }
+    return rc == SQLITE_DONE;
+  };
   bindText(statement.get(), 1, mailbox.account);
   bindText(statement.get(), 2, mailbox.folder);
-  if (key) {
-    sqlite3_bind_int64(statement.get(), 3, key->uidValidity);
-    sqlite3_bind_int64(statement.get(), 4, key->uid);
+  if (!keys) return run();
+  for (const UidKey& key : *keys) {
+    sqlite3_reset(statement.get());
+    sqlite3_bind_int64(statement.get(), 3, key.uidValidity);
+    sqlite3_bind_int64(statement.get(), 4, key.uid);
+    if (!run()) return false;
   }
-  int rc;
-  while ((rc = sqlite3_step(statement.get())) == SQLITE_ROW) {
-    UidlEntry entry;
-    entry.key.uidValidity = static_cast<std::uint32_t>(sqlite3_column_int64(statement.get(), 0));
-    entry.key.uid = static_cast<std::uint32_t>(sqlite3_column_int64(statement.get(), 1));
-    entry.uidl = columnText(statement.get(), 2);
-    entry.messageId = columnText(statement.get(), 3);
-    entry.date = columnText(statement.get(), 4);
-    entry.size = static_cast<std::uint64_t>(sqlite3_column_int64(statement.get(), 5));
-    entry.headerHash = columnText(statement.get(), 6);
-    out.push_back(std::move(entry));
-  }
-  return rc == SQLITE_DONE;
+  return true;
 }
 
 bool SqliteStateStore::write(const Mailbox& mailbox, const std::vector<UidlEntry>* put,
                              const std::vector<UidKey>* erase) {
   if (!run("BEGIN IMMEDIATE")) return false;
-  Statement statement = prepare(
-      db_, put ? "INSERT OR REPLACE INTO uidl (account, folder, uidvalidity, uid, uidl,"
-                 " message_id, date, size, header_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-               : "DELETE FROM uidl WHERE account = ?1 AND folder = ?2 AND uidvalidity = ?3"
-                 " AND uid = ?4");
+  Statement statement =
+      prepare(db_, put ? "INSERT OR REPLACE INTO uidl (account, folder, uidvalidity, uid, uidl,"
+                         " message_id, date, size, header_hash, header_lines)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                       : "DELETE FROM uidl WHERE account = ?1 AND folder = ?2 AND uidvalidity = ?3"
+                         " AND uid = ?4");
   bool ok = statement != nullptr;
   auto step = [&](UidKey key, const UidlEntry* entry) {
     sqlite3_reset(statement.get());
@@ -137,6 +149,7 @@ bool SqliteStateStore::write(const Mailbox& mailbox, const std::vector<UidlEntry
       bindText(statement.get(), 7, entry->date);
       sqlite3_bind_int64(statement.get(), 8, static_cast<sqlite3_int64>(entry->size));
       bindText(statement.get(), 9, entry->headerHash);
+      sqlite3_bind_int64(statement.get(), 10, entry->headerLines);
     }
     return sqlite3_step(statement.get()) == SQLITE_DONE;
   };
@@ -162,9 +175,7 @@ void SqliteStateStore::getUidls(const Mailbox& mailbox, std::vector<UidKey> keys
   bool ok = true;
   {
     std::lock_guard lock(mutex_);
-    for (const UidKey& key : keys) {
-      if (!(ok = fetch(mailbox, &key, found))) break;
-    }
+    ok = fetch(mailbox, &keys, found);
   }
   if (!ok) found.clear();
   done(ok ? Status::Ok : Status::Unavailable, std::move(found));

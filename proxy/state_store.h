@@ -81,7 +81,7 @@ class SqliteStateStore final : public StateStore {
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   bool run(const char* sql);
-  bool fetch(const Mailbox& mailbox, const UidKey* key, std::vector<UidlEntry>& out);
+  bool fetch(const Mailbox& mailbox, const std::vector<UidKey>* keys, std::vector<UidlEntry>& out);
   bool write(const Mailbox& mailbox, const std::vector<UidlEntry>* put,
              const std::vector<UidKey>* erase);
 

@@ -38,6 +38,7 @@ Entry entry(std::uint32_t validity, std::uint32_t uid, std::string uidl) {
   e.date = "Mon, 1 Dec 2026 10:00:00 +0000";
   e.size = 1000 + uid;
   e.headerHash = "ab12cd";
+  e.headerLines = uid % 7;
   return e;
 }
 
@@ -55,18 +56,20 @@ TEST(StateStoreCodec, EntriesRoundTripWithAnyBytes) {
 
 TEST(StateStoreCodec, MalformedEntriesAreRejected) {
   const std::vector<std::string> cases = {
-      "",                            // nothing
-      "3:abc",                       // fields missing
-      "3:abc0:0:4:1000:0:trailing",  // bytes after the last field
-      "9:abc0:0:4:10000:",           // a length beyond the text
-      "3:abc0:0:3:1x00:",            // a size that is not a number
-      "x:abc0:0:4:1000:0:",          // a length that is not a number
-      "99999999999:a0:0:1:10:",      // an absurd length
+      "",                             // nothing
+      "3:abc",                        // fields missing
+      "3:abc0:0:4:1000:1:0trailing",  // bytes after the last field
+      "3:abc0:0:4:10000:",            // no header-line count
+      "3:abc0:0:4:10000:1:x",         // a header-line count that is not a number
+      "9:abc0:0:4:10000:",            // a length beyond the text
+      "3:abc0:0:3:1x00:",             // a size that is not a number
+      "x:abc0:0:4:1000:0:",           // a length that is not a number
+      "99999999999:a0:0:1:10:",       // an absurd length
   };
   for (const std::string& text : cases) {
     EXPECT_FALSE(StateStore::decodeEntry({1, 1}, text)) << text;
   }
-  EXPECT_TRUE(StateStore::decodeEntry({1, 1}, "3:abc0:0:4:10000:"));
+  EXPECT_TRUE(StateStore::decodeEntry({1, 1}, "3:abc0:0:4:10000:1:0"));
 }
 
 TEST(StateStoreCodec, Keys) {
