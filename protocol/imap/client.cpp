@@ -518,6 +518,10 @@ void ImapClient::applyCapabilities(const std::vector<std::string>& words) {
       caps_.specialUse = true;
     else if (equalsIgnoreCase(word, "CONDSTORE") || equalsIgnoreCase(word, "QRESYNC"))
       caps_.condStore = true;
+    else if (equalsIgnoreCase(word, "OBJECTID"))
+      caps_.objectId = true;
+    else if (equalsIgnoreCase(word, "X-GM-EXT-1"))
+      caps_.gmExt1 = true;
     if (word.size() > 5 && equalsIgnoreCase(std::string_view(word).substr(0, 5), "AUTH=")) {
       caps_.authMechanisms.emplace_back(std::string_view(word).substr(5));
     }

@@ -55,6 +55,8 @@ struct ImapCapabilities {
   bool id = false;
   bool specialUse = false;                  // RFC 6154: LIST knows the SPECIAL-USE selection option
   bool condStore = false;                   // RFC 7162: CONDSTORE, or QRESYNC (which implies it)
+  bool objectId = false;                    // RFC 8474: FETCH EMAILID
+  bool gmExt1 = false;                      // Gmail's X-GM-EXT-1: FETCH X-GM-MSGID
   std::vector<std::string> authMechanisms;  // from AUTH=<name>, as sent
 
   bool offers(std::string_view mechanism) const;  // AUTH=<mechanism>, any case

@@ -58,6 +58,8 @@ void FetchAttributes::clear() {
   rfc822Size.reset();
   flags.reset();
   modseq.reset();
+  emailId.reset();
+  gmMsgId.reset();
 }
 
 void ImapEvent::clear() {
@@ -72,6 +74,7 @@ void ImapEvent::clear() {
   delimiter.reset();
   fetch.clear();
   numbers.clear();
+  statusItems.clear();
   section.clear();
   origin.reset();
   literalSize = 0;

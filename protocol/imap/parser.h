@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace popbridge::protocol {
@@ -26,6 +27,11 @@ struct FetchAttributes {
   std::optional<std::uint64_t> rfc822Size;
   std::optional<std::vector<std::string>> flags;  // as sent, e.g. "\\Deleted", "$Label"
   std::optional<std::uint64_t> modseq;
+  // RFC 8474 EMAILID: the objectid inside the parentheses, as sent (1..255 of ALPHA, DIGIT,
+  // "_", "-"; anything else is a parse error).
+  std::optional<std::string> emailId;
+  // Gmail's X-GM-MSGID: an unsigned 64-bit decimal.
+  std::optional<std::uint64_t> gmMsgId;
   void clear();
 };
 
@@ -45,7 +51,8 @@ struct ImapEvent {
     Continuation,  // "+ text": code (if the text starts with one) and text
     List,          // "* LIST (attributes) delimiter mailbox": words, delimiter, mailbox
     Search,        // "* SEARCH 3 7 12" (RFC 3501 7.2.5): numbers, possibly none
-    Other          // any other untagged response (STATUS, ESEARCH, VANISHED, ...)
+    MailboxStatus,  // "* STATUS mailbox (UIDVALIDITY 7 MESSAGES 3)": mailbox, statusItems
+    Other           // any other untagged response (STATUS, ESEARCH, VANISHED, ...)
   };
   Kind kind = Kind::Other;
   std::string tag;
@@ -70,6 +77,8 @@ struct ImapEvent {
   // Search: the numbers as sent (UIDs after UID SEARCH). They all came in one line, so there are
   // at most maxLine / 2 of them.
   std::vector<std::uint32_t> numbers;
+  // MailboxStatus: each status item's name, upper-cased, and its value, in the order sent.
+  std::vector<std::pair<std::string, std::uint64_t>> statusItems;
   // BodyBegin: the section, upper-cased: "BODY[]" -> "", "BODY[HEADER]" -> "HEADER",
   // "BODY[TEXT]<0>" -> "TEXT" with origin 0, "RFC822" -> "", "RFC822.HEADER" -> "HEADER",
   // "RFC822.TEXT" -> "TEXT", "BINARY[1.2]" -> "1.2".

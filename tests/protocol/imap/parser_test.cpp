@@ -95,6 +95,12 @@ std::string render(const ImapEvent& ev) {
       for (std::uint32_t n : ev.numbers) out += " " + std::to_string(n);
       return out;
     }
+    case Kind::MailboxStatus: {
+      std::string out = "MAILBOXSTATUS <" + escape(ev.mailbox) + ">";
+      for (const auto& [name, value] : ev.statusItems)
+        out += " " + name + "=" + std::to_string(value);
+      return out;
+    }
     case Kind::Other:
       return "OTHER " + (ev.number ? std::to_string(ev.number) + " " : "") + ev.text;
   }
