@@ -1,0 +1,356 @@
+// `popbridge uidl import`: an import file lands in the state store as UIDVALIDITY-0 entries keyed
+// 1, 2, 3... in file order, for the mailbox ACCOUNT names, all or nothing; a mailbox that already
+// has entries is refused unless --replace. Against a temp SQLite file, a real redis-server, and
+// the real binary.
+
+#include "proxy/uidl_command.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/password.h"
+#include "protocol/uidl/import_file.h"
+#include "protocol/uidl/map_record.h"
+#include "proxy/state_store.h"
+#include "tests/support/client_runner.h"
+#include "tests/support/redis_server.h"
+
+namespace popbridge::proxy {
+namespace {
+
+using Entry = StateStore::UidlEntry;
+
+constexpr char kFile[] =
+    "popbridge-uidl-import 1\n"
+    "# captured from the old server\n"
+    "message 1c3a.4f5e 1234\n"
+    "From: Alice <a@example.org>\n"
+    "To: Bob <b@example.org>\n"
+    "Subject: Hello\n"
+    "Date: Sat, 1 Jan 2000 00:00:00 +0000\n"
+    "Message-ID: <1@example.org>\n"
+    "\n"
+    ".\n"
+    "message UID42-1096552920 99\r\n"
+    "..Dotted: yes\r\n"
+    "Subject: second\r\n"
+    "Date: Sun, 2 Jan 2000 00:00:00 +0000\r\n"
+    "Message-ID: <2@example.org>\r\n"
+    "\r\n"
+    ".\r\n"
+    "\n"
+    "message third 5000\n"
+    "Subject: no ids at all\n"
+    "\n"
+    ".\n";
+
+struct Outcome {
+  int exitCode = -1;
+  std::string out;
+  std::string err;
+};
+
+class UidlImportTest : public ::testing::Test {
+ protected:
+  UidlImportTest() : dir_("popbridge-uidl") {}
+
+  std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
+  std::string statePath() const { return path("state.db"); }
+
+  // A config with `state` as its [state] lines (default: the temp SQLite file) and `tail`.
+  std::string configText(const std::string& tail = "", std::string state = "") const {
+    if (state.empty()) state = "[state]\npath = \"" + statePath() + "\"\n";
+    return "[[listener]]\naddress = \"127.0.0.1:1100\"\ntls = \"none\"\n"
+           "allow_plaintext_auth = true\n"
+           "[upstream]\nhost = \"127.0.0.1\"\nport = 143\ntls = \"none\"\n" +
+           state + tail;
+  }
+
+  config::Config config(const std::string& tail = "", const std::string& state = "") {
+    auto result = config::loadConfigString(configText(tail, state), "uidl.toml", {});
+    if (!result.ok()) {
+      ADD_FAILURE() << (result.errors.empty() ? "no config" : result.errors[0].toString());
+      return {};
+    }
+    return *result.config;
+  }
+
+  // [[account]] `name` -> `upstreamUser`, with `lines` (a folder override).
+  std::string account(const std::string& name, const std::string& upstreamUser,
+                      const std::string& lines = "") {
+    const std::string file = path(name + ".password");
+    test::writeTextFile(file, "upstream-secret\n");
+    static const std::string hash = config::hashPassword("device-password-1");
+    return "[[account]]\nuser = \"" + name + "\"\npassword_hash = \"" + hash +
+           "\"\nupstream_user = \"" + upstreamUser + "\"\nupstream_password_file = \"" + file +
+           "\"\n" + lines;
+  }
+
+  std::string importFile(const std::string& text, const std::string& name = "uidls.txt") {
+    test::writeTextFile(path(name), text);
+    return path(name);
+  }
+
+  static Outcome import(const config::Config& config, UidlImportOptions options) {
+    std::ostringstream out;
+    std::ostringstream err;
+    Outcome run;
+    run.exitCode = runUidlImport(config, options, out, err);
+    run.out = out.str();
+    run.err = err.str();
+    return run;
+  }
+
+  std::vector<Entry> stored(const StateStore::Mailbox& mailbox) {
+    std::string error;
+    auto store = SqliteStateStore::open(statePath(), error);
+    EXPECT_TRUE(store) << error;
+    std::vector<Entry> entries;
+    if (!store) return entries;
+    store->loadUidls(mailbox, [&](StateStore::Status status, std::vector<Entry> got) {
+      EXPECT_EQ(status, StateStore::Status::Ok);
+      entries = std::move(got);
+    });
+    return entries;
+  }
+
+  void put(const StateStore::Mailbox& mailbox, std::vector<Entry> entries) {
+    std::string error;
+    auto store = SqliteStateStore::open(statePath(), error);
+    ASSERT_TRUE(store) << error;
+    bool ok = false;
+    store->putUidls(mailbox, std::move(entries),
+                    [&](StateStore::Status status) { ok = status == StateStore::Status::Ok; });
+    ASSERT_TRUE(ok);
+  }
+
+  test::TempDir dir_;
+};
+
+Entry servedEntry(std::uint32_t uidValidity, std::uint32_t uid, std::string uidl) {
+  Entry entry;
+  entry.key = {uidValidity, uid};
+  entry.uidl = std::move(uidl);
+  entry.messageId = "x@y";
+  entry.size = 10;
+  return entry;
+}
+
+TEST_F(UidlImportTest, StoresEveryMessageUnderUidValidityZeroInFileOrder) {
+  const std::string file = importFile(kFile);
+  const Outcome run = import(config(), {"alice", file, "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(run.out,
+            "imported 3 UIDLs for alice folder INBOX; the first session matches them against the "
+            "mailbox\n");
+
+  std::string error;
+  const auto parsed = protocol::uidl::parseImportFile(kFile, error);
+  ASSERT_TRUE(parsed) << error;
+  const std::vector<Entry> entries = stored({"alice", "INBOX"});
+  ASSERT_EQ(entries.size(), 3u);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const auto& expected = (*parsed)[i];
+    EXPECT_EQ(entries[i].key, (protocol::UidKey{protocol::uidl::kImportUidValidity, i + 1}));
+    EXPECT_EQ(entries[i].uidl, expected.uidl);
+    EXPECT_EQ(protocol::uidl::toFacts(entries[i]), expected.facts);
+    EXPECT_EQ(entries[i], protocol::uidl::toRecord({0, i + 1}, expected.uidl, expected.facts));
+  }
+  EXPECT_EQ(entries[0].uidl, "1c3a.4f5e");
+  EXPECT_EQ(entries[1].uidl, "UID42-1096552920");
+  EXPECT_EQ(entries[1].size, 99u);
+  EXPECT_EQ(entries[1].messageId, "2@example.org");
+  EXPECT_GT(entries[0].headerLines, 0u) << "the TOP block's line count is kept for the match";
+  EXPECT_TRUE(stored({"bob", "INBOX"}).empty()) << "another mailbox is untouched";
+}
+
+TEST_F(UidlImportTest, AMailboxWithEntriesIsRefusedUnlessReplace) {
+  const StateStore::Mailbox inbox{"alice", "INBOX"};
+  put(inbox, {servedEntry(77, 1, "served-1"), servedEntry(77, 2, "served-2")});
+  put({"alice", "Other"}, {servedEntry(5, 1, "other")});
+  const std::string file = importFile(kFile);
+
+  const Outcome refused = import(config(), {"alice", file, "", false});
+  EXPECT_EQ(refused.exitCode, kUidlFailed);
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  EXPECT_NE(refused.err.find("already has 2 UIDL entries"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("--replace"), std::string::npos) << refused.err;
+  std::vector<Entry> entries = stored(inbox);
+  ASSERT_EQ(entries.size(), 2u) << "nothing written";
+  EXPECT_EQ(entries[0].uidl, "served-1");
+
+  const Outcome replaced = import(config(), {"alice", file, "", true});
+  ASSERT_EQ(replaced.exitCode, kUidlOk) << replaced.err;
+  entries = stored(inbox);
+  ASSERT_EQ(entries.size(), 3u) << "the old entries are erased, the file's stored";
+  for (const Entry& entry : entries) EXPECT_EQ(entry.key.uidValidity, 0u);
+  EXPECT_EQ(stored({"alice", "Other"}).size(), 1u) << "another folder is untouched";
+
+  // An earlier import (uv-0 entries) also counts as entries: importing twice is refused too.
+  const Outcome again = import(config(), {"alice", file, "", false});
+  EXPECT_EQ(again.exitCode, kUidlFailed);
+  EXPECT_NE(again.err.find("3 of an earlier import"), std::string::npos) << again.err;
+  EXPECT_EQ(stored(inbox).size(), 3u);
+}
+
+TEST_F(UidlImportTest, ReplaceWithASmallerFileLeavesOnlyIt) {
+  const StateStore::Mailbox inbox{"alice", "INBOX"};
+  ASSERT_EQ(import(config(), {"alice", importFile(kFile), "", false}).exitCode, kUidlOk);
+  const std::string one =
+      "popbridge-uidl-import 1\nmessage only 10\nMessage-ID: <o@x>\nDate: x\n\n.\n";
+  const Outcome run = import(config(), {"alice", importFile(one, "one.txt"), "", true});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  const std::vector<Entry> entries = stored(inbox);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].uidl, "only");
+  EXPECT_EQ(entries[0].key, (protocol::UidKey{0, 1}));
+}
+
+TEST_F(UidlImportTest, ABadFileNamesItsLineAndWritesNothing) {
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"popbridge-uidl-import 1\nmessage a 1\nSubject: x\n\n.\n1 bare-uidl\n", ": line 6: "},
+      {"not an import file\n", ": line 1: "},
+      {"popbridge-uidl-import 1\nmessage a 1\nSubject: x\n", "message"},  // ends inside one
+      {"popbridge-uidl-import 1\nmessage a 1\n\n.\nmessage a 2\n\n.\n", ": line 5: "},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    const std::string file = importFile(c.text, "bad.txt");
+    const Outcome run = import(config(), {"alice", file, "", false});
+    EXPECT_EQ(run.exitCode, kUidlUsage);
+    EXPECT_EQ(run.err.rfind(file + ": line ", 0), 0u) << run.err;
+    EXPECT_NE(run.err.find(c.error), std::string::npos) << run.err;
+    EXPECT_TRUE(run.out.empty());
+    EXPECT_TRUE(stored({"alice", "INBOX"}).empty());
+  }
+  const Outcome missing = import(config(), {"alice", path("nonexistent.txt"), "", false});
+  EXPECT_EQ(missing.exitCode, kUidlUsage);
+  EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
+}
+
+TEST_F(UidlImportTest, AnAccountNamesItsUpstreamLoginAndFolder) {
+  const config::Config withAccounts =
+      config(account("phone", "Alice@Example.ORG", "folder = \"Work\"\n") +
+             account("laptop", "bob@example.org"));
+  const std::string file = importFile(kFile);
+
+  // The account's upstream login, lower-cased as every maildrop key is, and its folder.
+  Outcome run = import(withAccounts, {"phone", file, "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(run.out,
+            "imported 3 UIDLs for phone folder Work; the first session matches them against the "
+            "mailbox\n");
+  EXPECT_NE(run.err.find("upstream login Alice@Example.ORG"), std::string::npos) << run.err;
+  EXPECT_EQ(stored({"alice@example.org", "Work"}).size(), 3u);
+  EXPECT_TRUE(stored({"phone", "Work"}).empty());
+
+  // An account without a folder of its own takes [mailbox] folder; --folder overrides.
+  run = import(withAccounts, {"laptop", file, "Archive", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(stored({"bob@example.org", "Archive"}).size(), 3u);
+  EXPECT_TRUE(stored({"bob@example.org", "INBOX"}).empty());
+
+  // Not an account: the upstream login itself, with a note, and [mailbox] folder.
+  run = import(withAccounts, {"Carol@Example.org", file, "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_NE(run.err.find("is not an [[account]]"), std::string::npos) << run.err;
+  EXPECT_EQ(stored({"carol@example.org", "INBOX"}).size(), 3u);
+
+  // Without accounts, no note: logins are passed through to the upstream.
+  const config::Config custom = config("[mailbox]\nfolder = \"Mail\"\n");
+  run = import(custom, {"dave", file, "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(run.err.find("[[account]]"), std::string::npos) << run.err;
+  EXPECT_EQ(stored({"dave", "Mail"}).size(), 3u);
+}
+
+TEST_F(UidlImportTest, WithoutAStateStoreThereIsNothingToImportInto) {
+  const Outcome run = import(config("", "[state]\n"), {"alice", importFile(kFile), "", false});
+  EXPECT_EQ(run.exitCode, kUidlFailed);
+  EXPECT_NE(run.err.find("no [state] path or redis"), std::string::npos) << run.err;
+}
+
+TEST_F(UidlImportTest, AnUnusableStoreIsAnError) {
+  const Outcome run = import(config("", "[state]\npath = \"/nonexistent-dir/state.db\"\n"),
+                         {"alice", importFile(kFile), "", false});
+  EXPECT_EQ(run.exitCode, kUidlFailed);
+  EXPECT_NE(run.err.find("cannot open the state store"), std::string::npos) << run.err;
+}
+
+TEST_F(UidlImportTest, IntoRedis) {
+  test::RedisServer redis({.password = "redis-Pa55"});
+  const std::string state =
+      "[state]\nredis = \"redis://:redis-Pa55@127.0.0.1:" + std::to_string(redis.port()) +
+      "\"\nkey_prefix = \"t:\"\n";
+  const std::string file = importFile(kFile);
+  const Outcome run = import(config("", state), {"Alice", file, "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(run.err.find("redis-Pa55"), std::string::npos) << run.err;
+  const std::string key = "t:uidl:5:alice:INBOX";
+  EXPECT_EQ(redis.command({"HLEN", key}), "3");
+  const auto first = StateStore::decodeEntry({0, 1}, redis.command({"HGET", key, "0:1"}));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->uidl, "1c3a.4f5e");
+  EXPECT_EQ(first->messageId, "1@example.org");
+  EXPECT_EQ(redis.command({"HEXISTS", key, "0:3"}), "1");
+
+  const Outcome refused = import(config("", state), {"alice", file, "", false});
+  EXPECT_EQ(refused.exitCode, kUidlFailed) << refused.err;
+  EXPECT_NE(refused.err.find("already has 3 UIDL entries"), std::string::npos) << refused.err;
+  const Outcome replaced = import(config("", state), {"alice", file, "", true});
+  EXPECT_EQ(replaced.exitCode, kUidlOk) << replaced.err;
+}
+
+TEST_F(UidlImportTest, AnUnreachableRedisIsAnErrorWithinItsTimeout) {
+  const std::string state = "[state]\nredis = \"redis://127.0.0.1:1\"\nredis_timeout = \"1s\"\n";
+  const Outcome run = import(config("", state), {"alice", importFile(kFile), "", false});
+  EXPECT_EQ(run.exitCode, kUidlFailed);
+  EXPECT_NE(run.err.find("nothing written"), std::string::npos) << run.err;
+}
+
+// The real binary, as an operator runs it.
+TEST_F(UidlImportTest, TheBinaryImportsAndReportsBadFiles) {
+  const std::string configPath = path("popbridge.toml");
+  test::writeTextFile(configPath, configText());
+  const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
+  const std::string binary = custom ? custom : POPBRIDGE_BINARY;
+
+  const std::string bad = importFile("popbridge-uidl-import 1\nmessage a\n", "bad.txt");
+  test::CommandResult result =
+      test::runCommand({binary, "uidl", "import", "--config", configPath, "alice", bad});
+  EXPECT_EQ(result.exitCode, 2) << result.describe();
+  EXPECT_NE(result.output.find(bad + ": line 2: "), std::string::npos) << result.output;
+
+  result = test::runCommand(
+      {binary, "uidl", "import", "--config=" + configPath, "alice", importFile(kFile)});
+  ASSERT_EQ(result.exitCode, 0) << result.describe();
+  EXPECT_NE(result.output.find("imported 3 UIDLs for alice folder INBOX; the first session "
+                               "matches them against the mailbox"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(stored({"alice", "INBOX"}).size(), 3u);
+
+  result = test::runCommand(
+      {binary, "uidl", "import", "--config", configPath, "alice", importFile(kFile)});
+  EXPECT_EQ(result.exitCode, 1) << result.describe();
+  result = test::runCommand({binary, "uidl", "import", "--config", configPath, "--folder", "Old",
+                             "--replace", "alice", importFile(kFile)});
+  EXPECT_EQ(result.exitCode, 0) << result.describe();
+  EXPECT_EQ(stored({"alice", "Old"}).size(), 3u);
+
+  result = test::runCommand({binary, "uidl", "import", "alice"});
+  EXPECT_EQ(result.exitCode, 2) << result.describe();
+  EXPECT_NE(result.output.find("Usage: popbridge uidl import"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace popbridge::proxy
