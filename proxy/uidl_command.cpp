@@ -332,8 +332,7 @@ class CaptureRun {
     timer_.start(timeout, [this, timeout] {
       swallowExceptions([&] {
         if (phase_ == Phase::Quit) return succeed();  // the capture is complete already
-        fail("no answer within " + std::to_string(timeout.count() / 1000) + "s while " +
-             waitingFor_);
+        fail("no answer within " + config::formatDuration(timeout) + " while " + waitingFor_);
       });
     });
   }

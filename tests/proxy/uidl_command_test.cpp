@@ -6,10 +6,18 @@
 #include "proxy/uidl_command.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/password.h"
@@ -281,7 +289,7 @@ TEST_F(UidlImportTest, WithoutAStateStoreThereIsNothingToImportInto) {
 
 TEST_F(UidlImportTest, AnUnusableStoreIsAnError) {
   const Outcome run = import(config("", "[state]\npath = \"/nonexistent-dir/state.db\"\n"),
-                         {"alice", importFile(kFile), "", false});
+                             {"alice", importFile(kFile), "", false});
   EXPECT_EQ(run.exitCode, kUidlFailed);
   EXPECT_NE(run.err.find("cannot open the state store"), std::string::npos) << run.err;
 }
@@ -350,6 +358,238 @@ TEST_F(UidlImportTest, TheBinaryImportsAndReportsBadFiles) {
   result = test::runCommand({binary, "uidl", "import", "alice"});
   EXPECT_EQ(result.exitCode, 2) << result.describe();
   EXPECT_NE(result.output.find("Usage: popbridge uidl import"), std::string::npos);
+}
+
+// --- capture ---------------------------------------------------------------------------------
+// Against Dovecot's own POP3 in tests/integration/uidl_import_test.cpp; here what a real server
+// cannot be made to do on demand: refuse UIDL, go silent, drop the connection mid-capture.
+
+constexpr char kStall[] = "<stall>";  // no answer; the connection stays open
+constexpr char kClose[] = "<close>";  // the connection closes without an answer
+
+// One connection on a free 127.0.0.1 port: the greeting, then each command line's reply from
+// `replies` (PASS is looked up as "PASS", whatever the password). A command it has no reply for
+// gets "-ERR unknown".
+class ScriptedPop3 {
+ public:
+  explicit ScriptedPop3(std::map<std::string, std::string> replies) : replies_(std::move(replies)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listener_, 4) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      throw std::runtime_error("cannot listen");
+    }
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedPop3() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  ScriptedPop3(const ScriptedPop3&) = delete;
+  ScriptedPop3& operator=(const ScriptedPop3&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The command lines received, in order, without line ends.
+  std::vector<std::string> commands() {
+    std::lock_guard lock(mutex_);
+    return commands_;
+  }
+
+ private:
+  // Waits for `fd` to be readable, checking stop_ every 50 ms.
+  bool readable(int fd) {
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) return true;
+    }
+    return false;
+  }
+
+  void serve() {
+    if (!readable(listener_)) return;
+    const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    auto send = [fd](const std::string& text) {
+      (void)!::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
+    };
+    send("+OK scripted POP3 ready\r\n");
+    std::string buffer;
+    bool stalled = false;
+    char chunk[4096];
+    while (readable(fd)) {
+      const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
+      if (got <= 0) break;
+      buffer.append(chunk, static_cast<std::size_t>(got));
+      std::size_t end;
+      bool closed = false;
+      while (!stalled && (end = buffer.find("\r\n")) != std::string::npos) {
+        const std::string line = buffer.substr(0, end);
+        buffer.erase(0, end + 2);
+        {
+          std::lock_guard lock(mutex_);
+          commands_.push_back(line);
+        }
+        const auto found = replies_.find(line.rfind("PASS ", 0) == 0 ? "PASS" : line);
+        const std::string reply = found == replies_.end() ? "-ERR unknown\r\n" : found->second;
+        if (reply == kStall) {
+          stalled = true;
+        } else if (reply == kClose) {
+          closed = true;
+          break;
+        } else {
+          send(reply);
+        }
+      }
+      if (closed) break;
+    }
+    ::close(fd);
+  }
+
+  std::map<std::string, std::string> replies_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<std::string> commands_;
+};
+
+std::map<std::string, std::string> oldServer() {
+  return {{"USER alice", "+OK\r\n"},
+          {"PASS", "+OK logged in\r\n"},
+          {"UIDL", "+OK\r\n1 old-1\r\n2 old-2\r\n.\r\n"},
+          {"LIST", "+OK 2 messages\r\n1 120\r\n2 240\r\n.\r\n"},
+          {"TOP 1 0",
+           "+OK\r\nSubject: one\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: "
+           "<1@old>\r\n\r\n.\r\n"},
+          {"TOP 2 0",
+           "+OK\r\nSubject: two\r\nDate: Mon, 2 Nov 2026 11:00:00 +0000\r\nMessage-ID: "
+           "<2@old>\r\n\r\n.\r\n"},
+          {"QUIT", "+OK bye\r\n"}};
+}
+
+class UidlCaptureTest : public ::testing::Test {
+ protected:
+  UidlCaptureTest() : dir_("popbridge-capture") {
+    test::writeTextFile(passwordFile(), "old-Secret-9\n");
+  }
+
+  std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
+  std::string passwordFile() const { return path("password"); }
+
+  Outcome capture(const ScriptedPop3& server, const std::string& output,
+                  std::chrono::milliseconds replyTimeout = std::chrono::seconds(20)) {
+    UidlCaptureOptions options;
+    options.host = "127.0.0.1";
+    options.port = server.port();
+    options.allowPlaintext = true;
+    options.user = "alice";
+    options.passwordFile = passwordFile();
+    options.output = output;
+    options.replyTimeout = replyTimeout;
+    std::ostringstream err;
+    Outcome outcome;
+    outcome.exitCode = runUidlCapture(options, err);
+    outcome.err = err.str();
+    EXPECT_EQ(outcome.err.find("old-Secret-9"), std::string::npos) << "the password is never shown";
+    return outcome;
+  }
+
+  static bool exists(const std::string& file) { return ::access(file.c_str(), F_OK) == 0; }
+
+  test::TempDir dir_;
+};
+
+TEST_F(UidlCaptureTest, WritesTheImportFileAndQuits) {
+  ScriptedPop3 server(oldServer());
+  const Outcome run = capture(server, path("out.txt"));
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_NE(run.err.find("captured 2 messages"), std::string::npos) << run.err;
+  EXPECT_EQ(test::readWholeFile(path("out.txt")),
+            "popbridge-uidl-import 1\n"
+            "message old-1 120\nSubject: one\nDate: Mon, 2 Nov 2026 10:00:00 +0000\n"
+            "Message-ID: <1@old>\n\n.\n"
+            "message old-2 240\nSubject: two\nDate: Mon, 2 Nov 2026 11:00:00 +0000\n"
+            "Message-ID: <2@old>\n\n.\n");
+  EXPECT_FALSE(exists(path("out.txt.partial")));
+  EXPECT_EQ(server.commands(), (std::vector<std::string>{"USER alice", "PASS old-Secret-9", "UIDL",
+                                                         "LIST", "TOP 1 0", "TOP 2 0", "QUIT"}));
+}
+
+TEST_F(UidlCaptureTest, ARefusalEndsTheCaptureWithoutAFile) {
+  struct Case {
+    std::string command;
+    std::string reply;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"PASS", "-ERR [AUTH] invalid password\r\n", "refused the login: -ERR [AUTH]"},
+      {"UIDL", "-ERR UIDL not supported\r\n", "UIDL was refused: -ERR UIDL not supported"},
+      {"TOP 2 0", "-ERR no such message\r\n", "TOP n 0 was refused"},
+      {"TOP 2 0", kClose, "the connection closed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.command + " -> " + c.reply);
+    auto replies = oldServer();
+    replies[c.command] = c.reply;
+    ScriptedPop3 server(replies);
+    const Outcome run = capture(server, path("out.txt"));
+    EXPECT_EQ(run.exitCode, kUidlFailed);
+    EXPECT_NE(run.err.find(c.error), std::string::npos) << run.err;
+    EXPECT_FALSE(exists(path("out.txt")));
+    EXPECT_FALSE(exists(path("out.txt.partial")));
+  }
+}
+
+TEST_F(UidlCaptureTest, SilenceEndsAtTheReplyTimeout) {
+  auto replies = oldServer();
+  replies["LIST"] = kStall;
+  ScriptedPop3 server(replies);
+  const Outcome run = capture(server, path("out.txt"), std::chrono::milliseconds(300));
+  EXPECT_EQ(run.exitCode, kUidlFailed);
+  EXPECT_NE(run.err.find("no answer within"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("LIST"), std::string::npos) << run.err;
+  EXPECT_FALSE(exists(path("out.txt")));
+}
+
+// On stdout a capture that broke off cannot pass for a whole mailbox: the import refuses it.
+TEST_F(UidlCaptureTest, ABrokenCaptureOnStdoutIsRefusedByTheImport) {
+  const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
+  const std::string binary = custom ? custom : POPBRIDGE_BINARY;
+  const std::string configPath = path("popbridge.toml");
+  test::writeTextFile(configPath,
+                      "[[listener]]\naddress = \"127.0.0.1:1100\"\ntls = \"none\"\n"
+                      "allow_plaintext_auth = true\n[upstream]\nhost = \"127.0.0.1\"\n"
+                      "port = 143\ntls = \"none\"\n[state]\npath = \"" +
+                          path("state.db") + "\"\n");
+  for (bool broken : {true, false}) {
+    SCOPED_TRACE(broken ? "broken" : "complete");
+    auto replies = oldServer();
+    if (broken) replies["TOP 2 0"] = kClose;
+    ScriptedPop3 server(replies);
+    const std::string out = path(broken ? "broken.txt" : "complete.txt");
+    test::CommandResult result =
+        test::runCommand({"/bin/sh", "-c",
+                          binary + " uidl capture --allow-plaintext " + server.target() +
+                              " alice --password-file " + passwordFile() + " > " + out});
+    EXPECT_EQ(result.exitCode, broken ? 1 : 0) << result.describe();
+    const std::string written = test::readWholeFile(out);
+    EXPECT_NE(written.find("message old-1 120\n"), std::string::npos) << written;
+    EXPECT_EQ(written.find("capture-failed"),
+              broken ? written.find("\ncapture-failed: ") + 1 : std::string::npos)
+        << written;
+
+    result = test::runCommand(
+        {binary, "uidl", "import", "--config", configPath, "--replace", "alice", out});
+    EXPECT_EQ(result.exitCode, broken ? 2 : 0) << result.describe();
+  }
 }
 
 }  // namespace
