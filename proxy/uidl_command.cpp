@@ -143,6 +143,8 @@ class ImportRun {
   bool done() const { return done_; }
   // The mailbox had entries and --replace was not given.
   bool refused() const { return refused_; }
+  // --replace erased the mailbox's entries (whatever happened next).
+  bool erased() const { return erased_; }
   int exitCode() const { return exitCode_; }
   const std::string& problem() const { return problem_; }
   std::size_t existing() const { return existing_; }
@@ -168,6 +170,7 @@ class ImportRun {
         if (erased != StateStore::Status::Ok) {
           return finish(kUidlFailed, "the state store failed erasing the mailbox's entries");
         }
+        erased_ = true;
         write();
       });
     });
@@ -198,6 +201,7 @@ class ImportRun {
   std::function<void()> finished_;
   bool done_ = false;
   bool refused_ = false;
+  bool erased_ = false;
   int exitCode_ = kUidlFailed;
   std::string problem_;
   std::size_t existing_ = 0;
@@ -697,12 +701,12 @@ int runUidlImport(const config::Config& config, const UidlImportOptions& options
 
   uv_loop_t loop{};
   uv_loop_init(&loop);
+  std::string openProblem;
+  std::string redisProblem;  // before the client, which reports into it
   std::unique_ptr<SqliteStateStore> sqlite;
   std::unique_ptr<TlsClientContext> redisTls;
   std::unique_ptr<RedisClient> redis;
   std::unique_ptr<RedisStateStore> redisStore;
-  std::string openProblem;
-  std::string redisProblem;
   StateStore* store = nullptr;
   if (state.redisEnabled()) {
     if (state.redisTls) {
@@ -751,7 +755,9 @@ int runUidlImport(const config::Config& config, const UidlImportOptions& options
     } else {
       err << "error: " << run.problem() << " for " << where;
       if (!redisProblem.empty()) err << ": " << loggableText(redisProblem);
-      err << "; nothing written\n";
+      err << (run.erased() ? "; its earlier entries were erased, the file's were not written: "
+                             "run the import again\n"
+                           : "; nothing written\n");
     }
   }
   redisStore.reset();

@@ -318,6 +318,18 @@ TEST_F(UidlImportTest, IntoRedis) {
   EXPECT_EQ(replaced.exitCode, kUidlOk) << replaced.err;
 }
 
+TEST_F(UidlImportTest, IntoRedisOverTls) {
+  if (!test::RedisServer::supportsTls()) GTEST_SKIP() << "this redis-server has no TLS";
+  test::RedisServer redis({.password = "tls-Pa55", .tls = true});
+  test::writeTextFile(path("redis.password"), "tls-Pa55\n");
+  const std::string state = "[state]\nredis = \"" + redis.url() + "\"\nredis_ca_file = \"" +
+                            redis.caFile() + "\"\nredis_password_file = \"" +
+                            path("redis.password") + "\"\n";
+  const Outcome run = import(config("", state), {"alice", importFile(kFile), "", false});
+  ASSERT_EQ(run.exitCode, kUidlOk) << run.err;
+  EXPECT_EQ(redis.command({"HLEN", "popbridge:uidl:5:alice:INBOX"}), "3");
+}
+
 TEST_F(UidlImportTest, AnUnreachableRedisIsAnErrorWithinItsTimeout) {
   const std::string state = "[state]\nredis = \"redis://127.0.0.1:1\"\nredis_timeout = \"1s\"\n";
   const Outcome run = import(config("", state), {"alice", importFile(kFile), "", false});
