@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/enum_names.h"
 #include "protocol/net_address.h"
 #include "protocol/text.h"
 #include "protocol/uidl/capture.h"
@@ -43,8 +44,8 @@ constexpr const char* kImportUsage =
     "Usage: popbridge uidl import [--config FILE] [--folder NAME] [--replace] ACCOUNT FILE\n";
 constexpr const char* kCaptureUsage =
     "Usage: popbridge uidl capture [--tls|--starttls] [--ca-file FILE] [--insecure-skip-verify]\n"
-    "                              [--allow-plaintext] HOST:PORT USER --password-file FILE\n"
-    "                              [--output FILE]\n";
+    "                              [--min-tls-version 1.0|1.1|1.2|1.3] [--allow-plaintext]\n"
+    "                              HOST:PORT USER --password-file FILE [--output FILE]\n";
 
 // --- import ------------------------------------------------------------------------------------
 
@@ -639,6 +640,22 @@ int captureCommand(int argc, char** argv, std::ostream& out, std::ostream& err) 
       out << kCaptureUsage;
       return kUidlOk;
     }
+    std::string version;
+    if (takeValue("--min-tls-version", argc, argv, i, version)) {
+      bool known = false;
+      for (const auto& entry : config::enumNames<config::TlsVersion>()) {
+        if (entry.name == version) {
+          options.minTlsVersion = entry.value;
+          known = true;
+        }
+      }
+      if (!known) {
+        err << "error: --min-tls-version: " << loggableText(version) << " is not "
+            << config::oneOf<config::TlsVersion>() << "\n";
+        return kUidlUsage;
+      }
+      continue;
+    }
     if (takeValue("--ca-file", argc, argv, i, options.caFile) ||
         takeValue("--password-file", argc, argv, i, options.passwordFile) ||
         takeValue("--output", argc, argv, i, options.output)) {
@@ -787,8 +804,7 @@ int runUidlCapture(const UidlCaptureOptions& options, std::ostream& err) {
   std::unique_ptr<TlsClientContext> tls;
   if (options.tls != UidlCaptureOptions::Tls::None) {
     std::string problem;
-    tls =
-        TlsClientContext::create(options.caFile, options.verify, config::TlsVersion::V1_2, problem);
+    tls = TlsClientContext::create(options.caFile, options.verify, options.minTlsVersion, problem);
     if (!tls) {
       protocol::secureWipe(password);
       err << "error: --ca-file: " << problem << "\n";

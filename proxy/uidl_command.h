@@ -46,6 +46,8 @@ struct UidlCaptureOptions {
   Tls tls = Tls::None;
   std::string caFile;  // empty: the system bundle
   bool verify = true;
+  // Old servers being retired may predate TLS 1.2; --min-tls-version lets them in, knowingly.
+  config::TlsVersion minTlsVersion = config::TlsVersion::V1_2;
   bool allowPlaintext = false;  // USER/PASS over a connection without TLS
   std::string user;
   std::string passwordFile;                         // its first line is the password

@@ -571,6 +571,35 @@ TEST_F(UidlCaptureTest, SilenceEndsAtTheReplyTimeout) {
   EXPECT_FALSE(exists(path("out.txt")));
 }
 
+TEST_F(UidlCaptureTest, BadArgumentsAreUsageErrors) {
+  const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
+  const std::string binary = custom ? custom : POPBRIDGE_BINARY;
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls", "pop.example.org", "alice", "--password-file", passwordFile()}, "HOST:PORT"},
+      {{"--tls", "::1:995", "alice", "--password-file", passwordFile()}, "HOST:PORT"},
+      {{"--tls", "pop.example.org:995", "alice"}, "Usage"},
+      {{"--tls", "--min-tls-version", "0.9", "pop.example.org:995", "alice", "--password-file",
+        passwordFile()},
+       "one of 1.0, 1.1, 1.2, 1.3"},
+      {{"--frobnicate", "pop.example.org:995", "alice", "--password-file", passwordFile()},
+       "--frobnicate"},
+      {{"--tls", "pop.example.org:995", "alice", "--password-file", path("missing")},
+       "cannot read --password-file"},
+      {{"127.0.0.1:110", "alice", "--password-file", passwordFile()}, "--allow-plaintext"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv{binary, "uidl", "capture"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    const test::CommandResult result = test::runCommand(argv);
+    EXPECT_EQ(result.exitCode, 2) << result.describe();
+    EXPECT_NE(result.output.find(c.error), std::string::npos) << result.describe();
+  }
+}
+
 // On stdout a capture that broke off cannot pass for a whole mailbox: the import refuses it.
 TEST_F(UidlCaptureTest, ABrokenCaptureOnStdoutIsRefusedByTheImport) {
   const char* custom = std::getenv("PBTEST_POPBRIDGE_BINARY");
