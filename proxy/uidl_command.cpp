@@ -117,8 +117,7 @@ bool resolveMailbox(const config::Config& config, const UidlImportOptions& optio
     folder = config.mailbox.folder;
   }
   if (!options.folder.empty()) folder = options.folder;
-  mailbox.account = SessionRegistry::accountKey(upstreamUser);
-  mailbox.folder = folder;
+  mailbox = protocol::uidlMapMailbox(upstreamUser, folder);
   return true;
 }
 
