@@ -284,7 +284,7 @@ TEST_F(StableUidlTest, AnUnwritableMapServesTheUidlsButQuitDeletesNothing) {
   EXPECT_EQ(sink_->takeClient().rfind("-ERR [SYS/TEMP]", 0), 0u);
 }
 
-TEST_F(StableUidlTest, WithoutAMapTheSeedIsServedAndDeletionsWork) {
+TEST_F(StableUidlTest, WithoutAMapTheSeedIsServed) {
   withMap_ = false;
   startSession(kMails, 7);
   ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
@@ -320,6 +320,54 @@ TEST_F(StableUidlTest, TheMapsUidlCanBeWrapped) {
   startSession(kMails, 7);
   answerFacts(kMails);
   EXPECT_EQ(uidls()[0], "pb-0000000a00000007");
+}
+
+TEST_F(StableUidlTest, EmailIdIsTheStableIdWhereOffered) {
+  startSession(kMails, 7, "IMAP4rev1 UIDPLUS MOVE OBJECTID");
+  ASSERT_EQ(lastCommand(), "UID FETCH 10:11,15 (UID EMAILID)\r\n");
+  upstream(
+      "* 1 FETCH (UID 10 EMAILID (M6d99ac3275bb4e))\r\n"
+      "* 2 FETCH (EMAILID (Mb5a0c5ae2f1f5b) UID 11)\r\n"
+      "* 3 FETCH (UID 15)\r\n");  // a message without one falls back to the map
+  tagged("OK Fetch completed");
+  EXPECT_EQ(map_.gets, 1);
+  ASSERT_EQ(lastCommand(), "UID FETCH 15 (" + std::string(kFactsFetch));
+  answerFacts({kMails[2]});
+  EXPECT_EQ(uidls(),
+            (std::vector<std::string>{"M6d99ac3275bb4e", "Mb5a0c5ae2f1f5b", "0000000f00000007"}));
+  EXPECT_EQ(map_.entries.size(), 1u) << "only the message without EMAILID is in the map";
+}
+
+TEST_F(StableUidlTest, GmailsMessageIdNeedsNoMap) {
+  startSession(kMails, 7, "IMAP4rev1 UIDPLUS MOVE X-GM-EXT-1");
+  ASSERT_EQ(lastCommand(), "UID FETCH 10:11,15 (UID X-GM-MSGID)\r\n");
+  upstream(
+      "* 1 FETCH (UID 10 X-GM-MSGID 1278455344230334865)\r\n"
+      "* 2 FETCH (UID 11 X-GM-MSGID 1278455344230334866)\r\n"
+      "* 3 FETCH (UID 15 X-GM-MSGID 18446744073709551615)\r\n");
+  tagged("OK Fetch completed");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(map_.gets, 0);
+  EXPECT_EQ(uidls(), (std::vector<std::string>{"1278455344230334865", "1278455344230334866",
+                                               "18446744073709551615"}));
+}
+
+TEST_F(StableUidlTest, EmailIdFieldWithoutObjectIdFallsBackToTheDefault) {
+  format_ = "%{emailid}";
+  startSession(kMails, 7);
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(uidls()[0], "0000000a00000007");
+  EXPECT_NE(sink_->logs.find("does not offer OBJECTID"), std::string::npos);
+  EXPECT_EQ(map_.gets, 0) << "%{emailid} alone never uses the map";
+}
+
+TEST_F(StableUidlTest, ARefusedIdFetchFallsBackToTheMap) {
+  startSession(kMails, 7, "IMAP4rev1 UIDPLUS MOVE OBJECTID");
+  upstream("* 1 FETCH (UID 10 EMAILID (M1))\r\n");
+  tagged("NO [SERVERBUG] no ids today");
+  ASSERT_EQ(lastCommand(), "UID FETCH 10:11,15 (" + std::string(kFactsFetch));
+  answerFacts(kMails);
+  EXPECT_EQ(uidls()[0], "0000000a00000007") << "a partial answer is not used";
 }
 
 }  // namespace
