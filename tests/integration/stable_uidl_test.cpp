@@ -170,6 +170,34 @@ TEST_F(StableUidlTest, UidlsSurviveAUidValidityChangeWithRedis) {
   EXPECT_EQ(uidlsByMessageId(proxy->port()), before) << proxy->log();
 }
 
+// Redis gone: logins and reads go on with the UIDLs the map would give while UIDVALIDITY stays,
+// and QUIT deletes nothing, since a UIDL it could not check might name another message.
+TEST_F(StableUidlTest, WithoutRedisTheMapFailsClosed) {
+  RedisServer redis;
+  const std::string state = "[state]\nredis = \"" + redis.url() + "\"\nredis_timeout = \"500ms\"\n";
+  std::vector<std::string> messages;
+  for (int i = 1; i <= 3; ++i) messages.push_back(distinctMessage(i));
+  dovecot_.seedMaildir("alice", messages);
+  auto proxy = start(state);
+  const std::vector<std::string> before = uidls(proxy->port());
+  redis.kill();
+  Pop3TestClient pop(proxy->port());
+  ASSERT_TRUE(startsWith(pop.command("USER alice"), "+OK"));
+  ASSERT_TRUE(startsWith(pop.command("PASS " + alice().password), "+OK")) << proxy->log();
+  std::istringstream listing(pop.multiLine("UIDL"));
+  std::vector<std::string> served;
+  for (std::string line; std::getline(listing, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    served.push_back(line.substr(line.find(' ') + 1));
+  }
+  EXPECT_EQ(served, before);
+  EXPECT_EQ(pop.multiLine("RETR 2"), messages[1]);
+  EXPECT_TRUE(startsWith(pop.command("DELE 2"), "+OK"));
+  EXPECT_TRUE(startsWith(pop.command("QUIT"), "-ERR [SYS/TEMP]"));
+  EXPECT_TRUE(search("DELETED").empty());
+  EXPECT_NE(proxy->log().find("the UIDL map could not be read"), std::string::npos) << proxy->log();
+}
+
 // Real clients keep their own UIDL memory: after the change they find nothing new, and a
 // message that arrives afterwards is the only one they download.
 TEST_F(StableUidlTest, MpopAndFetchmailDownloadNothingAgainInKeepMode) {
