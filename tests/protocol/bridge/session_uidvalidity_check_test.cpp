@@ -138,18 +138,14 @@ TEST_F(UidValidityCheckTest, AStatusOfAnotherMailboxIsIgnored) {
   expectStoreThenLogout();
 }
 
-// The tests below need the parser to report "* STATUS" as ImapEvent::Kind::MailboxStatus (branch
-// imapids); before that a STATUS reply is Kind::Other and reads as "no value". Enable them once
-// it is merged.
-
-TEST_F(UidValidityCheckTest, DISABLED_AChangedUidValidityDeletesNothing) {
+TEST_F(UidValidityCheckTest, AChangedUidValidityDeletesNothing) {
   deleteFirstAndQuit();
   const int releases = sink_.releases;
   answerUidValidityCheck("999");
   expectNothingDeleted(releases);
 }
 
-TEST_F(UidValidityCheckTest, DISABLED_AChangedUidValidityInLowerCaseInboxDeletesNothing) {
+TEST_F(UidValidityCheckTest, AChangedUidValidityInLowerCaseInboxDeletesNothing) {
   deleteFirstAndQuit();
   const int releases = sink_.releases;
   upstream("* STATUS inbox (MESSAGES 4 UIDVALIDITY 999)\r\n");
@@ -157,14 +153,14 @@ TEST_F(UidValidityCheckTest, DISABLED_AChangedUidValidityInLowerCaseInboxDeletes
   expectNothingDeleted(releases);
 }
 
-TEST_F(UidValidityCheckTest, DISABLED_TheSessionsUidValidityConfirmsWithoutAWarning) {
+TEST_F(UidValidityCheckTest, TheSessionsUidValidityConfirmsWithoutAWarning) {
   deleteFirstAndQuit();
   answerUidValidityCheck();
   EXPECT_EQ(sink_.logs.find("STATUS did not confirm"), std::string::npos) << sink_.logs;
   expectStoreThenLogout();
 }
 
-TEST_F(UidValidityCheckTest, DISABLED_TheServedMailboxsStatusCountsNotAnothers) {
+TEST_F(UidValidityCheckTest, TheServedMailboxsStatusCountsNotAnothers) {
   deleteFirstAndQuit();
   // Were the other mailbox's line taken, its 999 would come last and refuse the deletion.
   upstream("* STATUS INBOX (UIDVALIDITY 1234)\r\n* STATUS Trash (UIDVALIDITY 999)\r\n");
