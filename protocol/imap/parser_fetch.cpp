@@ -115,22 +115,25 @@ ImapResponseParser::Step ImapResponseParser::fetchNext(ImapEvent& ev) {
     expectDelimiter_ = true;
     return Step::Continue;
   } else if (name == "EMAILID") {
-    // RFC 8474: "(" objectid ")", objectid = 1*255(ALPHA / DIGIT / "_" / "-").
-    if (!expectChar('(', "opening the EMAILID value")) return Step::Error;
-    skipSpaces();
-    const std::size_t idStart = pos_;
-    while (pos_ < end_ && isObjectIdChar(peek())) ++pos_;
-    if (pos_ == idStart) return fail("expected an EMAILID objectid");
-    if (pos_ - idStart > kMaxObjectId) {
-      pos_ = idStart;
-      return fail("an EMAILID objectid longer than 255 characters");
+    // RFC 8474: "(" objectid ")", objectid = 1*255(ALPHA / DIGIT / "_" / "-"). Anything else
+    // (NIL, a string, an id too long or with other characters) is skipped like an unknown item:
+    // the message then has no EMAILID, and one odd value cannot end every session of a mailbox.
+    const std::size_t valueStart = pos_;
+    if (pos_ < end_ && peek() == '(') {
+      ++pos_;
+      skipSpaces();
+      const std::size_t idStart = pos_;
+      while (pos_ < end_ && isObjectIdChar(peek())) ++pos_;
+      const std::size_t idEnd = pos_;
+      skipSpaces();
+      if (idEnd > idStart && idEnd - idStart <= kMaxObjectId && pos_ < end_ && peek() == ')') {
+        ++pos_;
+        fetch_.emailId = std::string(seg_, idStart, idEnd - idStart);
+        expectDelimiter_ = true;
+        return Step::Continue;
+      }
     }
-    std::string emailId(seg_, idStart, pos_ - idStart);
-    skipSpaces();
-    if (!expectChar(')', "closing the EMAILID value")) return Step::Error;
-    fetch_.emailId = std::move(emailId);
-    expectDelimiter_ = true;
-    return Step::Continue;
+    pos_ = valueStart;
   } else if (name == "X-GM-MSGID") {
     std::uint64_t id = 0;
     if (!readNumber64(id, "an X-GM-MSGID")) return Step::Error;
