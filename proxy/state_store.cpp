@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <unordered_set>
 #include <utility>
 
 #include "protocol/state_record.h"
@@ -234,6 +235,48 @@ std::string RedisStateStore::mapKey(const Mailbox& mailbox) const {
          mailbox.folder;
 }
 
+namespace {
+
+// A map of a large mailbox is read in pieces, so that no reply comes near RedisClient's reply
+// limit (a reply over it breaks the loop's connection, and every session's lease with it).
+constexpr std::size_t kKeysPerHmget = 5000;
+constexpr const char* kHscanCount = "2000";
+
+struct MapScan {
+  std::string key;
+  std::vector<StateStore::UidlEntry> found;
+  std::unordered_set<std::uint64_t> seen;  // HSCAN may return a field twice
+  StateStore::EntriesCallback done;
+};
+
+void scanFrom(RedisClient& redis, std::shared_ptr<MapScan> scan, std::string cursor) {
+  redis.command({"HSCAN", scan->key, std::move(cursor), "COUNT", kHscanCount},
+                [&redis, scan](RedisReply reply) {
+                  const RedisValue& v = reply.value;
+                  if (!reply.answered || v.type != RedisValue::Type::Array ||
+                      v.elements.size() != 2 || v.elements[0].type != RedisValue::Type::String ||
+                      v.elements[1].type != RedisValue::Type::Array) {
+                    return scan->done(StateStore::Status::Unavailable, {});
+                  }
+                  const auto& fields = v.elements[1].elements;
+                  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+                    auto key = StateStore::decodeKey(fields[i].text);
+                    if (!key) continue;
+                    const std::uint64_t id = (std::uint64_t{key->uidValidity} << 32) | key->uid;
+                    if (!scan->seen.insert(id).second) continue;
+                    if (auto entry = StateStore::decodeEntry(*key, fields[i + 1].text)) {
+                      scan->found.push_back(std::move(*entry));
+                    }
+                  }
+                  if (v.elements[0].text == "0") {
+                    return scan->done(StateStore::Status::Ok, std::move(scan->found));
+                  }
+                  scanFrom(redis, scan, v.elements[0].text);
+                });
+}
+
+}  // namespace
+
 void RedisStateStore::getUidls(const Mailbox& mailbox, std::vector<UidKey> keys,
                                EntriesCallback done) {
   if (keys.empty()) {
@@ -241,40 +284,49 @@ void RedisStateStore::getUidls(const Mailbox& mailbox, std::vector<UidKey> keys,
     redis_.command({"PING"}, [done = std::move(done)](RedisReply) { done(Status::Ok, {}); });
     return;
   }
-  std::vector<std::string> args{"HMGET", mapKey(mailbox)};
-  args.reserve(keys.size() + 2);
-  for (UidKey key : keys) args.push_back(encodeKey(key));
-  redis_.command(std::move(args),
-                 [keys = std::move(keys), done = std::move(done)](RedisReply reply) {
-                   if (!reply.answered || reply.value.type != RedisValue::Type::Array ||
-                       reply.value.elements.size() != keys.size()) {
-                     return done(Status::Unavailable, {});
-                   }
-                   std::vector<UidlEntry> found;
-                   for (std::size_t i = 0; i < keys.size(); ++i) {
-                     const RedisValue& value = reply.value.elements[i];
-                     if (value.type != RedisValue::Type::String) continue;
-                     if (auto entry = decodeEntry(keys[i], value.text))
-                       found.push_back(std::move(*entry));
-                   }
-                   done(Status::Ok, std::move(found));
-                 });
+  struct Lookup {
+    std::vector<UidKey> keys;
+    std::vector<UidlEntry> found;
+    std::size_t pending = 0;
+    bool failed = false;
+    EntriesCallback done;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  lookup->keys = std::move(keys);
+  lookup->done = std::move(done);
+  const std::string map = mapKey(mailbox);
+  lookup->pending = (lookup->keys.size() + kKeysPerHmget - 1) / kKeysPerHmget;
+  // Pipelined: one round trip whatever the number of pieces.
+  for (std::size_t first = 0; first < lookup->keys.size(); first += kKeysPerHmget) {
+    const std::size_t last = std::min(first + kKeysPerHmget, lookup->keys.size());
+    std::vector<std::string> args{"HMGET", map};
+    args.reserve(last - first + 2);
+    for (std::size_t i = first; i < last; ++i) args.push_back(encodeKey(lookup->keys[i]));
+    redis_.command(std::move(args), [lookup, first, last](RedisReply reply) {
+      if (!reply.answered || reply.value.type != RedisValue::Type::Array ||
+          reply.value.elements.size() != last - first) {
+        lookup->failed = true;
+      } else {
+        for (std::size_t i = first; i < last; ++i) {
+          const RedisValue& value = reply.value.elements[i - first];
+          if (value.type != RedisValue::Type::String) continue;
+          if (auto entry = decodeEntry(lookup->keys[i], value.text)) {
+            lookup->found.push_back(std::move(*entry));
+          }
+        }
+      }
+      if (--lookup->pending > 0) return;
+      if (lookup->failed) return lookup->done(Status::Unavailable, {});
+      lookup->done(Status::Ok, std::move(lookup->found));
+    });
+  }
 }
 
 void RedisStateStore::loadUidls(const Mailbox& mailbox, EntriesCallback done) {
-  redis_.command({"HGETALL", mapKey(mailbox)}, [done = std::move(done)](RedisReply reply) {
-    if (!reply.answered || reply.value.type != RedisValue::Type::Array) {
-      return done(Status::Unavailable, {});
-    }
-    std::vector<UidlEntry> found;
-    const auto& elements = reply.value.elements;
-    for (std::size_t i = 0; i + 1 < elements.size(); i += 2) {
-      auto key = decodeKey(elements[i].text);
-      if (!key) continue;
-      if (auto entry = decodeEntry(*key, elements[i + 1].text)) found.push_back(std::move(*entry));
-    }
-    done(Status::Ok, std::move(found));
-  });
+  auto scan = std::make_shared<MapScan>();
+  scan->key = mapKey(mailbox);
+  scan->done = std::move(done);
+  scanFrom(redis_, std::move(scan), "0");
 }
 
 void RedisStateStore::putUidls(const Mailbox& mailbox, std::vector<UidlEntry> entries,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -569,6 +570,50 @@ TEST(RedisStateStore, BulkPutGetLoadErase) {
   store.loadUidls(mailbox, [&](StateStore::Status s, std::vector<Entry>) { failed = s; });
   ASSERT_TRUE(loop.runUntil([&] { return failed.has_value(); }));
   EXPECT_EQ(*failed, StateStore::Status::Unavailable);
+}
+
+// A large mailbox's map is read in pieces (several HMGETs, HSCAN pages) that add up to the
+// whole, each entry once, with a reply limit far below what one HGETALL would need.
+TEST(RedisStateStore, ALargeMapIsReadInPieces) {
+  RedisServer server;
+  Loop loop;
+  RedisClient::Options options = optionsFor(server);
+  options.maxReplyBytes = 512 * 1024;
+  RedisClient client(loop.get(), options);
+  RedisStateStore store(client, "pb:");
+  const StateStore::Mailbox mailbox{"big", "INBOX"};
+  constexpr std::uint32_t kCount = 12000;
+  std::vector<Entry> entries;
+  std::vector<Key> keys;
+  for (std::uint32_t uid = 1; uid <= kCount; ++uid) {
+    entries.push_back(entry(9, uid, "u" + std::to_string(uid)));
+    keys.push_back({9, uid});
+  }
+  std::optional<StateStore::Status> put;
+  store.putUidls(mailbox, entries, [&](StateStore::Status s) { put = s; });
+  ASSERT_TRUE(loop.runUntil([&] { return put.has_value(); }));
+  ASSERT_EQ(*put, StateStore::Status::Ok);
+
+  std::optional<std::vector<Entry>> got;
+  std::optional<StateStore::Status> status;
+  store.getUidls(mailbox, keys, [&](StateStore::Status st, std::vector<Entry> e) {
+    status = st;
+    got = std::move(e);
+  });
+  ASSERT_TRUE(loop.runUntil([&] { return got.has_value(); }));
+  ASSERT_EQ(*status, StateStore::Status::Ok);
+  EXPECT_EQ(*got, entries);
+
+  got.reset();
+  store.loadUidls(mailbox, [&](StateStore::Status st, std::vector<Entry> e) {
+    status = st;
+    got = std::move(e);
+  });
+  ASSERT_TRUE(loop.runUntil([&] { return got.has_value(); }));
+  ASSERT_EQ(*status, StateStore::Status::Ok);
+  std::sort(got->begin(), got->end(),
+            [](const Entry& a, const Entry& b) { return a.key.uid < b.key.uid; });
+  EXPECT_EQ(*got, entries);
 }
 
 }  // namespace
