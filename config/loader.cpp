@@ -71,6 +71,7 @@ class Loader {
   // names none, and its provider's preset chooses the delete policy unless the file does.
   void bindAccount(const TableReader& reader, AccountConfig& account, bool setsDelete);
   void warnUnusedIdentities(const Config& config);
+  void warnStableWithoutState(const Config& config);
   // An endpoint URL: https, or http to a loopback address (a local token helper).
   void checkEndpoint(const TableReader& reader, std::string_view key, const std::string& url);
   void readPath(const TableReader& reader, std::string_view key, std::string& out);
@@ -504,14 +505,8 @@ void Loader::readMailboxKeys(const TableReader& reader, MailboxOptions& mailbox)
     auto format = protocol::UidlFormat::parse(spec, problem);
     if (!format) {
       reader.error("uidl_format", problem);
-    } else if (format->usesMessageIds()) {
-      // Issue 15: remove once the session passes UidlFormat::Fields (protocol/uidl/).
-      reader.error("uidl_format",
-                   "%{stable}, %{emailid} and %{gmmsgid} are not served by this version yet (the "
-                   "stable-UIDL store is not wired into the session); a template using them would "
-                   "give Dovecot's default UIDLs now and other ones after an upgrade");
     } else {
-      if (!format->usesUidValidity()) {
+      if (!format->usesUidValidity() && !format->usesMessageIds()) {
         reader.warn("uidl_format",
                     "without %v a UIDVALIDITY change can give new messages the UIDLs of old "
                     "ones, and clients may then skip or delete the wrong mail");
@@ -1019,6 +1014,20 @@ void Loader::bindAccount(const TableReader& reader, AccountConfig& account, bool
   }
 }
 
+// %{stable} falls back to the persistent map where the server has no EMAILID or X-GM-MSGID
+// (Dovecot, Cyrus, Exchange): without a store that map lasts one session.
+void Loader::warnStableWithoutState(const Config& config) {
+  if (!config.state.path.empty() || config.state.redisEnabled()) return;
+  const bool used = config.mailbox.uidl.usesStable() ||
+                    std::any_of(config.accounts.begin(), config.accounts.end(),
+                                [](const AccountConfig& a) { return a.mailbox.uidl.usesStable(); });
+  if (!used) return;
+  diagnostics_.warn({source(), 0, 0}, "mailbox.uidl_format",
+                    "%{stable} keeps its UIDL map only with [state] path or redis; without one, a "
+                    "message without EMAILID or X-GM-MSGID gets %08Xu%08Xv, which changes with "
+                    "UIDVALIDITY");
+}
+
 void Loader::warnUnusedIdentities(const Config& config) {
   for (const OAuthIdentityConfig& identity : config.oauth2) {
     const bool used =
@@ -1202,6 +1211,7 @@ LoadResult Loader::load(std::string_view text) {
   warnUnusedIdentities(config);
   readMetrics(rootReader, config.metrics);
   readState(rootReader, config.state);
+  warnStableWithoutState(config);
   rootReader.reportUnknownKeys();
 
   result.errors = diagnostics_.takeErrors();

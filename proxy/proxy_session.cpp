@@ -51,7 +51,8 @@ std::string randomTagPrefix() {
 
 protocol::SessionOptions makeOptions(const config::Config& config,
                                      const config::ListenerConfig& listener, uv_tcp_t* client,
-                                     const ClientOrigin& origin, SharedSnapshotCache* cache) {
+                                     const ClientOrigin& origin, SharedSnapshotCache* cache,
+                                     StateStore* state) {
   protocol::SessionOptions options;
   options.upstreamTagPrefix = randomTagPrefix();
   if (config.upstream.sendClientAddress) {
@@ -72,6 +73,7 @@ protocol::SessionOptions makeOptions(const config::Config& config,
     options.snapshotCache = cache;
     options.snapshotScope = protocol::formatHostPort(config.upstream.host, config.upstream.port);
   }
+  options.uidlMap = state;
   return options;
 }
 
@@ -108,7 +110,7 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
       started_(std::chrono::steady_clock::now()),
       session_(
           makeOptions(*env.config, *listener.config, client.initialised() ? client.get() : nullptr,
-                      origin, env.snapshotCache),
+                      origin, env.snapshotCache, env.state),
           *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),

@@ -19,8 +19,8 @@
 #include "proxy/maildrop_lease.h"
 #include "proxy/metrics.h"
 #include "proxy/session_registry.h"
-#include "proxy/shared_snapshot_cache.h"
 #include "proxy/shared_counters.h"
+#include "proxy/shared_snapshot_cache.h"
 #include "proxy/state_store.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
@@ -129,6 +129,7 @@ class ProxySession : public protocol::SessionSink {
   void noteDeletionsRefused(std::uint32_t count) override { metrics_.deletionsRefused(count); }
   void noteUpstreamLoggedIn() override { snapshotStarted_ = std::chrono::steady_clock::now(); }
   void noteUidValidityChanged() override { metrics_.uidValidityChanged(); }
+  void noteUidlMapUnavailable() override { metrics_.stateUnavailable(); }
   void noteSnapshotCache(protocol::SnapshotCacheOutcome outcome) override {
     metrics_.snapshotCache(outcome);
   }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/bridge/uidl_map_store.h"
 #include "protocol/state_record.h"
 
 struct sqlite3;
@@ -23,34 +24,12 @@ class RedisClient;
 //
 // Keyed by (account, mailbox) -> (UIDVALIDITY, UID) -> entry. Two backends: the embedded one
 // (SqliteStateStore, one file, no server) and Redis (RedisStateStore, shared by the replicas).
-//
-// Asynchronous, because Redis is: every call answers through its callback exactly once, on the
-// caller's loop. The embedded store answers before the call returns; Redis from the loop,
-// never inside the call. Unavailable: the store could not be reached or failed; the caller goes
-// on without it (a session's reads never wait for the state store).
-class StateStore {
+// The calling convention is protocol::UidlMapStore's; callbacks run on the caller's loop.
+class StateStore : public protocol::UidlMapStore {
  public:
-  struct Mailbox {
-    std::string account;  // the upstream login (SessionRegistry::accountKey applied)
-    std::string folder;
-  };
   using UidKey = protocol::UidKey;
   // One message's UIDL and its match data (see protocol/state_record.h).
   using UidlEntry = protocol::UidlRecord;
-  enum class Status : std::uint8_t { Ok, Unavailable };
-  using EntriesCallback = std::function<void(Status, std::vector<UidlEntry>)>;
-  using DoneCallback = std::function<void(Status)>;
-
-  virtual ~StateStore() = default;
-  // The entries stored under `keys` (those absent are left out).
-  virtual void getUidls(const Mailbox& mailbox, std::vector<UidKey> keys, EntriesCallback done) = 0;
-  // Every entry of the mailbox, of any UIDVALIDITY: what a changed UIDVALIDITY is matched against.
-  virtual void loadUidls(const Mailbox& mailbox, EntriesCallback done) = 0;
-  // Inserts or replaces, all or nothing.
-  virtual void putUidls(const Mailbox& mailbox, std::vector<UidlEntry> entries,
-                        DoneCallback done) = 0;
-  // Drops entries (messages gone for good, an old UIDVALIDITY once remapped).
-  virtual void eraseUidls(const Mailbox& mailbox, std::vector<UidKey> keys, DoneCallback done) = 0;
 
   // An entry's stored form (Redis' hash values): protocol/state_record.h.
   static std::string encodeEntry(const UidlEntry& entry);

@@ -49,8 +49,9 @@ MaildropError tooSoon() {
 }
 
 std::string_view stepName(std::uint8_t step) {
-  constexpr std::string_view kNames[] = {"UID STORE", "UID EXPUNGE", "UID COPY", "UID MOVE"};
-  return step < 4 ? kNames[step] : std::string_view("update");
+  constexpr std::string_view kNames[] = {"STATUS", "UID STORE", "UID EXPUNGE", "UID COPY",
+                                         "UID MOVE"};
+  return step < std::size(kNames) ? kNames[step] : std::string_view("update");
 }
 
 }  // namespace
@@ -210,6 +211,9 @@ void ImapMaildrop::openFailed(const MaildropError& error) {
 void ImapMaildrop::resetSnapshot() {
   exists_ = 0;
   uidValidityChanged_ = false;
+  ++stableRequest_;
+  mapDegraded_ = false;
+  uidlTexts_.clear();
   uids_.clear();
   sizes_.clear();
   listing_.clear();
@@ -311,6 +315,7 @@ void ImapMaildrop::sendSelect(bool condStore) {
 }
 
 void ImapMaildrop::sendSnapshot() {
+  uidlTexts_.clear();
   uids_.clear();
   sizes_.clear();
   listing_.clear();
@@ -569,8 +574,19 @@ void ImapMaildrop::enterOpen() {
     uids_.push_back(m.uid);
     sizes_.push_back(m.size);
   }
+  const UidlFormat& format = options_.mailbox.uidl;
+  if (format.usesStable() && options_.uidlMap != nullptr) {
+    allUids_.clear();
+    allUids_.reserve(listing_.size());
+    for (const CachedMessage& m : listing_) allUids_.push_back(m.uid);
+  }
   publishSnapshot();
   std::vector<CachedMessage>().swap(listing_);
+  if (format.usesMessageIds()) return startStable();
+  finishOpen();
+}
+
+void ImapMaildrop::finishOpen() {
   op_ = Op::Open;
   sink_.log(LogSeverity::Info, "logged in; " + std::to_string(uids_.size()) + " messages in \"" +
                                    options_.mailbox.folder + "\", UIDVALIDITY " +
@@ -580,6 +596,10 @@ void ImapMaildrop::enterOpen() {
 }
 
 void ImapMaildrop::appendUidl(std::string& out, std::size_t index) const {
+  if (!uidlTexts_.empty()) {
+    out += uidlTexts_[index];
+    return;
+  }
   options_.mailbox.uidl.appendTo(out, uids_[index], uidValidity_);
 }
 
@@ -640,6 +660,14 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
         return;
       }
       if (op_ == Op::Snapshot) snapshotFetched(event);
+      if (op_ == Op::Stable && stablePhase_ == StablePhase::ServerIds) stableServerIds(event);
+      if (op_ == Op::Stable && stablePhase_ == StablePhase::Facts) stableFactsFetched(event);
+      return;
+    case ImapEvent::Kind::MailboxStatus:
+      if (op_ == Op::Update && updateStep_ > 0 &&
+          updateSteps_[updateStep_ - 1] == UpdateStep::CheckUidValidity) {
+        statusChecked(event);
+      }
       return;
     case ImapEvent::Kind::Search:
       searched(event);
@@ -770,6 +798,7 @@ void ImapMaildrop::sendFetch(std::string_view items) {
 }
 
 void ImapMaildrop::onBody(const ImapEvent& event) {
+  if (op_ == Op::Stable && stablePhase_ == StablePhase::Facts) return stableFactsBody(event);
   if (op_ != Op::Fetch) return;  // unsolicited bodies are not ours to forward
   switch (event.kind) {
     case ImapEvent::Kind::BodyBegin: {
@@ -1010,6 +1039,9 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
       }
       snapshotCompleted();
       return;
+    case Op::Stable:
+      stableCompleted(tagged);
+      return;
     case Op::Fetch:
       if (phase_ == FetchPhase::TextWindow) {
         windowCompleted(tagged);
@@ -1018,6 +1050,10 @@ void ImapMaildrop::onCompleted(const ImapEvent& tagged) {
       }
       return;
     case Op::Update:
+      if (updateStep_ > 0 && updateSteps_[updateStep_ - 1] == UpdateStep::CheckUidValidity) {
+        uidValidityChecked(tagged);
+        return;
+      }
       if (tagged.status != ImapStatus::Ok) {
         updateStepFailed(tagged);
         return;
@@ -1155,6 +1191,17 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
                              "quit; deletions aborted after a UIDVALIDITY change"});
     return;
   }
+  if (!updateSet_.empty() && effectivePolicy_ != DeletePolicy::Keep && mapDegraded_) {
+    sink_.log(LogSeverity::Error,
+              "QUIT: the UIDL map was unavailable this session; not applying deletions of UIDs " +
+                  updateSet_);
+    client_.logout();
+    sink_.releaseMaildrop();
+    events_->onUpdateFailed({RespCode::SysTemp,
+                             "Message ids could not be confirmed; no messages were deleted.",
+                             "quit; deletions refused: UIDL map unavailable"});
+    return;
+  }
   if (!updateSet_.empty() && effectivePolicy_ != DeletePolicy::Keep) {
     confirmingUpdate_ = true;
     if (!sink_.confirmUpdate()) return;
@@ -1205,8 +1252,50 @@ void ImapMaildrop::applyUpdate() {
       case DeletePolicy::Keep:
         break;
     }
+    // A UIDVALIDITY change nobody announced would make these UIDs other messages, or none.
+    if (!updateSteps_.empty())
+      updateSteps_.insert(updateSteps_.begin(), UpdateStep::CheckUidValidity);
   }
+  statusUidValidity_.reset();
   nextUpdateStep();
+}
+
+void ImapMaildrop::statusChecked(const ImapEvent& event) {
+  if (encodeMailboxName(options_.mailbox.folder) != event.mailbox &&
+      !(equalsIgnoreCase(event.mailbox, "INBOX") &&
+        equalsIgnoreCase(options_.mailbox.folder, "INBOX"))) {
+    return;  // about another mailbox
+  }
+  for (const auto& [name, value] : event.statusItems) {
+    if (name == "UIDVALIDITY") statusUidValidity_ = value;
+  }
+}
+
+// STATUS answered: go on when UIDVALIDITY is the session's, stop when it changed. A server that
+// refuses STATUS on the selected mailbox (RFC 3501 discourages asking) or leaves the item out
+// cannot say; the UIDs are still scoped to this UIDVALIDITY on a server that announces a change
+// with the untagged OK [UIDVALIDITY] checked above, so the deletions go on.
+void ImapMaildrop::uidValidityChecked(const ImapEvent& tagged) {
+  if (tagged.status != ImapStatus::Ok || !statusUidValidity_) {
+    sink_.log(LogSeverity::Warn,
+              "QUIT: STATUS did not confirm UIDVALIDITY (" +
+                  (tagged.status != ImapStatus::Ok ? codeSuffix(tagged) : std::string("no value")) +
+                  "); applying deletions by UID");
+    return nextUpdateStep();
+  }
+  if (*statusUidValidity_ == uidValidity_) return nextUpdateStep();
+  sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
+                                    " to " + std::to_string(*statusUidValidity_) +
+                                    " before QUIT; not applying deletions of UIDs " + updateSet_);
+  if (!uidValidityChanged_) sink_.noteUidValidityChanged();
+  uidValidityChanged_ = true;
+  if (!cacheKey_.empty()) options_.snapshotCache->erase(cacheKey_);
+  client_.logout();
+  sink_.releaseMaildrop();
+  events_->onUpdateFailed({RespCode::SysTemp,
+                           "Mailbox changed on the server (UIDVALIDITY); no messages were "
+                           "deleted.",
+                           "quit; deletions aborted after a UIDVALIDITY change"});
 }
 
 void ImapMaildrop::nextUpdateStep() {
@@ -1222,11 +1311,15 @@ void ImapMaildrop::nextUpdateStep() {
     sink_.releaseMaildrop();
     if (!parkUpstream()) client_.logout();
     if (count > 0) sink_.noteDeleted(effectivePolicy_, count);
+    if (count > 0) forgetExpunged();
     events_->onUpdated(count);
     return;
   }
   ImapCommandBuilder& builder = client_.builder();
   switch (updateSteps_[updateStep_++]) {
+    case UpdateStep::CheckUidValidity:
+      client_.send(builder.status(options_.mailbox.folder, "(UIDVALIDITY)"));
+      return;
     case UpdateStep::Store:
       client_.send(
           builder.uidStore(updateSet_, "+FLAGS.SILENT",
@@ -1320,6 +1413,7 @@ void ImapMaildrop::upstreamBroken(std::string_view reason) {
     case Op::FindMoveTarget:
     case Op::Select:
     case Op::Snapshot:
+    case Op::Stable:
       // A SEARCH reply beyond the line limit ends the connection: without the entry the next
       // session lists in full and caches the \Deleted set that keeps it from asking again.
       if (op_ == Op::Snapshot && snapshotPhase_ == SnapshotPhase::Deleted && !cacheKey_.empty()) {

@@ -13,6 +13,8 @@
 //          expunged touches nothing instead of touching the wrong message.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,9 +24,11 @@
 #include "protocol/bridge/mailbox_options.h"
 #include "protocol/bridge/read_ahead.h"
 #include "protocol/bridge/snapshot_cache.h"
+#include "protocol/bridge/uidl_map_store.h"
 #include "protocol/imap/client.h"
 #include "protocol/log_severity.h"
 #include "protocol/pop3/maildrop.h"
+#include "protocol/uidl/match_facts.h"
 
 namespace popbridge::protocol {
 
@@ -61,6 +65,10 @@ struct ImapMaildropOptions {
   // mailbox. snapshotScope names the upstream (host:port) in the cache keys.
   SnapshotStore* snapshotCache = nullptr;
   std::string snapshotScope;
+  // The persistent UIDL map ([state]) that %{stable} falls back to when the server gives no
+  // EMAILID or X-GM-MSGID; null: none (such messages get a UIDL that is stable only while the
+  // UIDVALIDITY is).
+  UidlMapStore* uidlMap = nullptr;
 };
 
 // The I/O the maildrop asks for, besides the IMAP client's.
@@ -118,6 +126,8 @@ class MaildropSink {
   virtual void noteUidValidityChanged() {}
   // How the snapshot was had, when a snapshot cache is configured.
   virtual void noteSnapshotCache(SnapshotCacheOutcome outcome) { (void)outcome; }
+  // The UIDL map could not be read or written; this session's QUIT deletes nothing.
+  virtual void noteUidlMapUnavailable() {}
   // QUIT applied `policy` (the effective one, after fallbacks) to `count` messages.
   virtual void noteDeleted(DeletePolicy policy, std::uint32_t count) {
     (void)policy;
@@ -186,7 +196,8 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
     FindMoveTarget,  // LIST for the folder with move_to's special-use attribute
     Select,
     Snapshot,
-    Open,  // the snapshot is served; nothing in flight
+    Stable,  // the snapshot is taken; the message-id fields of uidl_format are being had
+    Open,    // the snapshot is served; nothing in flight
     Fetch,
     Update,
     Closed,
@@ -199,7 +210,12 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   // the real message with an inexact size (Exchange): Noop and Exists confirm
   // the UID still exists before anything is sent.
   enum class FetchPhase : std::uint8_t { Whole, Header, TextWindow, Noop, Exists };
-  enum class UpdateStep : std::uint8_t { Store, Expunge, Copy, Move };
+  // UIDVALIDITY is asked for first (STATUS), so that a change nobody announced deletes nothing.
+  enum class UpdateStep : std::uint8_t { CheckUidValidity, Store, Expunge, Copy, Move };
+  // Stable UIDLs: the server's ids (EMAILID, X-GM-MSGID), then the map's entries for the
+  // current UIDVALIDITY, and only when some are missing: every entry, the missing messages'
+  // facts, and the new entries written.
+  enum class StablePhase : std::uint8_t { ServerIds, MapGet, MapLoad, Facts, MapPut };
 
   // ImapClientEvents.
   void onLoggedIn() override;
@@ -222,6 +238,25 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void snapshotFetched(const ImapEvent& event);
   void snapshotCompleted();
   void enterOpen();
+  void finishOpen();
+  // Stable UIDLs (imap_maildrop_stable.cpp).
+  void startStable();
+  void stableServerIds(const ImapEvent& event);
+  void startMapGet();
+  void mapGot(UidlMapStore::Status status, std::vector<UidlRecord> entries);
+  void mapLoaded(UidlMapStore::Status status, std::vector<UidlRecord> entries);
+  void stableFactsBody(const ImapEvent& event);
+  void stableFactsFetched(const ImapEvent& event);
+  void stableCompleted(const ImapEvent& tagged);
+  void assignFromMap();
+  void mapPut(UidlMapStore::Status status);
+  void stableDegraded(std::string_view reason);
+  void finishStable();
+  void forgetExpunged();
+  bool uidlFromFields(std::string& out, std::size_t index, std::string_view stable) const;
+  std::optional<std::size_t> indexOfUid(std::uint32_t uid) const;
+  // A callback from the UIDL map still concerns this session in this phase.
+  std::function<bool()> stableStillWaiting(StablePhase phase);
   void startFetch(std::size_t index, std::optional<std::uint64_t> topLines);
   void readAheadOver(bool cut);
   void runAfterReadAhead();
@@ -239,6 +274,8 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void applyUpdate();  // confirmed: plan the steps for effectivePolicy_ and start them
   void nextUpdateStep();
   void updateStepFailed(const ImapEvent& tagged);
+  void statusChecked(const ImapEvent& event);
+  void uidValidityChecked(const ImapEvent& tagged);
   void upstreamBroken(std::string_view reason);
   void resetSnapshot();
   // Reusing failed (NOOP refused, BYE, EOF, timeout): drop that connection, open a fresh one.
@@ -328,7 +365,28 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::uint32_t updateCount_ = 0;
   std::vector<UpdateStep> updateSteps_;
   std::size_t updateStep_ = 0;
-  bool confirmingUpdate_ = false;  // waiting for onUpdateConfirmed
+  bool confirmingUpdate_ = false;                   // waiting for onUpdateConfirmed
+  std::optional<std::uint64_t> statusUidValidity_;  // CheckUidValidity: what STATUS said
+
+  // Stable UIDLs, when uidl_format uses %{emailid}, %{gmmsgid} or %{stable}.
+  StablePhase stablePhase_ = StablePhase::ServerIds;
+  std::vector<std::string> uidlTexts_;  // the served UIDLs, one per message, once Open
+  std::vector<std::string> emailIds_;   // until Open: EMAILID per message ("" none)
+  std::vector<std::optional<std::uint64_t>> gmMsgIds_;  // until Open
+  std::vector<std::string> mapUidls_;    // until Open: the map's UIDL per message ("" none)
+  std::vector<std::uint32_t> allUids_;   // until Open: every UID listed, \Deleted ones too
+  std::vector<std::size_t> missing_;     // until Open: indexes the map has no entry for
+  std::vector<uidl::MatchFacts> facts_;  // per missing_ entry
+  std::vector<UidlRecord> stored_;       // MapLoad: every entry of the maildrop
+  std::optional<uidl::HeaderFactsParser> factsParser_;
+  bool factsBodySeen_ = false;
+  // The map was wanted but could not be read or written: UIDLs may not be the ones the client
+  // knows, so QUIT deletes nothing.
+  bool mapDegraded_ = false;
+  UidlMapStore::Mailbox mapMailbox_;
+  // Bumped whenever a pending map callback stops being wanted; alive_ outlives no callback.
+  std::uint64_t stableRequest_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace popbridge::protocol

@@ -23,6 +23,7 @@ ImapMaildropOptions maildropOptions(const SessionOptions& options) {
   result.readAheadLimit = options.readAheadLimit;
   result.snapshotCache = options.snapshotCache;
   result.snapshotScope = options.snapshotScope;
+  result.uidlMap = options.uidlMap;
   return result;
 }
 
@@ -39,7 +40,8 @@ Pop3ServerOptions serverOptions(const SessionOptions& options) {
 }  // namespace
 
 Pop3Session::Pop3Session(SessionOptions options, SessionSink& sink)
-    : maildrop_(maildropOptions(options), sink, sink), server_(serverOptions(options), sink, maildrop_) {
+    : maildrop_(maildropOptions(options), sink, sink),
+      server_(serverOptions(options), sink, maildrop_) {
   maildrop_.setEvents(server_);
 }
 

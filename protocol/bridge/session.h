@@ -46,9 +46,10 @@ struct SessionOptions {
   unsigned maxBadCommands = 10;
   std::uint32_t loginDelaySeconds = 0;  // RFC 2449 LOGIN-DELAY announced in CAPA; 0: none
   MailboxOptions mailbox;
-  std::size_t readAheadLimit = 0;  // see ImapMaildropOptions::readAheadLimit
+  std::size_t readAheadLimit = 0;          // see ImapMaildropOptions::readAheadLimit
   SnapshotStore* snapshotCache = nullptr;  // see ImapMaildropOptions
   std::string snapshotScope;
+  UidlMapStore* uidlMap = nullptr;  // see ImapMaildropOptions
 };
 
 // Everything the three parts ask of the outside world.

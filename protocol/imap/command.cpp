@@ -241,8 +241,8 @@ ImapCommand ImapCommandBuilder::authenticatePlain(std::string_view user,
   return w.finish();
 }
 
-ImapCommand ImapCommandBuilder::authenticate(std::string_view mechanism,
-                                             std::optional<std::string_view> initialResponseBase64) {
+ImapCommand ImapCommandBuilder::authenticate(
+    std::string_view mechanism, std::optional<std::string_view> initialResponseBase64) {
   Writer w(nextTag(), "AUTHENTICATE", literalPlus_);
   w.sensitive().sp().raw(mechanism);
   if (initialResponseBase64) initialResponse(w, *initialResponseBase64, saslIr_);
@@ -254,6 +254,12 @@ ImapCommand ImapCommandBuilder::select(std::string_view mailboxUtf8, bool readOn
   Writer w(nextTag(), readOnly ? "EXAMINE" : "SELECT", literalPlus_);
   w.sp().astring(encodeMailboxName(mailboxUtf8));
   if (condStore) w.sp().raw("(CONDSTORE)");
+  return w.finish();
+}
+
+ImapCommand ImapCommandBuilder::status(std::string_view mailboxUtf8, std::string_view items) {
+  Writer w(nextTag(), "STATUS", literalPlus_);
+  w.sp().astring(encodeMailboxName(mailboxUtf8)).sp().raw(items);
   return w.finish();
 }
 

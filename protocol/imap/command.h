@@ -72,6 +72,8 @@ class ImapCommandBuilder {
   // EXAMINE when readOnly. The name is UTF-8 and is sent in modified UTF-7. condStore adds
   // RFC 7162's "(CONDSTORE)" parameter, which makes the server report HIGHESTMODSEQ.
   ImapCommand select(std::string_view mailboxUtf8, bool readOnly = false, bool condStore = false);
+  // STATUS (RFC 3501 6.3.10); items verbatim, e.g. "(UIDVALIDITY)".
+  ImapCommand status(std::string_view mailboxUtf8, std::string_view items);
   ImapCommand uidSearch(std::string_view criteria);                       // criteria verbatim
   ImapCommand fetch(std::string_view seqSet, std::string_view items);     // both verbatim
   ImapCommand uidFetch(std::string_view uidSet, std::string_view items);  // both verbatim

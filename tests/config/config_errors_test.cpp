@@ -295,11 +295,6 @@ const ErrorCase kErrorCases[] = {
      "[mailbox]\nuidl_format = \"%08Xv\"\n" + kMinimal,
      {"t.toml:2:15: mailbox.uidl_format: must contain %u (or %{stable}, %{emailid}, %{gmmsgid}): "
       "without a per-message id the UIDLs are not unique"}},
-    {"UidlFormatStableNotWiredYet",
-     "[mailbox]\nuidl_format = \"%{stable}\"\n" + kMinimal,
-     {"t.toml:2:15: mailbox.uidl_format: %{stable}, %{emailid} and %{gmmsgid} are not served by "
-      "this version yet (the stable-UIDL store is not wired into the session); a template using "
-      "them would give Dovecot's default UIDLs now and other ones after an upgrade"}},
     {"UidlFormatTooLong",
      "[mailbox]\nuidl_format = \"%040u%040v\"\n" + kMinimal,
      {"t.toml:2:15: mailbox.uidl_format: output can reach more than 70 characters (the RFC 1939 "

@@ -357,6 +357,15 @@ const WarningCase kWarningCases[] = {
      "[mailbox]\nuidl_format = \"%08Xu\"\n" + kMinimal,
      {"t.toml:2:15: mailbox.uidl_format: without %v a UIDVALIDITY change can give new messages "
       "the UIDLs of old ones, and clients may then skip or delete the wrong mail"}},
+    {"StableUidlWithoutState",
+     "[mailbox]\nuidl_format = \"%{stable}\"\n" + kMinimal,
+     {"t.toml: mailbox.uidl_format: %{stable} keeps its UIDL map only with [state] path or redis; "
+      "without one, a message without EMAILID or X-GM-MSGID gets %08Xu%08Xv, which changes with "
+      "UIDVALIDITY"}},
+    {"StableUidlWithStateIsQuiet",
+     "[mailbox]\nuidl_format = \"%{stable}\"\n" + kMinimal + "[state]\npath = \"/tmp/s.db\"\n",
+     {}},
+    {"EmailIdNeedsNoUidValidity", "[mailbox]\nuidl_format = \"E%{emailid}\"\n" + kMinimal, {}},
     {"CertificateOnCleartextListener",
      kListenerOnly + "certificate = \"@DIR@/cert.pem\"\n" + kUpstreamOnly,
      {"t.toml:5:15: listener[0].certificate: ignored because tls = \"none\""}},
