@@ -683,7 +683,8 @@ run_w7_monitor() { # endpoint
   start_popbridge relay warm "$WORKERS" "${endpoint#A.}"
   for round in 1 2; do
     mon="$WORK/redis-monitor-$round.txt"
-    redis_cli MONITOR >"$mon" 2>/dev/null &
+    # redis-cli itself, not the redis_cli function: $! must be the process that is killed.
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" MONITOR >"$mon" 2>/dev/null &
     pid=$!
     sleep 0.3
     "$POP3LOAD" run --port "$POP3_A_PORT" --password "$PASSWORD" --user w7u --users "$n" \

@@ -3,6 +3,8 @@
 # [state] none, path = SQLite and redis, and with uidl_format = "%{stable}" where popbridge takes
 # it) plus the size of the stable-UIDL map; then puts the section "## State backends (issue 15)"
 # into tests/bench/RESULTS.md, replacing the one there, and leaves the rest of RESULTS.md alone.
+# The section ends with redis_capacity.sh's figures (Redis' CPU per command under load), run
+# after W7 when redis-benchmark is installed.
 #
 #   bash tests/bench/state_cost.sh              3 repetitions (about 10 minutes on 2 cores)
 #   bash tests/bench/state_cost.sh --reps 1     any run.sh option but --workloads/--out
@@ -19,6 +21,17 @@ grep -qF "$SECTION" "$OUT" || { echo "state_cost.sh: no W7 section in the report
 awk -v s="$SECTION" '$0 == s {on = 1; print; next} on && /^## / {exit} on' "$OUT" |
   sed 's|bash tests/bench/run.sh --workloads W7 --modes warm --out [^ `]*|bash tests/bench/state_cost.sh|' \
     >"$OUT.section"
+if command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null; then
+  {
+    printf '\n**Redis under load** (`bash tests/bench/redis_capacity.sh 100000`, run right after, %s):' \
+      "$(date -u '+%H:%M UTC')"
+    printf ' the Redis commands of one poll, driven by redis-benchmark with 50 connections on\n'
+    printf 'random maildrops: the server CPU per call with many commands per wake-up (W7 runs at\n'
+    printf 'about 100 polls/s, where each command costs Redis a wake-up of its own).\n\n```\n'
+    bash "$ROOT/tests/bench/redis_capacity.sh" 100000
+    printf '```\n'
+  } >>"$OUT.section"
+fi
 python3 - "$RESULTS" "$OUT.section" "$SECTION" <<'PY'
 import sys
 results, section, title = sys.argv[1], open(sys.argv[2]).read().strip("\n"), sys.argv[3]
