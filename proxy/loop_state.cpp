@@ -24,6 +24,20 @@ std::string randomInstanceId() {
   return out;
 }
 
+RedisClient::Options redisClientOptions(const config::StateConfig& config,
+                                        const TlsClientContext* tls) {
+  RedisClient::Options options;
+  options.endpoint.host = config.redisHost;
+  options.endpoint.port = config.redisPort;
+  options.endpoint.tls = config.redisTls;
+  options.endpoint.user = config.redisUser;
+  options.endpoint.password = config.redisPassword;
+  options.endpoint.database = config.redisDatabase;
+  options.tls = tls;
+  options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.redisTimeout);
+  return options;
+}
+
 bool openProcessState(const config::StateConfig& config, ProcessState& out, std::string& error) {
   out.services.config = &config;
   if (config.redisEnabled()) {
@@ -56,16 +70,7 @@ LoopState::LoopState(uv_loop_t* loop, const StateServices& services, WorkerMetri
     : metrics_(metrics), embedded_(services.embedded) {
   const config::StateConfig& config = *services.config;
   if (!config.redisEnabled()) return;
-  RedisClient::Options options;
-  options.endpoint.host = config.redisHost;
-  options.endpoint.port = config.redisPort;
-  options.endpoint.tls = config.redisTls;
-  options.endpoint.user = config.redisUser;
-  options.endpoint.password = config.redisPassword;
-  options.endpoint.database = config.redisDatabase;
-  options.tls = services.redisTls;
-  options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.redisTimeout);
-  redis_ = std::make_unique<RedisClient>(loop, std::move(options),
+  redis_ = std::make_unique<RedisClient>(loop, redisClientOptions(config, services.redisTls),
                                          [this](std::string_view problem) { onProblem(problem); });
   leases_ = std::make_unique<MaildropLeases>(
       *redis_, config.keyPrefix, services.instance,

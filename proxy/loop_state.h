@@ -33,6 +33,9 @@ struct ProcessState {
 };
 // 16 random hex digits: a process's name among the replicas (lease holders, fencing).
 std::string randomInstanceId();
+// The connection [state] redis describes; `tls` is required for rediss://.
+RedisClient::Options redisClientOptions(const config::StateConfig& config,
+                                        const TlsClientContext* tls);
 bool openProcessState(const config::StateConfig& config, ProcessState& out, std::string& error);
 
 // One worker loop's view of [state]: its own Redis connection with the leases and the UIDL map

@@ -17,6 +17,7 @@
 #include "proxy/oauth_login.h"
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
+#include "proxy/uidl_command.h"
 
 extern char** environ;
 
@@ -40,6 +41,15 @@ constexpr const char* kUsage =
     "                                      4 connect, 5 TLS, 6 IMAP greeting/protocol,\n"
     "                                      7 login refused, 8 folder (EXAMINE) failed,\n"
     "                                      9 no OAuth2 access token\n"
+    "       popbridge uidl import [--config FILE] [--folder NAME] [--replace] ACCOUNT FILE\n"
+    "                                      store an old POP3 server's UIDLs (an import file)\n"
+    "                                      for ACCOUNT, served once the first session matched\n"
+    "                                      them; exit 0 ok, 1 failed or refused, 2 usage or file\n"
+    "       popbridge uidl capture [--tls|--starttls] [--ca-file FILE] [--insecure-skip-verify]\n"
+    "                       [--min-tls-version V] [--allow-plaintext]\n"
+    "                       HOST:PORT USER --password-file FILE [--output FILE]\n"
+    "                                      write the import file of USER's mailbox on an old\n"
+    "                                      POP3 server (UIDL, LIST, TOP n 0)\n"
     "       popbridge --version\n"
     "       popbridge --help\n"
     "\n"
@@ -157,6 +167,9 @@ int checkUpstreamCommand(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "oauth") return oauthCommand(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "uidl") {
+    return popbridge::proxy::runUidlCommand(argc, argv, load, std::cout, std::cerr);
+  }
   if (argc >= 2 && std::string_view(argv[1]) == "check-upstream") {
     return checkUpstreamCommand(argc, argv);
   }

@@ -246,6 +246,7 @@ bool UpstreamPool::screen(Entry& entry, std::string_view data, std::string& why)
       case Kind::Expunge:
       case Kind::Flags:
       case Kind::Fetch:
+      case Kind::MailboxStatus:  // RFC 5465 NOTIFY sends STATUS unasked; it was an Other before
       case Kind::Other:
         break;
       case Kind::Status:

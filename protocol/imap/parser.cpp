@@ -132,6 +132,9 @@ ImapResponseParser::Step ImapResponseParser::runGrammar(ImapEvent& ev) {
       case State::ListTail:
         step = skipRest(ev, ImapEvent::Kind::List);
         break;
+      case State::StatusAfterName:
+        step = statusAfterName(ev);
+        break;
       case State::FetchNext:
         step = fetchNext(ev);
         break;
@@ -259,6 +262,8 @@ ImapResponseParser::Step ImapResponseParser::startUntagged(ImapEvent& ev) {
     return parseList();
   } else if (keyword_ == "SEARCH") {
     return parseSearch(ev);
+  } else if (keyword_ == "STATUS") {
+    return parseStatus();
   }
   state_ = State::SkipRest;
   return Step::Continue;
@@ -435,13 +440,19 @@ ImapResponseParser::Step ImapResponseParser::parseList() {
   } else if (!equalsIgnoreCase(readWord(), "NIL")) {
     return Step::Continue;
   }
+  return readMailboxName(State::ListAfterName);
+}
+
+// SP and a mailbox name (an astring) into text_, then `after`; once the literal is read, for a
+// literal name. Anything else leaves the response to be skipped (state_ is SkipRest).
+ImapResponseParser::Step ImapResponseParser::readMailboxName(State after) {
   if (skipSpaces() == 0) return Step::Continue;
   if (atEnd()) {
     // A literal name is kept like a literal in response text, up to the same limit; a longer
     // one is skipped unread.
     if (!segLiteral_ || *segLiteral_ > maxInlineLiteral_) return Step::Continue;
     needLiteral(Mode::KeepLiteral);
-    state_ = State::ListAfterName;
+    state_ = after;
     return Step::Continue;
   }
   if (peek() == '"') {
@@ -449,7 +460,7 @@ ImapResponseParser::Step ImapResponseParser::parseList() {
   } else if (text_.assign(readAtom()); text_.empty()) {
     return Step::Continue;
   }
-  state_ = State::ListAfterName;
+  state_ = after;
   return Step::Continue;
 }
 
@@ -458,6 +469,55 @@ ImapResponseParser::Step ImapResponseParser::parseList() {
 ImapResponseParser::Step ImapResponseParser::listAfterName() {
   const bool fits = atEnd() ? !segLiteral_ : peek() == ' ';
   state_ = fits ? State::ListTail : State::SkipRest;
+  return Step::Continue;
+}
+
+// "* STATUS mailbox (name value ...)" (RFC 3501 7.2.4, RFC 9051 7.3.4) from after "STATUS". The
+// name is read like LIST's; whatever does not fit that shape is skipped as Other, so nothing here
+// fails the parser.
+ImapResponseParser::Step ImapResponseParser::parseStatus() {
+  state_ = State::SkipRest;  // until the items are read
+  text_.clear();
+  return readMailboxName(State::StatusAfterName);
+}
+
+// Right after the name (on the segment that follows it, for a literal name): SP and the item
+// list, all in this segment. A literal among the items, a value that is not a 64-bit number or
+// anything after the list makes the response Other; the items read so far are dropped, so that
+// no reader takes a partial list for the whole answer.
+ImapResponseParser::Step ImapResponseParser::statusAfterName(ImapEvent& ev) {
+  state_ = State::SkipRest;
+  if (segLiteral_ || skipSpaces() == 0 || atEnd() || peek() != '(') return Step::Continue;
+  ++pos_;
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  for (;;) {
+    skipSpaces();
+    if (atEnd()) break;
+    if (peek() == ')') {
+      ++pos_;
+      skipSpaces();
+      if (!atEnd()) break;
+      ev.kind = ImapEvent::Kind::MailboxStatus;
+      ev.mailbox.swap(text_);
+      finishResponse();
+      return Step::Event;
+    }
+    std::string_view name = readWord();
+    if (name.empty() || skipSpaces() == 0) break;
+    std::uint64_t value = 0;
+    std::size_t digits = 0;
+    bool overflow = false;
+    while (!atEnd() && isDigit(peek())) {
+      auto digit = static_cast<std::uint64_t>(peek() - '0');
+      overflow = overflow || value > (kMax - digit) / 10;
+      value = value * 10 + digit;
+      ++pos_;
+      ++digits;
+    }
+    if (digits == 0 || overflow || (!atEnd() && peek() != ' ' && peek() != ')')) break;
+    ev.statusItems.emplace_back(toUpper(name), value);
+  }
+  ev.statusItems.clear();
   return Step::Continue;
 }
 

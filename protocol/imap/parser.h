@@ -52,7 +52,7 @@ struct ImapEvent {
     List,          // "* LIST (attributes) delimiter mailbox": words, delimiter, mailbox
     Search,        // "* SEARCH 3 7 12" (RFC 3501 7.2.5): numbers, possibly none
     MailboxStatus,  // "* STATUS mailbox (UIDVALIDITY 7 MESSAGES 3)": mailbox, statusItems
-    Other           // any other untagged response (STATUS, ESEARCH, VANISHED, ...)
+    Other           // any other untagged response (ESEARCH, VANISHED, odd STATUS, ...)
   };
   Kind kind = Kind::Other;
   std::string tag;
@@ -68,16 +68,18 @@ struct ImapEvent {
   // Capability; Flags; Status/Tagged with a CAPABILITY code (the code's words, upper-cased);
   // List: the mailbox attributes, as sent ("\\HasNoChildren", "\\Trash").
   std::vector<std::string> words;
-  // List: the mailbox name exactly as the server sent it, quoting and literal framing removed
+  // List, MailboxStatus: the mailbox name exactly as the server sent it, quoting and literal
+  // framing removed
   // (modified UTF-7, or UTF-8 after UTF8=ACCEPT), to be sent back as it is; at most
-  // maxInlineLiteral bytes as a literal, else within maxLine. The delimiter; none for NIL.
+  // maxInlineLiteral bytes as a literal, else within maxLine. List: the delimiter; none for NIL.
   std::string mailbox;
   std::optional<char> delimiter;
   FetchAttributes fetch;
   // Search: the numbers as sent (UIDs after UID SEARCH). They all came in one line, so there are
   // at most maxLine / 2 of them.
   std::vector<std::uint32_t> numbers;
-  // MailboxStatus: each status item's name, upper-cased, and its value, in the order sent.
+  // MailboxStatus: each status item's name, upper-cased, and its value, in the order sent. They
+  // all came in one line, so there are at most maxLine / 4 of them.
   std::vector<std::pair<std::string, std::uint64_t>> statusItems;
   // BodyBegin: the section, upper-cased: "BODY[]" -> "", "BODY[HEADER]" -> "HEADER",
   // "BODY[TEXT]<0>" -> "TEXT" with origin 0, "RFC822" -> "", "RFC822.HEADER" -> "HEADER",
@@ -110,9 +112,12 @@ struct ImapEvent {
 //
 // Strict where it matters, lenient elsewhere: tagged responses, continuations, untagged status
 // responses and the untagged CAPABILITY, FLAGS, EXISTS, EXPUNGE and FETCH responses, which
-// popbridge acts on, must follow the grammar, and a violation is an Error. LIST and SEARCH are
-// read when well-formed and otherwise skipped as Other: popbridge only looks in it for a folder,
-// and not finding one has a safe fallback (RFC 5258 extended data after the name is skipped). Any
+// popbridge acts on, must follow the grammar, and a violation is an Error (in FETCH, that holds
+// for the items popbridge reads: UID, RFC822.SIZE, FLAGS, MODSEQ, EMAILID, X-GM-MSGID and the
+// body values). LIST, SEARCH and STATUS are read when well-formed and otherwise skipped as Other:
+// popbridge only looks in LIST for a folder, and not finding one has a safe fallback (RFC 5258
+// extended data after the name is skipped); a STATUS item whose value is not a number (RFC 9051
+// allows only numbers, some servers send other things) makes the whole response Other. Any
 // other untagged response (unknown or unrequested, such as ESEARCH or VANISHED, or a known keyword
 // with odd content, such as "* 3 RECENT junk") is skipped as one Other event, whatever it contains,
 // and parsing goes on with the next response; its literals are counted off the input without being
@@ -148,14 +153,15 @@ class ImapResponseParser {
   enum class Mode : std::uint8_t { ReadLine, Grammar, BodyLiteral, KeepLiteral, SkipLiteral, Dead };
   enum class State : std::uint8_t {
     ResponseStart,
-    Text,           // collecting resp-text of a tagged, status or continuation response
-    SkipRest,       // an Other response: everything up to its end is skipped
-    FetchNext,      // inside a FETCH list, expecting an item or ')'
-    FetchSkip,      // skipping the value of an unknown FETCH item (may span literals)
-    BodyChunk,      // a quoted body's data is pending
-    BodyEnd,        // a NIL or quoted body's end is pending
-    ListAfterName,  // a LIST's mailbox name is complete (maybe in a literal); SP or end next
-    ListTail,       // skipping a LIST's extended data (may span literals), then the List event
+    Text,             // collecting resp-text of a tagged, status or continuation response
+    SkipRest,         // an Other response: everything up to its end is skipped
+    FetchNext,        // inside a FETCH list, expecting an item or ')'
+    FetchSkip,        // skipping the value of an unknown FETCH item (may span literals)
+    BodyChunk,        // a quoted body's data is pending
+    BodyEnd,          // a NIL or quoted body's end is pending
+    ListAfterName,    // a LIST's mailbox name is complete (maybe in a literal); SP or end next
+    ListTail,         // skipping a LIST's extended data (may span literals), then the List event
+    StatusAfterName,  // a STATUS's mailbox name is complete (maybe in a literal); the items next
   };
   enum class TextKind : std::uint8_t { Tagged, Status, Continuation };
   enum class Frame : std::uint8_t { FetchList, SkipList };
@@ -175,6 +181,9 @@ class ImapResponseParser {
   Step parseList();
   Step parseSearch(ImapEvent& ev);
   Step listAfterName();
+  Step readMailboxName(State after);
+  Step parseStatus();
+  Step statusAfterName(ImapEvent& ev);
   Step skipRest(ImapEvent& ev, ImapEvent::Kind kind);
 
   bool finishSegment();
@@ -239,7 +248,7 @@ class ImapResponseParser {
   std::string section_;
   std::optional<std::uint64_t> origin_;
   std::string bodyBuf_;
-  // LIST: the attributes and delimiter; the name is collected in text_.
+  // LIST: the attributes and delimiter; the name (of a STATUS too) is collected in text_.
   std::vector<std::string> listAttributes_;
   std::optional<char> listDelimiter_;
 };

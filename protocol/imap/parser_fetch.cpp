@@ -9,6 +9,16 @@ namespace popbridge::protocol {
 
 using namespace parser_chars;
 
+namespace {
+
+constexpr std::size_t kMaxObjectId = 255;
+
+bool isObjectIdChar(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || isDigit(c) || c == '_' || c == '-';
+}
+
+}  // namespace
+
 ImapResponseParser::Step ImapResponseParser::fetchNext(ImapEvent& ev) {
   if (expectDelimiter_) {
     expectDelimiter_ = false;
@@ -104,8 +114,32 @@ ImapResponseParser::Step ImapResponseParser::fetchNext(ImapEvent& ev) {
     fetch_.modseq = modseq;
     expectDelimiter_ = true;
     return Step::Continue;
+  } else if (name == "EMAILID") {
+    // RFC 8474: "(" objectid ")", objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+    if (!expectChar('(', "opening the EMAILID value")) return Step::Error;
+    skipSpaces();
+    const std::size_t idStart = pos_;
+    while (pos_ < end_ && isObjectIdChar(peek())) ++pos_;
+    if (pos_ == idStart) return fail("expected an EMAILID objectid");
+    if (pos_ - idStart > kMaxObjectId) {
+      pos_ = idStart;
+      return fail("an EMAILID objectid longer than 255 characters");
+    }
+    std::string emailId(seg_, idStart, pos_ - idStart);
+    skipSpaces();
+    if (!expectChar(')', "closing the EMAILID value")) return Step::Error;
+    fetch_.emailId = std::move(emailId);
+    expectDelimiter_ = true;
+    return Step::Continue;
+  } else if (name == "X-GM-MSGID") {
+    std::uint64_t id = 0;
+    if (!readNumber64(id, "an X-GM-MSGID")) return Step::Error;
+    fetch_.gmMsgId = id;
+    expectDelimiter_ = true;
+    return Step::Continue;
   }
-  // ENVELOPE, BODYSTRUCTURE, INTERNALDATE, BINARY.SIZE, X-GM-*, EMAILID, ...: skipped.
+  // ENVELOPE, BODYSTRUCTURE, INTERNALDATE, BINARY.SIZE, X-GM-LABELS, X-GM-THRID, THREADID, ...:
+  // skipped.
   skipBase_ = stack_.size();
   state_ = State::FetchSkip;
   return Step::Continue;

@@ -50,7 +50,14 @@ std::string render(const ImapEvent& ev) {
     for (const auto& f : *ev.fetch.flags) out += f + ',';
   }
   if (ev.fetch.modseq) appendNumber(out, *ev.fetch.modseq);
+  if (ev.fetch.emailId) out += "E" + *ev.fetch.emailId + ' ';
+  if (ev.fetch.gmMsgId) appendNumber(out, *ev.fetch.gmMsgId);
   for (std::uint32_t n : ev.numbers) appendNumber(out, n);
+  out += '|';
+  for (const auto& [name, value] : ev.statusItems) {
+    out += name + '=';
+    appendNumber(out, value);
+  }
   out += '|';
   out += ev.section + '|';
   if (ev.origin) appendNumber(out, *ev.origin);
@@ -97,6 +104,8 @@ std::vector<std::string> run(std::string_view input, const std::vector<std::size
       // catches a parser that returns events forever without consuming.
       ++events;
       require(events <= 2 * (offset - piece.size() + consumed) + 2);
+      // RFC 8474: an objectid is 1 to 255 characters.
+      require(!ev.fetch.emailId || (!ev.fetch.emailId->empty() && ev.fetch.emailId->size() <= 255));
       switch (ev.kind) {
         case Kind::BodyBegin:
           require(!inBody);
@@ -116,6 +125,10 @@ std::vector<std::string> run(std::string_view input, const std::vector<std::size
         case Kind::Search:
           // Each number takes two bytes of one line at least: bounded by the limit.
           require(ev.numbers.size() <= limits.maxLine / 2);
+          [[fallthrough]];
+        case Kind::MailboxStatus:
+          // Each item ("A 1" and a separator) takes four bytes of one line at least.
+          require(ev.statusItems.size() <= limits.maxLine / 4);
           [[fallthrough]];
         default:
           require(!inBody);

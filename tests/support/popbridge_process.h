@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -132,8 +133,11 @@ class PopbridgeProcess {
 
 // ASan keeps freed memory in quarantine and maps shadow memory, so bounds on
 // RSS only mean something in the normal build; the sanitizer build still
-// runs every test for what it checks besides memory.
-inline constexpr bool kRssBoundsApply = !POPBRIDGE_SANITIZED;
+// runs every test for what it checks besides memory. A popbridge from another build
+// (PBTEST_POPBRIDGE_BINARY: CI's ASan and TSan stages) is taken to be instrumented.
+inline bool rssBoundsApply() {
+  return !POPBRIDGE_SANITIZED && std::getenv("PBTEST_POPBRIDGE_BINARY") == nullptr;
+}
 
 // Reads RSS of a process in KiB from /proc (VmRSS and VmHWM).
 struct MemoryUsage {

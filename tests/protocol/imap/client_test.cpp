@@ -115,6 +115,28 @@ TEST_P(ImapClientTest, PlainWithoutSaslIrAnswersTheEmptyChallenge) {
   EXPECT_TRUE(client_->capabilities().condStore);  // QRESYNC implies CONDSTORE
 }
 
+// EMAILID (RFC 8474) and X-GM-MSGID are only asked for when the server announces them; the
+// list after login replaces the greeting's, which may lack what only logged-in users get.
+TEST_P(ImapClientTest, ObjectIdAndGmailExtensionCapabilities) {
+  loginWithCaps("IMAP4rev1 SASL-IR AUTH=PLAIN OBJECTID X-GM-EXT-1");
+  EXPECT_TRUE(client_->capabilities().objectId);
+  EXPECT_TRUE(client_->capabilities().gmExt1);
+  feed("P1 OK [CAPABILITY IMAP4rev1 objectid] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+  EXPECT_TRUE(client_->capabilities().objectId);
+  EXPECT_FALSE(client_->capabilities().gmExt1);
+}
+
+TEST_P(ImapClientTest, GmailExtensionCapabilityInLowerCaseAndLookalikes) {
+  loginWithCaps("IMAP4rev1 SASL-IR AUTH=PLAIN OBJECTIDS X-GM-EXT");
+  EXPECT_FALSE(client_->capabilities().objectId);
+  EXPECT_FALSE(client_->capabilities().gmExt1);
+  feed("P1 OK [CAPABILITY IMAP4rev1 x-gm-ext-1 X-GM-EXT-2] done\r\n");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"logged-in"});
+  EXPECT_FALSE(client_->capabilities().objectId);
+  EXPECT_TRUE(client_->capabilities().gmExt1);
+}
+
 TEST_P(ImapClientTest, LoginCommandQuotesWhatItCan) {
   loginWithCaps("IMAP4rev1");
   EXPECT_EQ(rec_.last(), "P1 LOGIN alice \"pa ss\\\"word\"\r\n");

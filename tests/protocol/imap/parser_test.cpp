@@ -41,6 +41,8 @@ std::string renderFetch(const FetchAttributes& f) {
   if (f.rfc822Size) out += " SIZE=" + std::to_string(*f.rfc822Size);
   if (f.flags) out += " FLAGS=(" + join(*f.flags, " ") + ")";
   if (f.modseq) out += " MODSEQ=" + std::to_string(*f.modseq);
+  if (f.emailId) out += " EMAILID=" + *f.emailId;
+  if (f.gmMsgId) out += " GMMSGID=" + std::to_string(*f.gmMsgId);
   return out;
 }
 
@@ -353,12 +355,31 @@ const std::vector<Case>& cases() {
            " NIL \"a\" \"b\")) NIL NIL NIL NIL NIL NIL \"<id@x>\") "
            "UID 9)\r\n",
        {"FETCH 1 UID=9"}},
-      {"FETCH unknown items are skipped",
+      {"FETCH unknown items are skipped, EMAILID and X-GM-MSGID read",
        "* 1 FETCH (INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" X-GM-MSGID 1278455344230334865 "
        "X-GM-LABELS (\\Inbox \\Sent \"a b\" foo) EMAILID (M6d99ac3275bb4e) THREADID NIL "
-       "BINARY.SIZE[1] 42 PREVIEW " +
+       "X-GM-THRID 1266894439832287888 THREADID (T64b478a75b7ea9) BINARY.SIZE[1] 42 PREVIEW " +
            lit("preview") + " UID 4)\r\n",
-       {"FETCH 1 UID=4"}},
+       {"FETCH 1 UID=4 EMAILID=M6d99ac3275bb4e GMMSGID=1278455344230334865"}},
+      // RFC 8474 EMAILID and Gmail's X-GM-MSGID identify a message across folders and UIDVALIDITY
+      // changes, so they are read strictly, like UID.
+      {"FETCH EMAILID and X-GM-MSGID with UID, size and a header literal",
+       "* 12 FETCH (UID 3001 EMAILID (M_a-9Z) RFC822.SIZE 4242 X-GM-MSGID 1 "
+       "BODY[HEADER.FIELDS (MESSAGE-ID)] " +
+           lit("Message-ID: <a@b>\r\n\r\n") +
+           ")\r\n* 13 fetch (body[header.fields (message-id)] {0}\r\n emailid ( x ) "
+           "x-gm-msgid 18446744073709551615 uid 3002)\r\n",
+       {"BODY 12 [HEADER.FIELDS (MESSAGE-ID)] 21 UID=3001 SIZE=4242 EMAILID=M_a-9Z GMMSGID=1",
+        "DATA Message-ID: <a@b>\\r\\n\\r\\n", "END 12",
+        "FETCH 12 UID=3001 SIZE=4242 EMAILID=M_a-9Z GMMSGID=1",
+        "BODY 13 [HEADER.FIELDS (MESSAGE-ID)] 0", "END 13",
+        "FETCH 13 UID=3002 EMAILID=x GMMSGID=18446744073709551615"}},
+      {"FETCH EMAILID of the maximum length",
+       "* 1 FETCH (EMAILID (" + std::string(255, 'e') + "))\r\n",
+       {"FETCH 1 EMAILID=" + std::string(255, 'e')}},
+      {"FETCH THREADID is skipped in both forms",
+       "* 1 FETCH (THREADID NIL UID 1)\r\n* 2 FETCH (THREADID (T1) UID 2)\r\n",
+       {"FETCH 1 UID=1", "FETCH 2 UID=2"}},
       {"continuations",
        "+ Ready for literal data\r\n+\r\n+ \r\n+ dGVzdA==\r\n+ [ALERT] careful\r\n",
        {"CONT Ready for literal data", "CONT", "CONT", "CONT dGVzdA==", "CONT [ALERT] careful"}},
@@ -373,7 +394,55 @@ const std::vector<Case>& cases() {
            "\r\n* ID (\"name\" \"Dovecot\")\r\n* ENABLED QRESYNC\r\n* 5 XFOO bar\r\n"
            "* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n",
        {"LIST (\\HasNoChildren) '/' <Entw\xc3\xbcrfe>", "OTHER ID", "OTHER ENABLED", "OTHER 5 XFOO",
-        "OTHER STATUS"}},
+        "MAILBOXSTATUS <blurdybloop> MESSAGES=231 UIDNEXT=44292"}},
+      // STATUS (RFC 3501 7.2.4, RFC 9051 7.3.4): the name in any string form, as sent, like LIST.
+      {"STATUS with atom, quoted and literal names",
+       "* STATUS INBOX (MESSAGES 3 UIDNEXT 44 UIDVALIDITY 1700000000 UNSEEN 0 DELETED 1 SIZE "
+       "18446744073709551615 HIGHESTMODSEQ 917162500)\r\n"
+       "* status \"[Gmail]/Sent Mail\" (uidvalidity 7)\r\n"
+       "* STATUS \"a \\\"q\\\" \\\\ b\" (MESSAGES 1)\r\n"
+       "* STATUS " +
+           lit("Entw&APw-rfe") + " (UIDNEXT 5 MESSAGES 2)\r\n* STATUS " + lit("\xd0\x90\r\n") +
+           " ()\r\n"
+           "P4 OK Status completed\r\n",
+       {"MAILBOXSTATUS <INBOX> MESSAGES=3 UIDNEXT=44 UIDVALIDITY=1700000000 UNSEEN=0 DELETED=1 "
+        "SIZE=18446744073709551615 HIGHESTMODSEQ=917162500",
+        "MAILBOXSTATUS <[Gmail]/Sent Mail> UIDVALIDITY=7",
+        "MAILBOXSTATUS <a \"q\" \\ b> MESSAGES=1",
+        "MAILBOXSTATUS <Entw&APw-rfe> UIDNEXT=5 MESSAGES=2", "MAILBOXSTATUS <\xd0\x90\\r\\n>",
+        "TAGGED P4 OK Status completed"}},
+      {"STATUS with an empty list, an empty name and odd spacing",
+       "* STATUS INBOX ()\r\n* STATUS \"\" ( MESSAGES  1 )  \r\n* STATUS  x  (MESSAGES 1)\r\n",
+       {"MAILBOXSTATUS <INBOX>", "MAILBOXSTATUS <> MESSAGES=1", "MAILBOXSTATUS <x> MESSAGES=1"}},
+      // RFC 7889 allows "APPENDLIMIT NIL"; any value that is not a number makes the whole
+      // response Other, never a partial list.
+      {"malformed STATUS responses are skipped",
+       "* STATUS INBOX (MESSAGES 1 APPENDLIMIT NIL)\r\n* STATUS INBOX (MESSAGES x)\r\n"
+       "* STATUS INBOX (UIDNEXT 18446744073709551616)\r\n* STATUS INBOX (MESSAGES -1)\r\n"
+       "* STATUS INBOX (MESSAGES)\r\n* STATUS INBOX (MESSAGES 1\r\n* STATUS INBOX MESSAGES 1\r\n"
+       "* STATUS INBOX\r\n* STATUS\r\n* STATUS INBOX(MESSAGES 1)\r\n* STATUS INBOX (MESSAGES1)\r\n"
+       "* STATUS INBOX (MESSAGES 1)x\r\n* STATUS INBOX (MESSAGES 1) junk\r\n"
+       "* STATUS INBOX (MESSAGES 1x)\r\n* STATUS INBOX (MESSAGES \"1\")\r\n"
+       "* STATUS INBOX (MESSAGES " +
+           lit("1") + ")\r\n* STATUS \"x\" " + lit("y") + " (MESSAGES 1)\r\n* STATUS " + lit("x") +
+           "(MESSAGES 1)\r\n* STATUS \"unterminated (MESSAGES 1)\r\n* 2 STATUS x (MESSAGES 1)\r\n"
+           "* STATUS INBOX ((MESSAGES 1))\r\nt1 OK still here\r\n",
+       {"OTHER STATUS", "OTHER STATUS",           "OTHER STATUS", "OTHER STATUS", "OTHER STATUS",
+        "OTHER STATUS", "OTHER STATUS",           "OTHER STATUS", "OTHER STATUS", "OTHER STATUS",
+        "OTHER STATUS", "OTHER STATUS",           "OTHER STATUS", "OTHER STATUS", "OTHER STATUS",
+        "OTHER STATUS", "OTHER STATUS",           "OTHER STATUS", "OTHER STATUS", "OTHER 2 STATUS",
+        "OTHER STATUS", "TAGGED t1 OK still here"}},
+      {"STATUS name literal beyond the inline limit is skipped unread",
+       "* STATUS " + lit(std::string(17, 'm')) + " (MESSAGES 1)\r\n* STATUS " +
+           lit(std::string(16, 'n')) + " (MESSAGES 2)\r\n",
+       {"OTHER STATUS", "MAILBOXSTATUS <nnnnnnnnnnnnnnnn> MESSAGES=2"},
+       {64, 16}},
+      {"a STATUS as long as the line limit",
+       "* STATUS x (A 1 B 2 C 3 D 4 E 5 F 6 G 7)\r\n* STATUS x (A 1 B 2 C 3 D 4 E 5 F 6 G 7 H "
+       "8)\r\n",
+       {"MAILBOXSTATUS <x> A=1 B=2 C=3 D=4 E=5 F=6 G=7",
+        "ERROR response line longer than 42 bytes"},
+       {42, 16}},
       // LIST (RFC 3501 7.2.2, RFC 5258, RFC 6154): the name as sent, in any string form.
       {"LIST with special-use attributes, name as atom, quoted string and literal",
        "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
@@ -543,6 +612,44 @@ const std::vector<Case>& cases() {
        "* ESEARCH UID ALL 1:*\r\na1 OKAY\r\n",
        {"OTHER ESEARCH",
         "ERROR expected OK, NO or BAD after the tag at offset 3 of the response, found 'O'"}},
+      {"error: EMAILID objectid too long",
+       "* 1 FETCH (EMAILID (" + std::string(256, 'e') + "))\r\n",
+       {"ERROR an EMAILID objectid longer than 255 characters at offset 20 of the response, found "
+        "'e'"}},
+      {"error: EMAILID empty",
+       "* 1 FETCH (EMAILID ())\r\n",
+       {"ERROR expected an EMAILID objectid at offset 20 of the response, found ')'"}},
+      {"error: EMAILID with a character outside objectid",
+       "* 1 FETCH (EMAILID (M1.2))\r\n",
+       {"ERROR expected ')' closing the EMAILID value at offset 22 of the response, found '.'"}},
+      {"error: EMAILID quoted",
+       "* 1 FETCH (EMAILID (\"M1\"))\r\n",
+       {"ERROR expected an EMAILID objectid at offset 20 of the response, found '\"'"}},
+      {"error: EMAILID without parentheses",
+       "* 1 FETCH (EMAILID M1)\r\n",
+       {"ERROR expected '(' opening the EMAILID value at offset 19 of the response, found 'M'"}},
+      {"error: EMAILID unclosed",
+       "* 1 FETCH (EMAILID (M1 UID 2)\r\n",
+       {"ERROR expected ')' closing the EMAILID value at offset 23 of the response, found 'U'"}},
+      {"error: EMAILID NIL",
+       "* 1 FETCH (EMAILID NIL)\r\n",
+       {"ERROR expected '(' opening the EMAILID value at offset 19 of the response, found 'N'"}},
+      {"error: EMAILID in a literal",
+       "* 1 FETCH (EMAILID " + lit("(M1)") + ")\r\n",
+       {"ERROR expected '(' opening the EMAILID value at offset 19 of the response, found a "
+        "literal"}},
+      {"error: X-GM-MSGID overflow",
+       "* 1 FETCH (X-GM-MSGID 18446744073709551616)\r\n",
+       {"ERROR an X-GM-MSGID out of range at offset 22 of the response, found '1'"}},
+      {"error: X-GM-MSGID quoted",
+       "* 1 FETCH (X-GM-MSGID \"123\")\r\n",
+       {"ERROR expected an X-GM-MSGID at offset 22 of the response, found '\"'"}},
+      {"error: X-GM-MSGID NIL",
+       "* 1 FETCH (X-GM-MSGID NIL)\r\n",
+       {"ERROR expected an X-GM-MSGID at offset 22 of the response, found 'N'"}},
+      {"error: X-GM-MSGID with junk after the number",
+       "* 1 FETCH (X-GM-MSGID 12x)\r\n",
+       {"ERROR expected SP or ')' after a FETCH item at offset 24 of the response, found 'x'"}},
       {"error: position counts earlier segments",
        "* 1 FETCH (BODY[] " + lit("abc") + " UID x)\r\n",
        {"BODY 1 [] 3", "DATA abc", "END 1",
