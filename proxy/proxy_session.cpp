@@ -52,7 +52,7 @@ std::string randomTagPrefix() {
 protocol::SessionOptions makeOptions(const config::Config& config,
                                      const config::ListenerConfig& listener, uv_tcp_t* client,
                                      const ClientOrigin& origin, SharedSnapshotCache* cache,
-                                     StateStore* state) {
+                                     protocol::UidlMapStore* uidlMap) {
   protocol::SessionOptions options;
   options.upstreamTagPrefix = randomTagPrefix();
   if (config.upstream.sendClientAddress) {
@@ -73,7 +73,7 @@ protocol::SessionOptions makeOptions(const config::Config& config,
     options.snapshotCache = cache;
     options.snapshotScope = protocol::formatHostPort(config.upstream.host, config.upstream.port);
   }
-  options.uidlMap = state;
+  options.uidlMap = uidlMap;
   return options;
 }
 
@@ -110,7 +110,7 @@ ProxySession::ProxySession(const SessionEnvironment& env, const ListenerRuntime&
       started_(std::chrono::steady_clock::now()),
       session_(
           makeOptions(*env.config, *listener.config, client.initialised() ? client.get() : nullptr,
-                      origin, env.snapshotCache, env.state),
+                      origin, env.snapshotCache, env.state ? &uidlMap_ : nullptr),
           *this),
       idleTimer_(env.loop),
       commandTimer_(env.loop),
@@ -362,6 +362,57 @@ void ProxySession::startAuthDelay() {
         session_.onDelayElapsed();
         if (*alive) pumpClient();
       }));
+}
+
+// --- the UIDL map ----------------------------------------------------------------
+
+template <typename... Args>
+std::function<void(Args...)> ProxySession::UidlMapRelay::relay(std::function<void(Args...)> done) {
+  std::weak_ptr<bool> weak = session_.alive_;
+  return [this, weak, done = std::move(done)](Args... args) mutable {
+    if (inCall_) return done(std::move(args)...);  // answered inside the call
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    ProxySession& session = session_;
+    session.guarded([&] {
+      done(std::move(args)...);
+      if (*alive) session.pumpClient();
+    });
+  };
+}
+
+template <typename Call>
+void ProxySession::UidlMapRelay::forward(Call&& call) {
+  const bool outer = inCall_;
+  inCall_ = true;
+  call(*session_.env_.state);
+  inCall_ = outer;
+}
+
+void ProxySession::UidlMapRelay::getUidls(const Mailbox& mailbox,
+                                          std::vector<protocol::UidKey> keys,
+                                          EntriesCallback done) {
+  forward(
+      [&](StateStore& store) { store.getUidls(mailbox, std::move(keys), relay(std::move(done))); });
+}
+
+void ProxySession::UidlMapRelay::loadUidls(const Mailbox& mailbox, EntriesCallback done) {
+  forward([&](StateStore& store) { store.loadUidls(mailbox, relay(std::move(done))); });
+}
+
+void ProxySession::UidlMapRelay::putUidls(const Mailbox& mailbox,
+                                          std::vector<protocol::UidlRecord> entries,
+                                          DoneCallback done) {
+  forward([&](StateStore& store) {
+    store.putUidls(mailbox, std::move(entries), relay(std::move(done)));
+  });
+}
+
+void ProxySession::UidlMapRelay::eraseUidls(const Mailbox& mailbox,
+                                            std::vector<protocol::UidKey> keys, DoneCallback done) {
+  forward([&](StateStore& store) {
+    store.eraseUidls(mailbox, std::move(keys), relay(std::move(done)));
+  });
 }
 
 // --- credentials ---------------------------------------------------------------

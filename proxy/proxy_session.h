@@ -220,6 +220,32 @@ class ProxySession : public protocol::SessionSink {
   std::string via_;  // ClientOrigin::via
   std::chrono::steady_clock::time_point started_;
 
+  // The UIDL map as the maildrop sees it: env_.state, with answers that come later (Redis)
+  // brought in like every other event from the loop (guarded, then the client's pipelined
+  // input pumped and the timers set), and answers given inside the call (SQLite) passed
+  // straight back. Declared before session_, whose maildrop keeps a pointer to it.
+  class UidlMapRelay final : public protocol::UidlMapStore {
+   public:
+    explicit UidlMapRelay(ProxySession& session) : session_(session) {}
+    void getUidls(const Mailbox& mailbox, std::vector<protocol::UidKey> keys,
+                  EntriesCallback done) override;
+    void loadUidls(const Mailbox& mailbox, EntriesCallback done) override;
+    void putUidls(const Mailbox& mailbox, std::vector<protocol::UidlRecord> entries,
+                  DoneCallback done) override;
+    void eraseUidls(const Mailbox& mailbox, std::vector<protocol::UidKey> keys,
+                    DoneCallback done) override;
+
+   private:
+    template <typename... Args>
+    std::function<void(Args...)> relay(std::function<void(Args...)> done);
+    template <typename Call>
+    void forward(Call&& call);
+
+    ProxySession& session_;
+    bool inCall_ = false;
+  };
+  UidlMapRelay uidlMap_{*this};
+
   protocol::Pop3Session session_;
   std::unique_ptr<Stream> client_;
   std::unique_ptr<Stream> upstream_;

@@ -77,6 +77,12 @@ std::unique_ptr<SqliteStateStore> SqliteStateStore::open(const std::string& path
     error = "state store " + path + ": " + sqlite3_errmsg(db);
     return nullptr;
   }
+  // A file from before header_lines existed gets the column (0: no header line count).
+  if (!store->hasColumn("uidl", "header_lines") &&
+      !store->run("ALTER TABLE uidl ADD COLUMN header_lines INTEGER NOT NULL DEFAULT 0")) {
+    error = "state store " + path + ": " + sqlite3_errmsg(db);
+    return nullptr;
+  }
   return store;
 }
 
@@ -86,6 +92,15 @@ SqliteStateStore::~SqliteStateStore() {
 
 bool SqliteStateStore::run(const char* sql) {
   return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+bool SqliteStateStore::hasColumn(const char* table, const char* column) {
+  Statement statement = prepare(db_, ("PRAGMA table_info(" + std::string(table) + ")").c_str());
+  if (!statement) return false;
+  while (sqlite3_step(statement.get()) == SQLITE_ROW) {
+    if (columnText(statement.get(), 1) == column) return true;
+  }
+  return false;
 }
 
 bool SqliteStateStore::fetch(const Mailbox& mailbox, const std::vector<UidKey>* keys,

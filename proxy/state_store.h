@@ -60,6 +60,7 @@ class SqliteStateStore final : public StateStore {
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   bool run(const char* sql);
+  bool hasColumn(const char* table, const char* column);
   bool fetch(const Mailbox& mailbox, const std::vector<UidKey>* keys, std::vector<UidlEntry>& out);
   bool write(const Mailbox& mailbox, const std::vector<UidlEntry>* put,
              const std::vector<UidKey>* erase);

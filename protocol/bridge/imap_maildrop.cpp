@@ -575,6 +575,7 @@ void ImapMaildrop::enterOpen() {
     sizes_.push_back(m.size);
   }
   const UidlFormat& format = options_.mailbox.uidl;
+  listedWhole_ = listing_.size() >= exists_;
   if (format.usesStable() && options_.uidlMap != nullptr) {
     allUids_.clear();
     allUids_.reserve(listing_.size());
@@ -624,7 +625,8 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
       if (!value) return upstreamBroken("malformed UIDVALIDITY");
       if (op_ == Op::Select) {
         uidValidity_ = *value;
-      } else if (op_ == Op::Open || op_ == Op::Fetch || op_ == Op::Update) {
+      } else if (op_ == Op::Snapshot || op_ == Op::Stable || op_ == Op::Open || op_ == Op::Fetch ||
+                 op_ == Op::Update) {
         if (*value != uidValidity_) {
           sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
                                             " to " + std::to_string(*value) +
@@ -1261,9 +1263,8 @@ void ImapMaildrop::applyUpdate() {
 }
 
 void ImapMaildrop::statusChecked(const ImapEvent& event) {
-  if (encodeMailboxName(options_.mailbox.folder) != event.mailbox &&
-      !(equalsIgnoreCase(event.mailbox, "INBOX") &&
-        equalsIgnoreCase(options_.mailbox.folder, "INBOX"))) {
+  // Servers that compare names without case (Exchange) may echo another spelling.
+  if (!equalsIgnoreCase(encodeMailboxName(options_.mailbox.folder), event.mailbox)) {
     return;  // about another mailbox
   }
   for (const auto& [name, value] : event.statusItems) {

@@ -380,6 +380,8 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   std::vector<UidlRecord> stored_;       // MapLoad: every entry of the maildrop
   std::optional<uidl::HeaderFactsParser> factsParser_;
   bool factsBodySeen_ = false;
+  bool candidates_ = false;   // MapLoad: entries of another UIDVALIDITY or an import exist
+  bool listedWhole_ = false;  // the snapshot listed every message (no max_messages cut)
   // The map was wanted but could not be read or written: UIDLs may not be the ones the client
   // knows, so QUIT deletes nothing.
   bool mapDegraded_ = false;

@@ -2,6 +2,7 @@
 // (uidl/stable_id.h has the rules, stable_uidls.h the map's part). Between the snapshot and Open.
 
 #include <algorithm>
+#include <unordered_set>
 #include <utility>
 
 #include "protocol/bridge/imap_maildrop.h"
@@ -14,6 +15,9 @@ namespace {
 // A UID set longer than this goes as "first:last" instead: a command line stays well inside
 // every server's limit (Dovecot's is 64 KiB), and replies for UIDs not asked about are ignored.
 constexpr std::size_t kMaxUidSetLength = 4000;
+// Messages a session fetches header facts for when there is nothing to match them against
+// (about 300 KB of header fields).
+constexpr std::size_t kMaxFirstSightFacts = 2000;
 
 std::string uidSetFor(std::span<const std::uint32_t> sortedUids) {
   std::string set = formatUidSet(sortedUids);
@@ -135,6 +139,17 @@ void ImapMaildrop::mapLoaded(UidlMapStore::Status status, std::vector<UidlRecord
   }
   stored_ = std::move(entries);
   std::erase_if(stored_, [](const UidlRecord& r) { return !uidl::isValidUidl(r.uidl); });
+  candidates_ = std::any_of(stored_.begin(), stored_.end(),
+                            [&](const UidlRecord& r) { return r.key.uidValidity != uidValidity_; });
+  if (!candidates_ && missing_.size() > kMaxFirstSightFacts) {
+    // Nothing to match against: each message's UIDL is the seed whatever the others get, so a
+    // large mailbox seen for the first time is mapped over several sessions instead of one
+    // that might outlast the client's patience. The rest are served the same seed meanwhile.
+    sink_.log(LogSeverity::Info, "UIDL map: " + std::to_string(missing_.size()) +
+                                     " messages are new to it; mapping " +
+                                     std::to_string(kMaxFirstSightFacts) + " this session");
+    missing_.resize(kMaxFirstSightFacts);
+  }
   // The new entries need their facts whether or not anything is matched now: they are what a
   // later UIDVALIDITY change is matched against.
   stablePhase_ = StablePhase::Facts;
@@ -194,29 +209,52 @@ void ImapMaildrop::stableFactsFetched(const ImapEvent& event) {
 void ImapMaildrop::stableCompleted(const ImapEvent& tagged) {
   if (stablePhase_ == StablePhase::ServerIds) {
     if (tagged.status != ImapStatus::Ok) {
-      sink_.log(LogSeverity::Warn, "fetching message ids failed: " + codeSuffix(tagged) +
-                                       "; using the UIDL map instead");
-      std::fill(emailIds_.begin(), emailIds_.end(), std::string());
-      std::fill(gmMsgIds_.begin(), gmMsgIds_.end(), std::nullopt);
+      // Serving other UIDLs for one session would make keep-mode devices download everything
+      // again: the client tries later instead.
+      sink_.log(LogSeverity::Error,
+                "fetching message ids (EMAILID, X-GM-MSGID) failed: " + codeSuffix(tagged));
+      client_.logout();
+      return openFailed({RespCode::SysTemp, "Cannot read message ids, try again later.", {}});
     }
     return startMapGet();
   }
   if (stablePhase_ != StablePhase::Facts) return upstreamBroken("unexpected tagged reply");
   if (tagged.status != ImapStatus::Ok) {
-    return stableDegraded("fetching the header facts of new messages failed: " +
-                          codeSuffix(tagged));
+    if (candidates_) {
+      // A message without facts cannot be matched; given a new UIDL now it would keep it.
+      return stableDegraded("fetching the header facts of new messages failed: " +
+                            codeSuffix(tagged));
+    }
+    // First sight: what arrived is mapped; the rest get the seed now and are tried again later.
+    sink_.log(LogSeverity::Warn, "fetching the header facts of new messages failed: " +
+                                     codeSuffix(tagged) + "; mapping those that came");
+    std::vector<std::size_t> kept;
+    std::vector<uidl::MatchFacts> keptFacts;
+    for (std::size_t j = 0; j < missing_.size(); ++j) {
+      if (!facts_[j].hasHeader) continue;
+      kept.push_back(missing_[j]);
+      keptFacts.push_back(std::move(facts_[j]));
+    }
+    missing_ = std::move(kept);
+    facts_ = std::move(keptFacts);
+    if (missing_.empty()) {
+      std::vector<UidlRecord>().swap(stored_);
+      return finishStable();
+    }
   }
   assignFromMap();
 }
 
 void ImapMaildrop::assignFromMap() {
+  if (uidValidityChanged_) {
+    // The facts may belong to the new numbering: none of it goes into the map.
+    return stableDegraded("UIDVALIDITY changed while the session opened");
+  }
   std::vector<std::uint32_t> missingUids;
   missingUids.reserve(missing_.size());
   for (std::size_t i : missing_) missingUids.push_back(uids_[i]);
-  const std::uint32_t max = options_.mailbox.maxMessages;
-  const bool wholeMailbox = max == 0 || exists_ <= max;
   MapAssignment assignment = assignMapUidls(uidValidity_, missingUids, facts_, stored_, allUids_,
-                                            wholeMailbox, seedFormat());
+                                            listedWhole_, seedFormat());
   for (std::size_t j = 0; j < missing_.size(); ++j) {
     mapUidls_[missing_[j]] = std::move(assignment.uidls[j]);
   }
@@ -302,6 +340,24 @@ void ImapMaildrop::finishStable() {
       seedFormat().appendTo(uidlTexts_[i], uids_[i], uidValidity_);
     }
   }
+  // RFC 1939: one UIDL per message. Server ids can repeat (RFC 8474 keeps EMAILID on COPY, into
+  // the same folder too): the first message by UID keeps the id, a later one gets its map or
+  // seed UIDL, which is just as stable.
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(uidlTexts_.size());
+  for (std::size_t i = 0; i < uidlTexts_.size(); ++i) {
+    if (seen.insert(uidlTexts_[i]).second) continue;
+    std::string fallback = seedFormat().format(uids_[i], uidValidity_);
+    if (seen.contains(fallback)) {
+      fallback = uidl::newMapUidl(seedFormat(), uids_[i], uidValidity_,
+                                  [&](std::string_view u) { return seen.contains(u); });
+    }
+    sink_.log(LogSeverity::Warn, "UID " + std::to_string(uids_[i]) + " has the UIDL \"" +
+                                     uidlTexts_[i] + "\" of an earlier message; serving \"" +
+                                     fallback + "\"");
+    uidlTexts_[i] = std::move(fallback);
+    seen.insert(uidlTexts_[i]);
+  }
   std::vector<std::string>().swap(emailIds_);
   std::vector<std::optional<std::uint64_t>>().swap(gmMsgIds_);
   std::vector<std::string>().swap(mapUidls_);
@@ -316,7 +372,10 @@ void ImapMaildrop::forgetExpunged() {
       updateUids_.empty()) {
     return;
   }
-  if (effectivePolicy_ != DeletePolicy::Expunge && effectivePolicy_ != DeletePolicy::Move) return;
+  const ImapCapabilities& caps = client_.capabilities();
+  const bool expunged = effectivePolicy_ == DeletePolicy::Expunge ||
+                        (effectivePolicy_ == DeletePolicy::Move && (caps.move || caps.uidPlus));
+  if (!expunged) return;
   std::vector<UidKey> keys;
   keys.reserve(updateUids_.size());
   for (std::uint32_t uid : updateUids_) keys.push_back({uidValidity_, uid});

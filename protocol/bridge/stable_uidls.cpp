@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "protocol/uidl/map_record.h"
@@ -69,6 +70,19 @@ MapAssignment assignMapUidls(std::uint32_t uidValidity, std::span<const std::uin
   out.imports = imports.size();
 
   std::vector<const std::string*> assigned(missing.size(), nullptr);
+  // An entry another session wrote since this one looked (sessions that share the maildrop, or
+  // the replicas): the UIDL it served stands.
+  std::unordered_map<std::uint32_t, const UidlRecord*> current;
+  for (const UidlRecord& record : stored) {
+    if (record.key.uidValidity == uidValidity) current.emplace(record.key.uid, &record);
+  }
+  std::vector<bool> alreadyKept(missing.size(), false);
+  for (std::size_t i = 0; i < missing.size(); ++i) {
+    auto it = current.find(missing[i]);
+    if (it == current.end()) continue;
+    assigned[i] = &it->second->uidl;
+    alreadyKept[i] = true;
+  }
   out.exact = matchAgainst(earlier, facts, assigned, uidl::SizeRule::Exact);
   out.imported = matchAgainst(imports, facts, assigned, uidl::SizeRule::LineEnds);
 
@@ -85,6 +99,7 @@ MapAssignment assignMapUidls(std::uint32_t uidValidity, std::span<const std::uin
   }
   out.puts.reserve(missing.size());
   for (std::size_t i = 0; i < missing.size(); ++i) {
+    if (alreadyKept[i]) continue;
     out.puts.push_back(uidl::toRecord({uidValidity, missing[i]}, out.uidls[i], facts[i]));
   }
   // Earlier entries were matched against every message there is: the unmatched ones are gone.

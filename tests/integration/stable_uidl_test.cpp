@@ -198,6 +198,23 @@ TEST_F(StableUidlTest, WithoutRedisTheMapFailsClosed) {
   EXPECT_NE(proxy->log().find("the UIDL map could not be read"), std::string::npos) << proxy->log();
 }
 
+// Redis answers the map from the loop, after the PASS that asked: a client that pipelined its
+// next commands behind PASS (RFC 2449 PIPELINING) has them answered then, not at its idle
+// timeout.
+TEST_F(StableUidlTest, PipelinedCommandsAfterPassAreAnsweredWhenRedisAnswers) {
+  RedisServer redis;
+  dovecot_.seedMaildir("alice", {distinctMessage(1), distinctMessage(2)});
+  auto proxy = start("[state]\nredis = \"" + redis.url() + "\"\n");
+  Pop3TestClient pop(proxy->port());
+  pop.setTimeout(5000);
+  pop.sendRaw("USER alice\r\nPASS " + alice().password + "\r\nSTAT\r\nUIDL 2\r\nQUIT\r\n");
+  EXPECT_TRUE(startsWith(pop.readLine(), "+OK"));
+  EXPECT_TRUE(startsWith(pop.readLine(), "+OK")) << proxy->log();
+  EXPECT_TRUE(startsWith(pop.readLine(), "+OK 2 "));
+  EXPECT_TRUE(startsWith(pop.readLine(), "+OK 2 00000002"));
+  EXPECT_TRUE(startsWith(pop.readLine(), "+OK"));
+}
+
 // Real clients keep their own UIDL memory: after the change they find nothing new, and a
 // message that arrives afterwards is the only one they download.
 TEST_F(StableUidlTest, MpopAndFetchmailDownloadNothingAgainInKeepMode) {

@@ -512,6 +512,17 @@ void ScriptedImapPeer::converse(Connection& c) {
         }
       }
       open = c.send(reply + "\r\n" + tag + " OK Search completed.\r\n");
+    } else if (verb == "STATUS") {
+      // The folder's UIDVALIDITY as it is now (setMailbox may have changed it), as a real server
+      // answers the check popbridge makes before QUIT deletes; the name goes back as it came.
+      record(command->substr(tag.size() + 1));
+      std::uint32_t current = 0;
+      {
+        std::lock_guard lock(mutex_);
+        current = script_.uidValidity;
+      }
+      open = c.send("* STATUS " + std::string(rest.substr(0, rest.rfind(" ("))) + " (UIDVALIDITY " +
+                    std::to_string(current) + ")\r\n" + tag + " OK Status completed.\r\n");
     } else if (verb == "UID STORE") {
       record(command->substr(tag.size() + 1));
       open = react(Step::Store, tag, tag + " OK Store completed.\r\n");

@@ -22,12 +22,11 @@
 // thread. Each connection greets, then answers CAPABILITY, LOGIN, AUTHENTICATE PLAIN (with or
 // without SASL-IR), SELECT/EXAMINE, the snapshot fetch (UID FETCH 1:* or FETCH n:* of UID,
 // RFC822.SIZE and FLAGS), UID FETCH of one body (BODY[], BODY.PEEK[], BODY.PEEK[HEADER]),
-// UID FETCH n (UID) (whether a message still exists), UID STORE, UID EXPUNGE, UID MOVE, UID COPY,
-// NOOP (which reports messages a Substitute reaction expunged) and LOGOUT from the Script, and
-// "BAD" to
-// anything else. Synchronizing literals get a "+" continuation. Every command is recorded
-// without its tag (LOGIN and AUTHENTICATE without their credentials), so tests can check exactly
-// what popbridge sent.
+// UID FETCH n (UID) (whether a message still exists), STATUS (UIDVALIDITY only), UID STORE,
+// UID EXPUNGE, UID MOVE, UID COPY, NOOP (which reports messages a Substitute reaction expunged)
+// and LOGOUT from the Script, and "BAD" to anything else. Synchronizing literals get a "+"
+// continuation. Every command is recorded without its tag (LOGIN and AUTHENTICATE without their
+// credentials), so tests can check exactly what popbridge sent.
 namespace popbridge::test {
 
 class ScriptedImapPeer {

@@ -111,6 +111,7 @@ TEST_F(BrokenBodyTest, ASubstituteForAnExpungedMessageIsRefused) {
   // DELE of the real message stays possible and goes by UID.
   client("DELE 1\r\nQUIT\r\n");
   EXPECT_EQ(sink_.takeClient(), "+OK Marked to be deleted.\r\n");
+  answerUidValidityCheck();
   EXPECT_EQ(sink_.lastUpstream(), sink_.lastTag() + " UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
 }
 

@@ -58,6 +58,8 @@ TEST_F(SessionClaimTest, QuitWithDeletionsReleasesOnceTheyAreApplied) {
   const int before = sink_.releases;
   client("QUIT\r\n");
   EXPECT_EQ(sink_.releases, before) << "still applying: the maildrop is in use";
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.releases, before) << "still applying: the maildrop is in use";
   const std::size_t sent = sink_.client.size();
   tagged("OK Store completed");
   EXPECT_GT(sink_.releases, before);
@@ -79,7 +81,8 @@ TEST_F(SessionClaimTest, QuitAppliesDeletionsOnlyOnceTheLeaseIsConfirmed) {
   EXPECT_EQ(sink_.upstreamCommands.size(), commands) << "nothing upstream while confirming";
   EXPECT_EQ(sink_.takeClient(), "");
   session_->onUpdateConfirmed(true);
-  EXPECT_EQ(sink_.lastUpstream(), "P4 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.lastUpstream(), "P5 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("OK Store completed");
   EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
 }

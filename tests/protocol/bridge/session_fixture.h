@@ -131,6 +131,19 @@ struct Message {
   bool deleted = false;
 };
 
+// RFC 1939 UPDATE must not delete by UIDs of another UIDVALIDITY, so QUIT with deletions first
+// asks STATUS: the last upstream command must be exactly that STATUS, answered here with
+// `uidValidity` and a tagged OK.
+inline void answerUidValidityCheck(Pop3Session& session, const RecordingSink& sink,
+                                   std::string_view uidValidity,
+                                   std::string_view folder = "INBOX") {
+  const std::string tag = sink.lastTag();
+  ASSERT_EQ(sink.lastUpstream(), tag + " STATUS " + std::string(folder) + " (UIDVALIDITY)\r\n");
+  session.feedUpstream("* STATUS " + std::string(folder) + " (UIDVALIDITY " +
+                       std::string(uidValidity) + ")\r\n");
+  session.feedUpstream(tag + " OK Status completed\r\n");
+}
+
 class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -191,6 +204,7 @@ class SessionTest : public ::testing::Test {
              std::to_string(messages_.size()) + " EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY " +
              std::string(uidValidity) + "] UIDs valid\r\n* OK [UIDNEXT 16] Predicted next UID\r\n");
     tagged("OK [READ-WRITE] Select completed");
+    uidValidity_ = uidValidity;
     ASSERT_EQ(sink_.lastUpstream(), "P3 UID FETCH 1:* (RFC822.SIZE FLAGS)\r\n");
     upstream(snapshotFetch());
     tagged("OK Fetch completed");
@@ -216,6 +230,14 @@ class SessionTest : public ::testing::Test {
     tagged("OK Fetch completed");
   }
 
+  // QUIT with deletions first re-checks UIDVALIDITY: answers that STATUS with `uidValidity`, the
+  // session's unless given.
+  void answerUidValidityCheck(std::string_view uidValidity = {},
+                              std::string_view folder = "INBOX") {
+    session_test::answerUidValidityCheck(*session_, sink_,
+                                         uidValidity.empty() ? uidValidity_ : uidValidity, folder);
+  }
+
   std::size_t upstreamCount() const { return sink_.upstreamCommands.size(); }
 
   SessionOptions options_;
@@ -224,6 +246,7 @@ class SessionTest : public ::testing::Test {
   std::vector<Message> messages_;
   std::string pending_;
   std::string expectedSelect_ = "P2 SELECT INBOX\r\n";
+  std::string uidValidity_ = "1234";  // the session's, as SELECT answered it
 };
 
 }  // namespace popbridge::protocol::session_test

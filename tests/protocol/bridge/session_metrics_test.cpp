@@ -19,7 +19,8 @@ TEST_F(SessionTest, MetricsHooksCountLoginRetrAndDeletionsByPolicy) {
   EXPECT_EQ(sink_.retrieved, 1);
   EXPECT_EQ(sink_.tops, 0);
   client("DELE 1\r\nDELE 2\r\nQUIT\r\n");
-  EXPECT_EQ(sink_.lastUpstream(), "P5 UID STORE 10:11 +FLAGS.SILENT (\\Deleted)\r\n");
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.lastUpstream(), "P6 UID STORE 10:11 +FLAGS.SILENT (\\Deleted)\r\n");
   EXPECT_EQ(deleted(sink_, DeletePolicy::Flag), 0u);  // not before the server said OK
   tagged("OK Store completed");
   EXPECT_EQ(deleted(sink_, DeletePolicy::Flag), 2u);
@@ -32,7 +33,8 @@ TEST_F(SessionTest, MetricsHooksCountTheEffectivePolicy) {
   options_.mailbox.onDelete = DeletePolicy::Move;
   login();
   client("DELE 2\r\nQUIT\r\n");
-  EXPECT_EQ(sink_.lastUpstream(), "P4 UID MOVE 11 Trash\r\n");
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.lastUpstream(), "P5 UID MOVE 11 Trash\r\n");
   tagged("OK Move completed");
   EXPECT_EQ(deleted(sink_, DeletePolicy::Move), 1u);
   EXPECT_EQ(deleted(sink_, DeletePolicy::Flag), 0u);
@@ -59,6 +61,8 @@ TEST_F(SessionTest, MetricsHooksCountAnUpstreamOutageAtLogin) {
 TEST_F(SessionTest, MetricsHooksCountRefusedDeletions) {
   login();
   client("DELE 1\r\nDELE 2\r\nQUIT\r\n");
+  answerUidValidityCheck();
+  ASSERT_EQ(sink_.lastUpstream(), "P5 UID STORE 10:11 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("NO [SERVERBUG] Internal error");
   EXPECT_EQ(sink_.deletionsRefused, 2u);
   EXPECT_EQ(deleted(sink_, DeletePolicy::Flag), 0u);

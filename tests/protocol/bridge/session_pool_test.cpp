@@ -68,6 +68,7 @@ class SessionPoolTest : public ::testing::Test {
     const std::string client = sink_.takeClient();
     ASSERT_TRUE(client.ends_with("+OK Logged in.\r\n")) << client;
   }
+  void answerUidValidityCheck() { session_test::answerUidValidityCheck(*session_, sink_, "77"); }
   // A fresh login to TRANSACTION.
   void login() {
     create();
@@ -104,12 +105,14 @@ TEST_F(SessionPoolTest, QuitAfterDeleParksOnceTheUpdateIsDone) {
   login();
   session_->feedClient("DELE 1\r\nQUIT\r\n");
   EXPECT_EQ(sink_.parkCalls, 0);
-  EXPECT_EQ(sink_.lastUpstream(), "P4 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.parkCalls, 0);
+  EXPECT_EQ(sink_.lastUpstream(), "P5 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
   // Unsolicited data in the same read as the reply goes with the connection.
-  upstream("P4 OK Store completed\r\n* 2 EXISTS\r\n* 3 EXI");
+  upstream("P5 OK Store completed\r\n* 2 EXISTS\r\n* 3 EXI");
   EXPECT_EQ(sink_.parkCalls, 1);
   EXPECT_EQ(sink_.parkedUnparsed, "* 2 EXISTS\r\n* 3 EXI");
-  EXPECT_EQ(sink_.parked->nextTag, 5u);
+  EXPECT_EQ(sink_.parked->nextTag, 6u);
 }
 
 TEST_F(SessionPoolTest, ARefusedParkLogsOut) {
@@ -123,6 +126,8 @@ TEST_F(SessionPoolTest, ARefusedParkLogsOut) {
 TEST_F(SessionPoolTest, AFailedUpdateIsNeverParked) {
   login();
   session_->feedClient("DELE 1\r\nQUIT\r\n");
+  answerUidValidityCheck();
+  ASSERT_EQ(sink_.lastUpstream(), "P5 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("NO [SERVERBUG] Disk full");
   EXPECT_EQ(sink_.parkCalls, 0);
   EXPECT_NE(sink_.lastUpstream().find("LOGOUT"), std::string::npos);

@@ -140,7 +140,9 @@ TEST_F(ReadAheadTest, QuitWhileAReadAheadRunsUpdatesOnlyAfterIt) {
   EXPECT_TRUE(session_->awaitingUpstream());
   upstream(body(2).substr(5) + ")\r\n");
   tagged("OK Fetch completed");
-  EXPECT_EQ(sink_.lastUpstream(), "P6 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
+  EXPECT_EQ(sink_.takeClient(), "");  // QUIT answers only once UPDATE is done
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.lastUpstream(), "P7 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("OK Store completed");
   EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
   EXPECT_TRUE(sink_.clientClosed);

@@ -163,6 +163,10 @@ TEST_P(PolicyTest, QuitAppliesPolicyToMarkedUidsOnly) {
   EXPECT_EQ(sink_.takeClient(), "+OK 1 " + std::to_string(messages_[1].body.size()) + "\r\n");
   std::size_t before = upstreamCount();
   client("QUIT\r\n");
+  if (c.policy != DeletePolicy::Keep) {
+    EXPECT_EQ(sink_.takeClient(), "");
+    answerUidValidityCheck();
+  }
   for (const std::string& expected : c.expected) {
     ASSERT_GT(upstreamCount(), before);
     std::string command = sink_.lastUpstream();
@@ -270,6 +274,8 @@ TEST_F(SessionTest, StoreFailureAtQuitReportsErrAndLogsUids) {
   login();
   client("DELE 2\r\nQUIT\r\n");
   sink_.takeClient();
+  answerUidValidityCheck();
+  ASSERT_EQ(sink_.lastUpstream(), "P5 UID STORE 11 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("NO [SERVERBUG] Internal error");
   EXPECT_EQ(sink_.takeClient(),
             "-ERR [SYS/TEMP] Deleting messages failed on the server; they were not removed.\r\n");

@@ -124,6 +124,7 @@ class SnapshotCacheTest : public ::testing::Test {
     session_->feedClient("UIDL\r\nLIST\r\n");
     return sink_->takeClient();
   }
+  void answerUidValidityCheck() { session_test::answerUidValidityCheck(*session_, *sink_, "1234"); }
   // What a session that listed `mails` in full would answer.
   std::string expectedListing(const std::vector<Mail>& mails) {
     std::string uidl = "+OK Unique-ID listing follows\r\n", list = "+OK Scan listing follows\r\n";
@@ -364,6 +365,7 @@ TEST_F(SnapshotCacheTest, ThisSessionsExpungeUpdatesTheEntry) {
   mailbox_.onDelete = DeletePolicy::Expunge;
   coldPoll(three_, 50);
   session_->feedClient("DELE 2\r\nQUIT\r\n");
+  answerUidValidityCheck();
   EXPECT_EQ(sink_->lastUpstream().substr(sink_->lastUpstream().find(' ') + 1),
             "UID STORE 11 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("OK Store completed");
@@ -381,6 +383,8 @@ TEST_F(SnapshotCacheTest, ThisSessionsExpungeUpdatesTheEntry) {
 TEST_F(SnapshotCacheTest, ThisSessionsFlagMarksTheEntry) {
   coldPoll(three_, 50);
   session_->feedClient("DELE 1\r\nQUIT\r\n");
+  answerUidValidityCheck();
+  ASSERT_EQ(sink_->lastUpstream(), "P5 UID STORE 10 +FLAGS.SILENT (\\Deleted)\r\n");
   tagged("OK Store completed");
   EXPECT_EQ(store_.entries.begin()->second->messages,
             (std::vector<CachedMessage>{{100, 10, true}, {200, 11, false}, {300, 12, false}}));

@@ -39,6 +39,7 @@ class SpecialUseTest : public SessionTest {
     sink_.takeClient();
     std::vector<std::string> sent;
     client("QUIT\r\n");
+    answerUidValidityCheck();
     for (int i = 0; i < 5; ++i) {
       std::string command = sink_.lastUpstream();
       command = command.substr(command.find(' ') + 1);
@@ -107,11 +108,12 @@ TEST_F(SpecialUseTest, ANameThatNeedsALiteralIsSentAsOne) {
   finishLogin();
   client("DELE 2\r\nQUIT\r\n");
   sink_.takeClient();
-  EXPECT_EQ(sink_.lastUpstream(), "P5 UID MOVE 11 {14}\r\n");
+  answerUidValidityCheck();
+  EXPECT_EQ(sink_.lastUpstream(), "P6 UID MOVE 11 {14}\r\n");
   upstream("+ OK\r\n");
   EXPECT_EQ(sink_.lastUpstream(), name + "\r\n");
-  upstream("P5 OK Move completed\r\n");
-  EXPECT_EQ(sink_.lastUpstream(), "P6 LOGOUT\r\n");
+  upstream("P6 OK Move completed\r\n");
+  EXPECT_EQ(sink_.lastUpstream(), "P7 LOGOUT\r\n");
   EXPECT_EQ(sink_.takeClient(), "+OK Logging out, 1 messages deleted.\r\n");
 }
 

@@ -56,6 +56,13 @@ class MemoryMap : public UidlMapStore {
       done(Status::Ok);
     });
   }
+  // Runs the oldest deferred answer.
+  void flushOne() {
+    ASSERT_FALSE(pending.empty());
+    auto next = std::move(pending.front());
+    pending.erase(pending.begin());
+    next();
+  }
   // Runs the deferred answers.
   void flush() {
     while (!pending.empty()) {
@@ -361,13 +368,62 @@ TEST_F(StableUidlTest, EmailIdFieldWithoutObjectIdFallsBackToTheDefault) {
   EXPECT_EQ(map_.gets, 0) << "%{emailid} alone never uses the map";
 }
 
-TEST_F(StableUidlTest, ARefusedIdFetchFallsBackToTheMap) {
+TEST_F(StableUidlTest, ARefusedIdFetchRefusesTheLoginRatherThanServeOtherUidls) {
   startSession(kMails, 7, "IMAP4rev1 UIDPLUS MOVE OBJECTID");
   upstream("* 1 FETCH (UID 10 EMAILID (M1))\r\n");
   tagged("NO [SERVERBUG] no ids today");
-  ASSERT_EQ(lastCommand(), "UID FETCH 10:11,15 (" + std::string(kFactsFetch));
+  EXPECT_EQ(map_.gets, 0);
+  EXPECT_NE(sink_->takeClient().find("-ERR [SYS/TEMP] Cannot read message ids, try again later."),
+            std::string::npos);
+  EXPECT_NE(session_->state(), Pop3Session::State::Transaction);
+}
+
+TEST_F(StableUidlTest, ARepeatedServerIdIsServedOnce) {
+  startSession(kMails, 7, "IMAP4rev1 UIDPLUS MOVE OBJECTID");
+  upstream(
+      "* 1 FETCH (UID 10 EMAILID (Msame))\r\n"
+      "* 2 FETCH (UID 11 EMAILID (Msame))\r\n"
+      "* 3 FETCH (UID 15 EMAILID (M15))\r\n");
+  tagged("OK Fetch completed");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(uidls(), (std::vector<std::string>{"Msame", "0000000b00000007", "M15"}));
+}
+
+TEST_F(StableUidlTest, AFirstSightFactsFailureMapsWhatCame) {
+  startSession(kMails, 7);
+  upstream(
+      "* 1 FETCH (UID 10 RFC822.SIZE 1000 BODY[HEADER.FIELDS (MESSAGE-ID DATE FROM TO "
+      "SUBJECT)] {" +
+      std::to_string(kMails[0].header.size()) + "}\r\n" + kMails[0].header + ")\r\n");
+  tagged("NO [UNAVAILABLE] message 2 is broken");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(sink_->mapUnavailable, 0);
+  EXPECT_EQ(uidls()[1], "0000000b00000007");
+  EXPECT_EQ(map_.entries.size(), 1u) << "only the message whose facts came";
+}
+
+TEST_F(StableUidlTest, AFactsFailureWhileMatchingDeletesNothing) {
+  startSession(kMails, 7);
   answerFacts(kMails);
-  EXPECT_EQ(uidls()[0], "0000000a00000007") << "a partial answer is not used";
+  startSession({{1, kMails[0].header, 1000}}, 9);
+  tagged("NO [UNAVAILABLE] try later");
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(sink_->mapUnavailable, 1);
+  EXPECT_TRUE(map_.entries.contains({7, 10})) << "nothing was consumed";
+}
+
+TEST_F(StableUidlTest, AnEntryAnotherSessionWroteMeanwhileStands) {
+  map_.deferred = true;
+  startSession(kMails, 7);
+  map_.flushOne();  // get: nothing
+  // Another session mapped UID 11 between this one's lookups.
+  map_.entries[{7, 11}] = uidl::toRecord({7, 11}, "other-session", {});
+  map_.flushOne();  // load
+  answerFacts(kMails);
+  map_.flush();
+  ASSERT_EQ(session_->state(), Pop3Session::State::Transaction);
+  EXPECT_EQ(uidls()[1], "other-session");
+  EXPECT_EQ(map_.entries.at({7, 11}).uidl, "other-session");
 }
 
 }  // namespace
