@@ -11,6 +11,9 @@
 //                         a TCP relay from 127.0.0.1:P to H:Q that counts the IMAP commands the
 //                         client side sends and the bytes each way, into FILE (imap_relay.h);
 //                         runs until SIGTERM
+//   pop3load uidlmap --count N --sqlite FILE --resp FILE
+//                         writes a stable-UIDL map of N realistic entries into a new SQLite store
+//                         and as RESP HSET commands (for redis-cli --pipe); prints its sizes
 //
 // `run` prints one machine-readable line for run.sh:
 //   result label=... sessions=S ok=O failed=F retr=R bytes=B size_mismatch=M wall_s=...
@@ -42,6 +45,7 @@
 
 #include "tests/bench/imap_relay.h"
 #include "tests/bench/pop3_load.h"
+#include "tests/bench/uidl_map_size.h"
 
 namespace {
 
@@ -58,7 +62,8 @@ constexpr const char* kUsage =
     "       pop3load seed --maildir DIR|--maildir-list FILE --count N --size BYTES\n"
     "                    [--uid U --gid G] [--first-index I]\n"
     "       pop3load ports N\n"
-    "       pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE\n";
+    "       pop3load relay --listen-port P --target-port Q [--target-host H] --stats FILE\n"
+    "       pop3load uidlmap --count N --sqlite FILE --resp FILE\n";
 
 struct Args {
   std::map<std::string, std::string> values;
@@ -285,6 +290,35 @@ int relayCommand(int argc, char** argv) {
   return popbridge::bench::runRelay(options);
 }
 
+// The UIDL map's size (issue 15): prints "uidlmap count=N key=K sqlite_db=B sqlite_wal=B
+// sqlite_open=B entry_bytes=B field_bytes=B" for run.sh, which loads the RESP file into Redis.
+int uidlMapCommand(int argc, char** argv) {
+  Args args = parseArgs(argc, argv, {}, {"count", "sqlite", "resp"});
+  popbridge::bench::UidlMapSample sample;
+  sample.count = args.number("count", 0, 1, 10000000);
+  sample.sqlitePath = args.get("sqlite");
+  sample.respPath = args.get("resp");
+  if (args.error.empty() &&
+      (sample.count == 0 || sample.sqlitePath.empty() || sample.respPath.empty())) {
+    args.error = "--count, --sqlite and --resp are required";
+  }
+  if (!args.error.empty()) {
+    std::cerr << "pop3load: " << args.error << "\n" << kUsage;
+    return 2;
+  }
+  popbridge::bench::UidlMapSizes sizes;
+  const std::string error = popbridge::bench::writeUidlMapSample(sample, sizes);
+  if (!error.empty()) {
+    std::cerr << "pop3load uidlmap: " << error << "\n";
+    return 1;
+  }
+  std::cout << "uidlmap count=" << sample.count << " key=" << sizes.redisKey
+            << " sqlite_db=" << sizes.dbBytes << " sqlite_wal=" << sizes.walBytes
+            << " sqlite_open=" << sizes.openDbBytes << " entry_bytes=" << sizes.entryBytes
+            << " field_bytes=" << sizes.fieldBytes << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -295,6 +329,7 @@ int main(int argc, char** argv) {
   if (command == "seed") return seedCommand(argc, argv);
   if (command == "ports") return portsCommand(argc, argv);
   if (command == "relay") return relayCommand(argc, argv);
+  if (command == "uidlmap") return uidlMapCommand(argc, argv);
   std::cerr << kUsage;
   return 2;
 }

@@ -86,6 +86,163 @@ def per_poll(items, key):
     return statistics.median(values) if values else None
 
 
+W7_NAMES = {"none": "none", "path": "path (SQLite)", "redis": "redis"}
+
+
+def w7_name(endpoint):
+    parts = endpoint.split(".")[1:]
+    name = W7_NAMES.get(parts[0], parts[0]) if parts else endpoint
+    return (name + (", `%{stable}`" if "stable" in parts[1:] else "")
+            + (", device over TLS" if "tls" in parts[1:] else ""))
+
+
+def per_poll_ms(items, key, scale):
+    values = [r[key] * scale / r["ok"] for r in items
+              if isinstance(r.get(key), float) and isinstance(r.get("ok"), float) and r["ok"] > 0]
+    return statistics.median(values) if values else None
+
+
+def redis_per_poll(items):
+    """Commands Redis processed per poll (EVALs and their scripts' commands), INFO left out."""
+    values = [(r["r_commands"] - r.get("r_cmd.info", 0.0)) / r["ok"] for r in items
+              if isinstance(r.get("r_commands"), float) and r.get("ok", 0.0) > 0]
+    return statistics.median(values) if values else None
+
+
+def w7_section(runs, args):
+    """W7 (issue 15): what each [state] backend costs a poll, and the UIDL map's size."""
+    endpoints = []
+    for (w, e) in runs:
+        if w in ("W7R1", "W7R2") and e not in endpoints:
+            endpoints.append(e)
+    maps = sorted(((int(r["count"]), r) for r in runs.get(("W7MAP", "map"), [])
+                   if isinstance(r.get("count"), float)), key=lambda item: item[0])
+    if not endpoints and not maps:
+        return []
+    order = ["A.none", "A.none.tls", "A.path", "A.redis", "A.none.stable", "A.path.stable",
+             "A.redis.stable"]
+    endpoints.sort(key=lambda e: order.index(e) if e in order else len(order))
+    out = ["\n## State backends (issue 15)\n",
+           f"- **Date:** {args.date}; **machine:** `nproc` = {args.nproc}, CPU: {args.cpu}",
+           f"- **Load average** (1/5/15 min) at the start and the end: {args.load}",
+           f"- **Command:** `{args.command}`; popbridge `{args.revision}`, "
+           f"`workers = {args.workers}`, {args.reps} repetitions (medians)"]
+    if args.w7_note:
+        out.append(f"- **Note:** {args.w7_note}")
+    out.append("")
+    out.append(
+        f"W7: {args.w7_devices:,} devices (users `w7u0` ...; 20 messages of 2 KB each) poll "
+        "their own mailbox (USER, PASS, STAT, UIDL, QUIT), 20 at a time, through the counting "
+        "relay, against one popbridge per configuration with its defaults (exclusive maildrops: "
+        "with Redis every login takes a lease) and the `[state]` shown. Round 1: every device "
+        "polls once, the state store starts empty (SQLite file removed, Redis flushed); round 2: "
+        "every device polls again, nothing changed. The configurations alternate within each "
+        "repetition. *CPU ms / poll* is popbridge's utime + stime growth over the round divided "
+        "by its polls; *Redis commands / poll* is the growth of `total_commands_processed` "
+        "without the harness' own INFO (it counts an EVAL and each command its script runs); "
+        "*Redis CPU* is redis-server's utime + stime over the round, per poll; *state growth* is "
+        "the SQLite file and its WAL after the round (path) or the growth of Redis' "
+        "`used_memory` and key count over it (redis). *device over TLS*: the same polls over "
+        "implicit TLS (pop3s, a full handshake each, P-256 certificate) without a state store.\n")
+    if endpoints:
+        out.append("| Round | `[state]` | polls/s | median session (ms) | p95 session (ms) | "
+                   "popbridge CPU ms / poll | vs none | upstream commands / poll | upstream "
+                   "connections / poll | Redis commands / poll | Redis CPU ms / poll | "
+                   "state growth (bytes) | failed |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n in (1, 2):
+            base = per_poll_ms(runs.get((f"W7R{n}", "A.none"), []), "pb_cpu_s", 1000)
+            for e in endpoints:
+                items = runs.get((f"W7R{n}", e), [])
+                if not items:
+                    continue
+                cpu = per_poll_ms(items, "pb_cpu_s", 1000)
+                delta = None if cpu is None or base is None else cpu - base
+                rcpu = per_poll_ms(items, "r_cpu_ticks", 1000 / args.clk_tck)
+                redis = e.split(".")[1] == "redis"
+                growth = median(items, "r_mem") if redis else median(items, "st_bytes")
+                keys = median(items, "r_keys") if redis else None
+                if e.split(".")[1] == "none":
+                    growth = None
+                failed = int(total(items, "failed") + total(items, "harness_error"))
+                out.append(
+                    f"| {n} | {w7_name(e)} | {fmt(median(items, 'sessions_per_s'))} | "
+                    f"{fmt(median(items, 'median_ms'))} | {fmt(median(items, 'p95_ms'))} | "
+                    f"{fmt(cpu, 2)} | {'' if delta is None else f'{delta:+.2f}'} | "
+                    f"{fmt(per_poll(items, 'up_commands'), 2)} | "
+                    f"{fmt(per_poll(items, 'up_connections'), 2)} | "
+                    f"{fmt(redis_per_poll(items), 2) if redis else '–'} | "
+                    f"{fmt(rcpu, 3) if redis else '–'} | "
+                    f"{'–' if growth is None else fmt(growth)}"
+                    f"{'' if keys is None else f' ({keys:+,.0f} keys)'} | {failed} |")
+        rows = []
+        for n in (1, 2):
+            for e in endpoints:
+                items = runs.get((f"W7R{n}", e), [])
+                if not items or e.split(".")[1] != "redis":
+                    continue
+                names = {k[6:] for r in items for k in r if k.startswith("r_cmd.")} - {"info"}
+                calls = sorted(((per_poll(items, "r_cmd." + k) or 0.0, k) for k in names),
+                               reverse=True)
+                listing = ", ".join(f"{k.upper()} {v:.3g}" for v, k in calls if v > 0)
+                mon = runs.get((f"W7MON{n}", e), [])
+
+                def split(prefix):
+                    keys = sorted({k for r in mon for k in r if k.startswith(prefix)})
+                    pairs = sorted(((per_poll(mon, k) or 0.0, k[len(prefix):]) for k in keys),
+                                   reverse=True)
+                    return (sum(v for v, _ in pairs),
+                            ", ".join(f"{k.upper()} {v:.3g}" for v, k in pairs if v > 0))
+                top_total, top_list = split("top.")
+                lua_total, _ = split("lua.")
+                bytes_in = per_poll(items, "r_in_bytes")
+                bytes_out = per_poll(items, "r_out_bytes")
+                rows.append(f"| {n} | {w7_name(e)} | "
+                            f"{fmt(top_total, 2) if mon else 'n/a'} ({top_list or 'n/a'}) | "
+                            f"{fmt(lua_total, 2) if mon else 'n/a'} | {fmt(bytes_in)} / "
+                            f"{fmt(bytes_out)} | {listing} |")
+        if rows:
+            out.append("\nRedis per poll, by command. *Round trips*: the commands popbridge "
+                       "sends (from `MONITOR`, on a separate pass of "
+                       "50 polls per round); *in scripts*: the commands its Lua scripts run "
+                       "inside those EVALs (atomic, no round trip); *bytes*: Redis' "
+                       "`total_net_input_bytes` / `total_net_output_bytes` growth per poll "
+                       "(the harness' INFO replies included, a few bytes per poll); *all "
+                       "calls*: `INFO commandstats`, both kinds together.\n")
+            out.append("| Round | `[state]` | round trips / poll | in scripts / poll | bytes "
+                       "to / from Redis per poll | all calls per poll |")
+            out.append("|---|---|---|---:|---:|---|")
+            out.extend(rows)
+    if maps:
+        out.append("\n**The stable-UIDL map's size** (`pop3load uidlmap`): one maildrop's map "
+                   "with N entries as sessions write them (`toRecord`: a 16-character UIDL, a "
+                   "Message-ID of 40-odd characters, the date key, the size, the SHA-256 "
+                   "header hash in hex), through `SqliteStateStore::putUidls` in transactions "
+                   "of 1,000 into a new file, closed (so the WAL is checkpointed) before it is "
+                   "measured; and the same entries as the Redis hash `RedisStateStore` writes "
+                   "(`HSET`, field `uidvalidity:uid`), measured with `MEMORY USAGE key SAMPLES "
+                   "0` and the length of `DUMP key` (what an RDB snapshot or a replica transfer "
+                   "carries).\n")
+        out.append("| Entries | encoded entry (bytes, mean) | SQLite file (bytes) | SQLite bytes "
+                   "/ entry | Redis memory (bytes) | Redis bytes / entry | Redis DUMP (bytes) | "
+                   "DUMP bytes / entry | Redis encoding |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for count, r in maps:
+            def num(key):
+                v = r.get(key)
+                return v if isinstance(v, float) else None
+
+            def each(key):
+                v = num(key)
+                return None if v is None else v / count
+            db = (num("sqlite_db") or 0.0) + (num("sqlite_wal") or 0.0)
+            out.append(f"| {count:,} | {fmt(each('entry_bytes'))} | {fmt(db)} | "
+                       f"{fmt(db / count)} | {fmt(num('redis_mem'))} | "
+                       f"{fmt(each('redis_mem'))} | {fmt(num('redis_dump'))} | "
+                       f"{fmt(each('redis_dump'))} | {r.get('redis_encoding', '–')} |")
+    return out
+
+
 def w6_section(runs, args):
     """W6: upstream IMAP commands and bytes per device poll, A (warm, cold) against B."""
     if not any((f"W6R{n}", e) in runs for n in (1, 2) for e in W6_ENDPOINTS):
@@ -236,6 +393,9 @@ def main():
     parser.add_argument("--w1l-messages", type=int, default=100000)
     parser.add_argument("--w6-devices", type=int, default=1000)
     parser.add_argument("--w6-new", type=int, default=5)
+    parser.add_argument("--w7-devices", type=int, default=1000)
+    parser.add_argument("--w7-note", default="")
+    parser.add_argument("--clk-tck", type=float, default=100.0)
     args = parser.parse_args()
     TITLES["W1L"] = f"W1 poll, {args.w1l_messages:,} messages"
 
@@ -446,6 +606,7 @@ def main():
         out.extend(targets)
 
     out.extend(w6_section(runs, args))
+    out.extend(w7_section(runs, args))
     out.extend(scaling_section(runs, args))
     out.extend(issue14_section(figures, runs))
 

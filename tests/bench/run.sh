@@ -12,7 +12,10 @@
 #          --out FILE (markdown, default tests/bench/RESULTS.md), --keep (keep the work dir).
 #          Workloads: W1 W1L W2 W3 W3T W4 W5 W6 W4S (default all). W3 brings W3T with it (TOP
 #          1 5 on W3's message); W3T can also run alone. W4S is W4 on popbridge alone with
-#          workers = 1 and 2 (scaling).
+#          workers = 1 and 2 (scaling). W7 is issue 15's state backends: the W6 poll against
+#          popbridge with [state] none, path (SQLite) and redis (a redis-server run.sh starts),
+#          and the same with uidl_format = "%{stable}" when popbridge accepts it; plus the size
+#          of the stable-UIDL map per 10k and 100k messages. tests/bench/state_cost.sh runs it.
 # Environment: POPBRIDGE_BENCH_WORKERS (popbridge [server] workers, default 1),
 #              POPBRIDGE_BENCH_TMPDIR (work dir parent; default /dev/shm if roomy, else /tmp).
 set -euo pipefail
@@ -56,7 +59,7 @@ fi
 EXPANDED=""
 for w in $WORKLOADS; do
   case $w in
-    W1 | W1L | W2 | W3 | W3T | W4 | W5 | W6 | W4S) ;;
+    W1 | W1L | W2 | W3 | W3T | W4 | W5 | W6 | W4S | W7) ;;
     *) echo "run.sh: unknown workload $w" >&2; exit 2 ;;
   esac
   [[ " $EXPANDED " == *" $w "* ]] || EXPANDED+=" $w"
@@ -83,9 +86,13 @@ W4_USERS=500;   W4_COUNT=20; W4_SIZE=20480
 W1L_COUNT=100000; W1L_SIZE=1024; W1L_SESSIONS=10
 # W6: devices w6u0 ... each poll their own mailbox once, get W6_NEW new messages, poll again.
 W6_USERS=1000;  W6_COUNT=20; W6_SIZE=2048; W6_NEW=5; W6_CONCURRENCY=20
+# W7: devices w7u0 ... poll their own mailbox twice (first sight of an empty state store, then
+# again with it filled), 20 at a time, per [state] backend. The UIDL map is sized at W7_MAP_COUNTS.
+W7_USERS=1000;  W7_COUNT=20; W7_SIZE=2048; W7_CONCURRENCY=20; W7_MAP_COUNTS="20 10000 100000"
 if [[ $MODE == smoke ]]; then
   W1_COUNT=100; W1_SESSIONS=5; W3_SIZE=$((1024 * 1024)); W3T_SESSIONS=3
   W6_USERS=10; W6_COUNT=3; W6_CONCURRENCY=5
+  W7_USERS=10; W7_COUNT=3; W7_CONCURRENCY=5; W7_MAP_COUNTS="100"
 fi
 PASSWORD="bench-Secret-1"
 WORKERS=${POPBRIDGE_BENCH_WORKERS:-1}
@@ -158,6 +165,7 @@ POPBRIDGE_PID=""
 LOAD_PID=""
 RELAY_A_PID=""
 RELAY_B_PID=""
+REDIS_PID=""
 
 stop_group() { # pid: SIGTERM the process group it leads, then SIGKILL what is left
   local pid=$1 i
@@ -187,6 +195,7 @@ cleanup() {
   stop_popbridge
   stop_group "$RELAY_A_PID"
   stop_group "$RELAY_B_PID"
+  stop_group "$REDIS_PID"
   stop_group "$DOVECOT_B_PID"
   stop_group "$DOVECOT_UP_PID"
   # Keep the logs of a failed run; an interrupted one (130, 143) leaves nothing behind.
@@ -217,7 +226,7 @@ wait_port() { # port what pid
 }
 
 read -r IMAP_PORT IMAPS_PORT POP3_C_PORT POP3S_C_PORT POP3_B_PORT POP3S_B_PORT POP3_A_PORT \
-  POP3S_A_PORT RELAY_A_PORT RELAY_B_PORT <<<"$("$POP3LOAD" ports 10)"
+  POP3S_A_PORT RELAY_A_PORT RELAY_B_PORT REDIS_PORT <<<"$("$POP3LOAD" ports 11)"
 
 # ---------------------------------------------------------------------------------------------
 # Test PKI: a CA and a server certificate for localhost / 127.0.0.1.
@@ -251,8 +260,10 @@ W4_USER_LIST=()
 for ((i = 0; i < W4_USERS; i++)); do W4_USER_LIST+=("w4u$i"); done
 W6_USER_LIST=()
 for ((i = 0; i < W6_USERS; i++)); do W6_USER_LIST+=("w6u$i"); done
+W7_USER_LIST=()
+for ((i = 0; i < W7_USERS; i++)); do W7_USER_LIST+=("w7u$i"); done
 {
-  for u in w1 w1l w2 w3 "${W4_USER_LIST[@]}" "${W6_USER_LIST[@]}"; do
+  for u in w1 w1l w2 w3 "${W4_USER_LIST[@]}" "${W6_USER_LIST[@]}" "${W7_USER_LIST[@]}"; do
     echo "$u:{PLAIN}$PASSWORD::::::"
   done
 } >"$WORK/users"
@@ -286,6 +297,7 @@ if wants W4 || wants W4S; then seed_many "$W4_COUNT" "$W4_SIZE" 1 "${W4_USER_LIS
 # W6's mailboxes grow by W6_NEW messages per W6 run; W6_NOW is their current count.
 W6_NOW=$W6_COUNT
 if wants W6; then seed_many "$W6_COUNT" "$W6_SIZE" 1 "${W6_USER_LIST[@]}"; fi
+if wants W7; then seed_many "$W7_COUNT" "$W7_SIZE" 1 "${W7_USER_LIST[@]}"; fi
 
 # ---------------------------------------------------------------------------------------------
 # Dovecot configuration shared by both instances. Limits: W4 opens 500 POP3 sessions at once,
@@ -438,16 +450,27 @@ start_dovecot() { # dir what -> prints pid
 # relay), $2 = warm (popbridge's defaults: session pool, snapshot cache and RETR read-ahead on)
 # | cold (all three off), $3 = workers. Writes popbridge-$1-$2-w$3.toml. Restarted before every
 # A run, so that VmHWM is that run's peak and the CPU counters start from zero.
-popbridge_conf_path() { echo "$WORK/popbridge-$1-$2-w$3.toml"; }
+# $4 (W7 only) = the [state] backend: none, path or redis, with ".stable" for uidl_format =
+# "%{stable}". W7 runs with popbridge's defaults for exclusive access (one lease per session).
+popbridge_conf_path() { echo "$WORK/popbridge-$1-$2-w$3${4:+-$4}.toml"; }
 write_popbridge_conf() {
-  local upstream_port=$IMAP_PORT upstream_tls=none fast_paths=""
+  local upstream_port=$IMAP_PORT upstream_tls=none fast_paths="" state_conf="" uidl_conf=""
+  local sessions_conf="max_sessions_per_account = 0" exclusive_conf="exclusive = false"
   if [[ $1 == tls ]]; then upstream_port=$IMAPS_PORT; upstream_tls=implicit; fi
   if [[ $1 == relay ]]; then upstream_port=$RELAY_A_PORT; fi
   # The keys exist from issue 14 on; an older popbridge rejects them (see check_cold_mode).
   if [[ $2 == cold ]]; then
     fast_paths=$'pool_idle = "0s"\nsnapshot_cache = false\nread_ahead = false'
   fi
-  cat >"$(popbridge_conf_path "$1" "$2" "$3")" <<EOF
+  if [[ -n ${4:-} ]]; then
+    sessions_conf="" exclusive_conf=""
+    case $4 in
+      path*) state_conf=$'[state]\npath = "'"$WORK/state.db"'"' ;;
+      redis*) state_conf=$'[state]\nredis = "redis://127.0.0.1:'"$REDIS_PORT"'"' ;;
+    esac
+    [[ $4 == *.stable ]] && uidl_conf='uidl_format = "%{stable}"'
+  fi
+  cat >"$(popbridge_conf_path "$1" "$2" "$3" "${4:-}")" <<EOF
 [server]
 workers = $3
 log_level = "warn"
@@ -456,7 +479,7 @@ max_connections_per_ip = 0
 auth_failure_delay = "0s"
 # Workloads run many sessions of one user at once, as Dovecot's own POP3 (no session lock)
 # allows: the bench measures the bridge, not its abuse control.
-max_sessions_per_account = 0
+$sessions_conf
 
 [[listener]]
 address = "127.0.0.1:$POP3_A_PORT"
@@ -479,14 +502,17 @@ $fast_paths
 
 [mailbox]
 on_delete = "keep"
-exclusive = false
+$exclusive_conf
+$uidl_conf
+
+$state_conf
 EOF
 }
-start_popbridge() { # plain | tls | relay, warm | cold, workers
+start_popbridge() { # plain | tls | relay, warm | cold, workers [, W7 state]
   local conf
-  conf=$(popbridge_conf_path "$1" "$2" "$3")
+  conf=$(popbridge_conf_path "$1" "$2" "$3" "${4:-}")
   stop_popbridge
-  [[ -f $conf ]] || write_popbridge_conf "$1" "$2" "$3"
+  [[ -f $conf ]] || write_popbridge_conf "$1" "$2" "$3" "${4:-}"
   setsid "$POPBRIDGE" --config "$conf" </dev/null >>"$WORK/popbridge.log" 2>&1 &
   POPBRIDGE_PID=$!
   wait_port "$POP3_A_PORT" popbridge "$POPBRIDGE_PID" ||
@@ -530,6 +556,7 @@ endpoints_for() { # workload
   case $1 in
     W6) echo "$A_ENDPOINTS B" ;;
     W4S) echo "Aw1 Aw2" ;;
+    W7) echo "$W7_ENDPOINTS" ;;
     *) echo "$A_ENDPOINTS B C" ;;
   esac
 }
@@ -556,6 +583,148 @@ check_cold_mode() {
 check_cold_mode
 
 # ---------------------------------------------------------------------------------------------
+# W7 (issue 15): what each [state] backend costs a poll. A redis-server of its own on loopback
+# (no snapshots: the figures are the server's work for popbridge, not its persistence).
+W7_ENDPOINTS=""
+W7_NOTE=""
+redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+start_redis() {
+  mkdir -p "$WORK/redis"
+  setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+  REDIS_PID=$!
+  wait_port "$REDIS_PORT" redis-server "$REDIS_PID" || die "redis-server did not start"
+}
+# Endpoints A.none, A.path, A.redis and, each where popbridge's --check-config accepts
+# uidl_format = "%{stable}" with that backend, A.<backend>.stable.
+setup_w7() {
+  local states="none path" state conf out
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    start_redis
+    states+=" redis"
+  else
+    W7_NOTE+="redis-server or redis-cli is not installed: no Redis rows. "
+  fi
+  local refused="" reason=""
+  for state in $states $(printf '%s.stable ' $states); do
+    write_popbridge_conf relay warm "$WORKERS" "$state"
+    conf=$(popbridge_conf_path relay warm "$WORKERS" "$state")
+    if out=$("$POPBRIDGE" --check-config "$conf" 2>&1); then
+      W7_ENDPOINTS+=" A.$state"
+    else
+      refused+=" $state"
+      reason=$(echo "$out" | grep -m1 -i 'error' | sed 's/^.*toml:[0-9:]* //' | tr -d '`|')
+    fi
+  done
+  # The device's side over TLS (implicit, pop3s) once, without a state store: what a handshake
+  # adds to a poll. Full handshakes: pop3load resumes no TLS session.
+  W7_ENDPOINTS+=" A.none.tls"
+  W7_ENDPOINTS=${W7_ENDPOINTS# }
+  [[ -z $refused ]] || W7_NOTE+="refused by this popbridge's --check-config:$refused ($reason). "
+  [[ -n $W7_NOTE ]] && log "NOTE: $W7_NOTE"
+  return 0
+}
+# Redis' figures, prefixed r_: calls per command (r_cmd.*, commands run inside EVAL's scripts
+# included), commands processed, memory used, and the server's CPU ticks.
+redis_stats() {
+  [[ -n $REDIS_PID ]] || return 0
+  redis_cli INFO commandstats | tr -d '\r' |
+    awk -F'[:,=]' '/^cmdstat_/ {sub("cmdstat_", "", $1); printf "r_cmd.%s=%s ", $1, $3}'
+  redis_cli INFO all | tr -d '\r' | awk -F: '$1 == "total_commands_processed" {
+    printf "r_commands=%s ", $2 } $1 == "used_memory" { printf "r_mem=%s ", $2 }
+    $1 == "total_net_input_bytes" { printf "r_in_bytes=%s ", $2 }
+    $1 == "total_net_output_bytes" { printf "r_out_bytes=%s ", $2 }
+    $1 == "db0" { split($2, kv, /[=,]/); printf "r_keys=%s ", kv[2] }'
+  sed 's/^.*) //' "/proc/$REDIS_PID/stat" | awk '{print "r_cpu_ticks=" $12 + $13}'
+}
+state_bytes() { # the SQLite store's file and its WAL
+  local total=0 f
+  for f in "$WORK"/state.db "$WORK"/state.db-wal; do
+    [[ -f $f ]] && total=$((total + $(stat -c %s "$f")))
+  done
+  echo "$total"
+}
+# One W7 run of an endpoint: an empty state store (SQLite file removed, Redis flushed), a fresh
+# popbridge through the counting relay, round 1 (every device polls once: first sight), round 2
+# (every device polls again, nothing changed: the store has their entries). Raw lines "W7R1 ..."
+# and "W7R2 ...": pop3load's figures, popbridge's CPU, the relay's and Redis' growth.
+run_w7() { # endpoint rep measured
+  local endpoint=$1 rep=$2 measured=$3 state=${1#A.} round before after
+  stop_popbridge
+  rm -f "$WORK"/state.db*
+  if [[ -n $REDIS_PID ]]; then redis_cli FLUSHALL >/dev/null; fi
+  start_popbridge relay warm "$WORKERS" "$state"
+  for round in 1 2; do
+    ((round == 2 && !measured)) && break
+    relay_settle A
+    before="$(relay_stats A) $(redis_stats)"
+    run_one "W7R$round" "$endpoint" "$rep" 0 -- --user w7u --users "$W7_USERS" --workload poll \
+      --sessions "$W7_USERS" --concurrency "$W7_CONCURRENCY" --expect-messages "$W7_COUNT"
+    relay_settle A
+    after="$(relay_stats A) $(redis_stats)"
+    if ((measured)); then
+      echo "W7R$round $endpoint $rep $LAST_RESULT $(stats_delta "$before" "$after")" \
+        "st_bytes=$(state_bytes)" >>"$RAW"
+      log "W7 round $round $endpoint rep $rep: $LAST_RESULT $(stats_delta "$before" "$after")"
+    fi
+  done
+}
+# commandstats counts the commands a Lua script runs as well as the EVAL: which ones popbridge
+# sends itself (one round trip each) is read from MONITOR ("[0 lua]" marks a script's), on a
+# separate, unmeasured pass of W7_MONITOR_POLLS devices per round for each Redis endpoint.
+# Raw lines "W7MON<round> endpoint 0 ok=N top.<cmd>=calls lua.<cmd>=calls".
+W7_MONITOR_POLLS=50
+run_w7_monitor() { # endpoint
+  local endpoint=$1 round mon pid n=$W7_MONITOR_POLLS
+  ((n <= W7_USERS)) || n=$W7_USERS
+  stop_popbridge
+  rm -f "$WORK"/state.db*
+  redis_cli FLUSHALL >/dev/null
+  start_popbridge relay warm "$WORKERS" "${endpoint#A.}"
+  for round in 1 2; do
+    mon="$WORK/redis-monitor-$round.txt"
+    # redis-cli itself, not the redis_cli function: $! must be the process that is killed.
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" MONITOR >"$mon" 2>/dev/null &
+    pid=$!
+    sleep 0.3
+    "$POP3LOAD" run --port "$POP3_A_PORT" --password "$PASSWORD" --user w7u --users "$n" \
+      --workload poll --sessions "$n" --concurrency "$W7_CONCURRENCY" \
+      --expect-messages "$W7_COUNT" --label "W7MON$round" >/dev/null 2>&1 || FAILED_RUNS=$((FAILED_RUNS + 1))
+    sleep 0.5
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "W7MON$round $endpoint 0 ok=$n $(tr -d '\r' <"$mon" | awk '$2 ~ /^\[/ {
+        where = ($3 == "lua]") ? "lua" : "top"; cmd = tolower($4); gsub(/"/, "", cmd)
+        count[where "." cmd]++ }
+      END { for (k in count) printf "%s=%d ", k, count[k] }')" >>"$RAW"
+  done
+  stop_popbridge
+}
+# The stable-UIDL map of one maildrop at each of W7_MAP_COUNTS entries: the SQLite file (closed,
+# so checkpointed) and the Redis hash RedisStateStore writes (MEMORY USAGE, and DUMP's bytes).
+measure_uidl_map() {
+  local n line key extra
+  for n in $W7_MAP_COUNTS; do
+    line=$("$POP3LOAD" uidlmap --count "$n" --sqlite "$WORK/map.db" --resp "$WORK/map.resp") ||
+      die "pop3load uidlmap failed"
+    extra=""
+    if [[ -n $REDIS_PID ]]; then
+      key=$(sed 's/.* key=\([^ ]*\).*/\1/' <<<"$line")
+      redis_cli DEL "$key" >/dev/null
+      redis_cli --pipe <"$WORK/map.resp" >/dev/null || die "redis-cli --pipe failed"
+      extra="redis_mem=$(redis_cli MEMORY USAGE "$key" SAMPLES 0)"
+      extra+=" redis_dump=$(redis_cli --raw DUMP "$key" | head -c -1 | wc -c)"
+      extra+=" redis_fields=$(redis_cli HLEN "$key") redis_encoding=$(redis_cli OBJECT ENCODING "$key")"
+      redis_cli DEL "$key" >/dev/null
+    fi
+    echo "W7MAP map $n ${line#uidlmap } $extra" >>"$RAW"
+    log "UIDL map, $n entries: ${line#uidlmap } $extra"
+  done
+  rm -f "$WORK"/map.*
+}
+wants W7 && setup_w7
+
+# ---------------------------------------------------------------------------------------------
 # Runs. Each line of $RAW: workload endpoint rep key=value... (pop3load's figures plus
 # popbridge's peak RSS and CPU for A).
 RAW="$WORK/raw.txt"
@@ -568,12 +737,13 @@ run_one() {
   shift 5
   local tls_args=() port conn base_kb=0 cpu0=0 rchar0=0 extra="" out status=0 io_args=()
   case $workload in W5) tls_args=(--tls --ca "$CA") ;; esac
+  [[ $endpoint == *.tls ]] && tls_args=(--tls --ca "$CA")
   case $endpoint in
     A*)
-      if [[ $workload == W5 ]]; then conn=tls; port=$POP3S_A_PORT; else
+      if [[ $workload == W5 || $endpoint == *.tls ]]; then conn=tls; port=$POP3S_A_PORT; else
         conn=plain; port=$POP3_A_PORT; fi
       # W6's rounds run against the popbridge that run_w6 started (through the relay).
-      [[ $workload == W6R* ]] ||
+      [[ $workload == W6R* || $workload == W7R* ]] ||
         start_popbridge "$conn" "$(endpoint_mode "$endpoint")" "$(endpoint_workers "$endpoint")"
       base_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$POPBRIDGE_PID/status")
       cpu0=$(popbridge_cpu_ticks)
@@ -649,7 +819,7 @@ stats_delta() {
     n = split(after, a, " "); out = ""
     for (i = 1; i <= n; i++) {
       split(a[i], kv, "="); d = kv[2] - old[kv[1]]
-      if (d != 0 || kv[1] !~ /^up_cmd\./) out = out (out == "" ? "" : " ") kv[1] "=" d
+      if (d != 0 || kv[1] !~ /^(up|r)_cmd\./) out = out (out == "" ? "" : " ") kv[1] "=" d
     }
     print out }'
 }
@@ -728,7 +898,7 @@ warmup_args() { # one pass that builds Dovecot's indexes (upstream and imapc cac
 START_TIME=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SECONDS=0
-wants W6 && start_relays
+{ wants W6 || wants W7; } && start_relays
 for workload in $WORKLOADS; do
   log "== $workload: warm-up"
   for endpoint in $(endpoints_for "$workload"); do
@@ -736,6 +906,11 @@ for workload in $WORKLOADS; do
       # Round 1 only: Dovecot's indexes and imapc's cache exist, popbridge restarts empty.
       run_w6 "$endpoint" 0 0
       continue
+    fi
+    if [[ $workload == W7 ]]; then
+      # Dovecot's indexes are the same for every backend: one round 1 builds them.
+      run_w7 "$endpoint" 0 0
+      break
     fi
     # shellcheck disable=SC2046 # word splitting of the argument list is intended
     run_one "$workload" "$endpoint" 0 0 -- $(warmup_args "$workload")
@@ -746,10 +921,20 @@ for workload in $WORKLOADS; do
         run_w6 "$endpoint" "$rep" 1
         continue
       fi
+      if [[ $workload == W7 ]]; then
+        run_w7 "$endpoint" "$rep" 1
+        continue
+      fi
       # shellcheck disable=SC2046
       run_one "$workload" "$endpoint" "$rep" 1 -- $(workload_args "$workload")
     done
   done
+  if [[ $workload == W7 ]]; then
+    for endpoint in $W7_ENDPOINTS; do
+      if [[ $endpoint == A.redis* ]]; then run_w7_monitor "$endpoint"; fi
+    done
+    measure_uidl_map
+  fi
 done
 stop_popbridge
 ELAPSED=$SECONDS
@@ -779,6 +964,7 @@ python3 "$BENCH_DIR/report.py" --raw "$RAW" --markdown "$OUT" --chart-data "$DAT
   --reps "$REPS" --workers "$WORKERS" --elapsed "$ELAPSED" --note "$W4_NOTE" \
   --w4-sessions "$W4_CONCURRENCY" --top-lines "$W3T_LINES" --dovecot "$("$DOVECOT" --version)" \
   --modes "$MODES" --w1l-messages "$W1L_COUNT" --w6-devices "$W6_USERS" --w6-new "$W6_NEW" \
+  --w7-devices "$W7_USERS" --w7-note "$W7_NOTE" --clk-tck "$CLK_TCK" \
   --load "$LOAD_START, then $LOAD_END" \
   --revision "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 if ! grep -qv '^#' "$DATA"; then
