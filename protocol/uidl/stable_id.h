@@ -19,9 +19,9 @@ namespace popbridge::protocol::uidl {
 //   1. its EMAILID (RFC 8474), when the server offers OBJECTID and the value is a valid objectid;
 //   2. its X-GM-MSGID, in decimal, on Gmail (X-GM-EXT-1);
 //   3. otherwise the persistent map (mailbox, UIDVALIDITY, UID) -> UIDL. A message the map has
-//      never seen gets newMapUidl(): the seed format (Dovecot's default unless the account says
-//      otherwise) of its UID and UIDVALIDITY, so a mailbox that never sees a UIDVALIDITY change
-//      keeps today's UIDLs. After a change, rebuildMap() carries the old UIDLs over to the
+//      never seen gets newMapUidl(): the seed format (Dovecot's default "%08Xu%08Xv") of its UID
+//      and UIDVALIDITY, so a mailbox that never sees a UIDVALIDITY change keeps today's default
+//      UIDLs. After a change, the session (bridge/stable_uidls.h) carries the old UIDLs over to the
 //      messages that match (matcher.h), and gives the others new ones.
 
 // RFC 1939 section 7: 1 to 70 characters in 0x21..0x7E.
