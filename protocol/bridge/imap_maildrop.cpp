@@ -628,12 +628,7 @@ void ImapMaildrop::onUntagged(const ImapEvent& event) {
       } else if (op_ == Op::Snapshot || op_ == Op::Stable || op_ == Op::Open || op_ == Op::Fetch ||
                  op_ == Op::Update) {
         if (*value != uidValidity_) {
-          sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
-                                            " to " + std::to_string(*value) +
-                                            " during the session");
-          if (!uidValidityChanged_) sink_.noteUidValidityChanged();
-          uidValidityChanged_ = true;
-          if (!cacheKey_.empty()) options_.snapshotCache->erase(cacheKey_);
+          sink_.log(LogSeverity::Error, markUidValidityChanged(*value, "during the session"));
         }
       }
       return;
@@ -1182,27 +1177,12 @@ void ImapMaildrop::update(std::span<const std::size_t> indexes) {
   updateSteps_.clear();
   updateStep_ = 0;
   if (!updateSet_.empty() && uidValidityChanged_) {
-    sink_.log(
-        LogSeverity::Error,
-        "UIDVALIDITY changed during the session; not applying deletions of UIDs " + updateSet_);
-    client_.logout();
-    sink_.releaseMaildrop();
-    events_->onUpdateFailed({RespCode::SysTemp,
-                             "Mailbox changed on the server (UIDVALIDITY); no messages were "
-                             "deleted.",
-                             "quit; deletions aborted after a UIDVALIDITY change"});
-    return;
+    return refuseUidValidityChanged("UIDVALIDITY changed during the session");
   }
   if (!updateSet_.empty() && effectivePolicy_ != DeletePolicy::Keep && mapDegraded_) {
-    sink_.log(LogSeverity::Error,
-              "QUIT: the UIDL map was unavailable this session; not applying deletions of UIDs " +
-                  updateSet_);
-    client_.logout();
-    sink_.releaseMaildrop();
-    events_->onUpdateFailed({RespCode::SysTemp,
-                             "Message ids could not be confirmed; no messages were deleted.",
-                             "quit; deletions refused: UIDL map unavailable"});
-    return;
+    return refuseUpdate("QUIT: the UIDL map was unavailable this session",
+                        "Message ids could not be confirmed; no messages were deleted.",
+                        "quit; deletions refused: UIDL map unavailable");
   }
   if (!updateSet_.empty() && effectivePolicy_ != DeletePolicy::Keep) {
     confirmingUpdate_ = true;
@@ -1216,17 +1196,9 @@ void ImapMaildrop::onUpdateConfirmed(bool confirmed) {
   if (op_ != Op::Update || !confirmingUpdate_) return;  // the upstream failed meanwhile
   confirmingUpdate_ = false;
   if (!confirmed) {
-    sink_.log(LogSeverity::Error,
-              "QUIT: exclusive access to the maildrop could not be confirmed; not applying "
-              "deletions of UIDs " +
-                  updateSet_);
-    client_.logout();
-    sink_.releaseMaildrop();
-    events_->onUpdateFailed({RespCode::SysTemp,
-                             "Cannot confirm exclusive access to the mailbox; no messages were "
-                             "deleted.",
-                             "quit; deletions refused: maildrop lease not confirmed"});
-    return;
+    return refuseUpdate("QUIT: exclusive access to the maildrop could not be confirmed",
+                        "Cannot confirm exclusive access to the mailbox; no messages were deleted.",
+                        "quit; deletions refused: maildrop lease not confirmed");
   }
   applyUpdate();
 }
@@ -1285,18 +1257,28 @@ void ImapMaildrop::uidValidityChecked(const ImapEvent& tagged) {
     return nextUpdateStep();
   }
   if (*statusUidValidity_ == uidValidity_) return nextUpdateStep();
-  sink_.log(LogSeverity::Error, "UIDVALIDITY changed from " + std::to_string(uidValidity_) +
-                                    " to " + std::to_string(*statusUidValidity_) +
-                                    " before QUIT; not applying deletions of UIDs " + updateSet_);
+  refuseUidValidityChanged(markUidValidityChanged(*statusUidValidity_, "before QUIT"));
+}
+
+std::string ImapMaildrop::markUidValidityChanged(std::uint64_t now, std::string_view when) {
   if (!uidValidityChanged_) sink_.noteUidValidityChanged();
   uidValidityChanged_ = true;
   if (!cacheKey_.empty()) options_.snapshotCache->erase(cacheKey_);
+  return "UIDVALIDITY changed from " + std::to_string(uidValidity_) + " to " + std::to_string(now) +
+         " " + std::string(when);
+}
+
+void ImapMaildrop::refuseUidValidityChanged(std::string_view why) {
+  refuseUpdate(why, "Mailbox changed on the server (UIDVALIDITY); no messages were deleted.",
+               "quit; deletions aborted after a UIDVALIDITY change");
+}
+
+void ImapMaildrop::refuseUpdate(std::string_view why, std::string clientText, std::string reason) {
+  sink_.log(LogSeverity::Error,
+            std::string(why) + "; not applying deletions of UIDs " + updateSet_);
   client_.logout();
   sink_.releaseMaildrop();
-  events_->onUpdateFailed({RespCode::SysTemp,
-                           "Mailbox changed on the server (UIDVALIDITY); no messages were "
-                           "deleted.",
-                           "quit; deletions aborted after a UIDVALIDITY change"});
+  events_->onUpdateFailed({RespCode::SysTemp, std::move(clientText), std::move(reason)});
 }
 
 void ImapMaildrop::nextUpdateStep() {

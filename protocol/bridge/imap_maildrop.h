@@ -276,6 +276,11 @@ class ImapMaildrop final : public Maildrop, private ImapClientEvents {
   void updateStepFailed(const ImapEvent& tagged);
   void statusChecked(const ImapEvent& event);
   void uidValidityChecked(const ImapEvent& tagged);
+  // The folder's UIDVALIDITY is `now`, no longer the session's; returns the log line's text.
+  std::string markUidValidityChanged(std::uint64_t now, std::string_view when);
+  // QUIT applies nothing: the log says why and names the UIDs, the client gets -ERR [SYS/TEMP].
+  void refuseUpdate(std::string_view why, std::string clientText, std::string reason);
+  void refuseUidValidityChanged(std::string_view why);
   void upstreamBroken(std::string_view reason);
   void resetSnapshot();
   // Reusing failed (NOOP refused, BYE, EOF, timeout): drop that connection, open a fresh one.

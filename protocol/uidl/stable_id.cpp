@@ -1,7 +1,5 @@
 #include "protocol/uidl/stable_id.h"
 
-#include <unordered_set>
-
 #include "protocol/text.h"
 #include "protocol/uidl/sha256.h"
 
@@ -58,38 +56,6 @@ std::string newMapUidl(const UidlFormat& seed, std::uint32_t uid, std::uint32_t 
     // 130 bits: a second attempt is as likely as a SHA-256 collision.
     if (!taken(alternative)) return alternative;
   }
-}
-
-Rebuild rebuildMap(std::span<const MapEntry> old, std::span<const PresentMessage> present,
-                   std::uint32_t uidValidity, const UidlFormat& seed, SizeRule rule) {
-  std::vector<MatchFacts> oldFacts;
-  oldFacts.reserve(old.size());
-  for (const MapEntry& e : old) oldFacts.push_back(e.facts);
-  std::vector<MatchFacts> presentFacts;
-  presentFacts.reserve(present.size());
-  for (const PresentMessage& m : present) presentFacts.push_back(m.facts);
-
-  Rebuild rebuild;
-  rebuild.results = matchMessages(oldFacts, presentFacts, rule);
-  rebuild.summary = summarize(rebuild.results);
-
-  std::unordered_set<std::string_view> taken;
-  taken.reserve(old.size() + present.size());
-  for (const MapEntry& e : old) taken.insert(e.uidl);
-  rebuild.uidls.resize(present.size());
-  for (std::size_t i = 0; i < present.size(); ++i) {
-    if (rebuild.results[i].outcome == MatchOutcome::Matched) {
-      rebuild.uidls[i] = old[rebuild.results[i].oldIndex].uidl;
-    }
-  }
-  // rebuild.uidls does not grow past here, so views into it stay valid.
-  for (std::size_t i = 0; i < present.size(); ++i) {
-    if (rebuild.results[i].outcome == MatchOutcome::Matched) continue;
-    rebuild.uidls[i] = newMapUidl(seed, present[i].uid, uidValidity,
-                                  [&](std::string_view u) { return taken.contains(u); });
-    taken.insert(rebuild.uidls[i]);
-  }
-  return rebuild;
 }
 
 }  // namespace popbridge::protocol::uidl

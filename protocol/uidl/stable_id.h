@@ -3,14 +3,10 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "protocol/pop3/uidl_format.h"
-#include "protocol/uidl/match_facts.h"
-#include "protocol/uidl/matcher.h"
 
 namespace popbridge::protocol::uidl {
 
@@ -48,28 +44,5 @@ std::optional<std::string> stableIdFromServer(const MessageIds& ids);
 // number, until one is free.
 std::string newMapUidl(const UidlFormat& seed, std::uint32_t uid, std::uint32_t uidValidity,
                        const std::function<bool(std::string_view)>& taken);
-
-struct MapEntry {
-  std::string uidl;
-  MatchFacts facts;
-};
-
-struct PresentMessage {
-  std::uint32_t uid = 0;
-  MatchFacts facts;
-};
-
-struct Rebuild {
-  std::vector<std::string> uidls;    // one per present message, in its order
-  std::vector<MatchResult> results;  // why each got what it got
-  MatchSummary summary;
-};
-
-// After a UIDVALIDITY change (old = the map's entries of the previous UIDVALIDITY, rule Exact),
-// or for `popbridge uidl import` (old = the old server's messages, rule LineEnds): every present
-// message either keeps the UIDL of the one old entry it matches or gets newMapUidl(). The new
-// UIDLs avoid every old UIDL, matched or not, and each other.
-Rebuild rebuildMap(std::span<const MapEntry> old, std::span<const PresentMessage> present,
-                   std::uint32_t uidValidity, const UidlFormat& seed, SizeRule rule);
 
 }  // namespace popbridge::protocol::uidl

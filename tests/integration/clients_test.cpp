@@ -13,7 +13,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -233,13 +232,7 @@ class ClientTestBase : public ::testing::Test {
   }
 
   std::vector<std::uint32_t> search(const std::string& criteria) {
-    ImapTestClient imap = imapSession();
-    std::vector<std::uint32_t> result;
-    for (const auto& line : imap.command("UID SEARCH " + criteria)) {
-      if (line.rfind("* SEARCH", 0) != 0) continue;
-      std::istringstream in(line.substr(8));
-      for (std::uint32_t uid; in >> uid;) result.push_back(uid);
-    }
+    std::vector<std::uint32_t> result = imapSession().uids(criteria);
     std::sort(result.begin(), result.end());
     return result;
   }

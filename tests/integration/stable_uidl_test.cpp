@@ -12,7 +12,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,18 +74,12 @@ class StableUidlTest : public ::testing::Test {
   }
 
   // UIDL through popbridge: message number -> UIDL, and the LIST sizes.
-  std::vector<std::string> uidls(std::uint16_t port, std::string* statusLine = nullptr) {
+  std::vector<std::string> uidls(std::uint16_t port) {
     Pop3TestClient pop(port);
     EXPECT_TRUE(startsWith(pop.command("USER alice"), "+OK"));
     const std::string pass = pop.command("PASS " + alice().password);
     EXPECT_TRUE(startsWith(pass, "+OK")) << pass;
-    std::vector<std::string> out;
-    std::istringstream body(pop.multiLine("UIDL", statusLine));
-    for (std::string line; std::getline(body, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const auto space = line.find(' ');
-      if (space != std::string::npos) out.push_back(line.substr(space + 1));
-    }
+    std::vector<std::string> out = listingValues(pop.multiLine("UIDL"));
     EXPECT_TRUE(startsWith(pop.command("QUIT"), "+OK"));
     return out;
   }
@@ -114,13 +107,7 @@ class StableUidlTest : public ::testing::Test {
     ImapTestClient imap(dovecot_.imapPort());
     imap.login("alice", alice().password);
     imap.select();
-    std::vector<std::uint32_t> result;
-    for (const auto& line : imap.command("UID SEARCH " + criteria)) {
-      if (line.rfind("* SEARCH", 0) != 0) continue;
-      std::istringstream in(line.substr(8));
-      for (std::uint32_t uid; in >> uid;) result.push_back(uid);
-    }
-    return result;
+    return imap.uids(criteria);
   }
 
   DovecotFixture dovecot_;  // its own: the tests rebuild its indexes
@@ -184,13 +171,7 @@ TEST_F(StableUidlTest, WithoutRedisTheMapFailsClosed) {
   Pop3TestClient pop(proxy->port());
   ASSERT_TRUE(startsWith(pop.command("USER alice"), "+OK"));
   ASSERT_TRUE(startsWith(pop.command("PASS " + alice().password), "+OK")) << proxy->log();
-  std::istringstream listing(pop.multiLine("UIDL"));
-  std::vector<std::string> served;
-  for (std::string line; std::getline(listing, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    served.push_back(line.substr(line.find(' ') + 1));
-  }
-  EXPECT_EQ(served, before);
+  EXPECT_EQ(listingValues(pop.multiLine("UIDL")), before);
   EXPECT_EQ(pop.multiLine("RETR 2"), messages[1]);
   EXPECT_TRUE(startsWith(pop.command("DELE 2"), "+OK"));
   EXPECT_TRUE(startsWith(pop.command("QUIT"), "-ERR [SYS/TEMP]"));

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include "tests/support/dovecot_fixture.h"
 #include "tests/support/popbridge_process.h"
 #include "tests/support/test_clients.h"
+#include "tests/support/text_match.h"
 
 namespace popbridge::test {
 namespace {
@@ -45,16 +45,7 @@ std::vector<std::string> dovecotUidls(DovecotFixture& dovecot, const DovecotUser
   EXPECT_EQ(pop.command("PASS " + user.password).rfind("+OK", 0), 0u);
   const std::string listing = pop.multiLine("UIDL");
   pop.command("QUIT");
-  std::vector<std::string> uidls;
-  std::size_t start = 0;
-  while (start < listing.size()) {
-    std::size_t end = listing.find("\r\n", start);
-    if (end == std::string::npos) end = listing.size();
-    const std::string line = listing.substr(start, end - start);
-    if (!line.empty()) uidls.push_back(line.substr(line.find(' ') + 1));
-    start = end + 2;
-  }
-  return uidls;
+  return listingValues(listing);
 }
 
 class UidlImportTest : public ::testing::Test {
@@ -246,12 +237,7 @@ TEST_F(UidlImportTest, ImportedUidlsAreServedAfterAUidValidityChange) {
   ASSERT_EQ(pop.command("PASS " + user.password).rfind("+OK", 0), 0u);
   const std::string listing = pop.multiLine("UIDL");
   pop.command("QUIT");
-  std::vector<std::string> served;
-  std::istringstream lines(listing);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    served.push_back(line.substr(line.find(' ') + 1));
-  }
+  std::vector<std::string> served = listingValues(listing);
   std::vector<std::string> expected = before;
   std::sort(served.begin(), served.end());
   std::sort(expected.begin(), expected.end());

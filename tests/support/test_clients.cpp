@@ -631,9 +631,9 @@ ImapTestClient::SelectInfo ImapTestClient::select(std::string_view mailbox) {
   return info;
 }
 
-std::vector<std::uint32_t> ImapTestClient::uids() {
+std::vector<std::uint32_t> ImapTestClient::uids(std::string_view criteria) {
   std::vector<std::uint32_t> result;
-  for (const auto& response : run("UID SEARCH ALL", "UID SEARCH")) {
+  for (const auto& response : run("UID SEARCH " + std::string(criteria), "UID SEARCH")) {
     const std::string& line = response.segments.front();
     if (line.rfind("* SEARCH", 0) != 0) continue;
     std::size_t pos = std::string("* SEARCH").size();

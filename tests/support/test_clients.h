@@ -132,7 +132,8 @@ class ImapTestClient {
     std::uint32_t uidNext = 0;
   };
   SelectInfo select(std::string_view mailbox = "INBOX");
-  std::vector<std::uint32_t> uids();      // UID SEARCH ALL
+  // UID SEARCH <criteria> (verbatim, e.g. "DELETED"), in the order the server lists them.
+  std::vector<std::uint32_t> uids(std::string_view criteria = "ALL");
   std::string body(std::uint32_t uid);    // UID FETCH BODY.PEEK[], exact bytes
   std::uint64_t size(std::uint32_t uid);  // RFC822.SIZE
   std::vector<std::string> flags(std::uint32_t uid);

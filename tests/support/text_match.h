@@ -32,4 +32,19 @@ inline std::size_t countOf(std::string_view text, std::string_view needle) {
   return count;
 }
 
+// The second word of each line of a multi-line POP3 listing as Pop3TestClient::multiLine gives
+// it ("1 0000000a00000007\r\n2 ..."): the UIDLs of a UIDL listing, the sizes of a LIST one.
+inline std::vector<std::string> listingValues(std::string_view listing) {
+  std::vector<std::string> values;
+  while (!listing.empty()) {
+    std::size_t end = listing.find('\n');
+    std::string_view line = listing.substr(0, end);
+    listing.remove_prefix(end == std::string_view::npos ? listing.size() : end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const std::size_t space = line.find(' ');
+    if (space != std::string_view::npos) values.emplace_back(line.substr(space + 1));
+  }
+  return values;
+}
+
 }  // namespace popbridge::test
