@@ -325,8 +325,13 @@ TEST_F(UpstreamPoolFaultsTest, ADrainLogsOutOfPooledConnections) {
 }
 
 TEST_F(UpstreamPoolFaultsTest, AClientThatLeavesMidRetrLeavesNothingPooled) {
+  // The server stops in the middle of the literal, so the RETR is still running when the client
+  // leaves however much of the body the kernel's buffers took in meanwhile.
   ScriptedImapPeer::Script s = script();
   s.messages[0].bytes = bigMessage(4 * 1024 * 1024);
+  Reaction stall = Reaction::of(Kind::StallMidLiteral);
+  stall.literalBytes = 1024 * 1024;
+  s.reactions[Step::Body] = stall;
   ScriptedImapPeer peer(s);
   auto proxy = proxyFor(peer);
   {
@@ -336,7 +341,7 @@ TEST_F(UpstreamPoolFaultsTest, AClientThatLeavesMidRetrLeavesNothingPooled) {
     pop->connection().readExact(100000, "the start of the body");
     pop.reset();  // unread data: RST mid-literal
   }
-  ASSERT_TRUE(peer.waitForClosed(1, 10000)) << "the upstream connection was kept";
+  ASSERT_TRUE(peer.waitForClosed(1, 10000)) << "the upstream connection was kept\n" << proxy->log();
   Pop3TestClient pop(proxy->port());
   EXPECT_TRUE(startsWith(loginAndStat(pop, "alice", kScriptedPassword), "+OK 3 "));
   EXPECT_EQ(peer.accepted(), 2);
