@@ -1298,6 +1298,12 @@ void ImapMaildrop::nextUpdateStep() {
     events_->onUpdated(count);
     return;
   }
+  // An untagged OK [UIDVALIDITY] that arrived with STATUS's answer outweighs it: nothing has
+  // been changed yet, and nothing will be.
+  if (uidValidityChanged_ && updateStep_ > 0 &&
+      updateSteps_[updateStep_ - 1] == UpdateStep::CheckUidValidity) {
+    return refuseUidValidityChanged("UIDVALIDITY changed during the session");
+  }
   ImapCommandBuilder& builder = client_.builder();
   switch (updateSteps_[updateStep_++]) {
     case UpdateStep::CheckUidValidity:

@@ -148,6 +148,9 @@ TEST_F(DovecotFixtureTest, WrongPasswordsAreRefusedPromptly) {
   const DovecotUser user = freshUser();
   // auth_failure_delay = 0 and no auth penalty. Dovecot still answers a failure only when its
   // 500 ms failure timer fires, but not after the default 2 s, and never later for the next login.
+  // The fastest attempt tells the 500 ms timer from the default 2 s; each attempt's bound catches
+  // an auth penalty, which doubles to 4 s by the third attempt, with room for a loaded machine.
+  double fastest = 1e9;
   for (int attempt = 0; attempt < 3; ++attempt) {
     const auto start = std::chrono::steady_clock::now();
     ImapTestClient imap(dovecot().imapPort());
@@ -159,8 +162,11 @@ TEST_F(DovecotFixtureTest, WrongPasswordsAreRefusedPromptly) {
           << e.what();
       EXPECT_EQ(std::string(e.what()).find("not-the-password"), std::string::npos);
     }
-    EXPECT_LT(secondsSince(start), 1.5) << "attempt " << attempt;
+    const double seconds = secondsSince(start);
+    fastest = std::min(fastest, seconds);
+    EXPECT_LT(seconds, 3.5) << "attempt " << attempt;
   }
+  EXPECT_LT(fastest, 1.5);
   Pop3TestClient pop3(dovecot().pop3Port());
   EXPECT_EQ(pop3.command("USER " + user.name).substr(0, 3), "+OK");
   const std::string reply = pop3.command("PASS not-the-password");
@@ -183,7 +189,7 @@ TEST_F(DovecotFixtureTest, WrongPasswordsAreRefusedPromptly) {
   // A correct login right after failures from the same address is not held back.
   const auto goodLogin = std::chrono::steady_clock::now();
   ImapTestClient imap = loggedIn(user);
-  EXPECT_LT(secondsSince(goodLogin), 1.5);
+  EXPECT_LT(secondsSince(goodLogin), 3.5);
   imap.logout();
 }
 
@@ -272,8 +278,10 @@ TEST_F(DovecotFixtureTest, TenThousandMessagesSeedInSecondsWithUidsInOrder) {
   const double selectSeconds = secondsSince(start);
   std::cout << "[ info ] seeding 10000 messages: " << seedSeconds
             << " s; first SELECT (indexing): " << selectSeconds << " s\n";
-  EXPECT_LT(seedSeconds, 10.0);  // ~0.5 s on tmpfs, a few seconds on a busy disk
-  EXPECT_LT(selectSeconds, 10.0);
+  // ~0.5 s on tmpfs, a few seconds on a busy disk; the bounds catch a fixture gone quadratic,
+  // not a slow machine.
+  EXPECT_LT(seedSeconds, 60.0);
+  EXPECT_LT(selectSeconds, 60.0);
 
   EXPECT_EQ(info.exists, 10000u);
   const auto uids = imap.uids();

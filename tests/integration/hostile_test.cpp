@@ -463,9 +463,9 @@ TEST_F(HostileTest, PasswordGuessingIsSlowedAndCutOffAfterThreeFailures) {
   EXPECT_EQ(guesser.connection().bufferedBytes(), 0u) << "a fourth guess was answered";
   std::printf("[ figures ] failed logins answered at %.3f, %.3f, %.3f s\n", failures[0],
               failures[1], failures[2]);
-  EXPECT_GE(failures[0], 0.18);
-  EXPECT_GE(failures[2], 3 * 0.18);
-  for (int i = 1; i < 3; ++i) EXPECT_GE(failures[i] - failures[i - 1], 0.18);
+  // Bounds from the start only: a reply read late shrinks the gap to the next one, never its
+  // time since the batch was sent.
+  for (int i = 0; i < 3; ++i) EXPECT_GE(failures[i], (i + 1) * 0.18) << "failure " << i;
   expectAnotherClientServed(proxy->port());
 }
 

@@ -302,7 +302,11 @@ TEST_F(OAuth2Test, TokensAreCachedAndRefreshedBeforeTheyExpire) {
   EXPECT_EQ(endpoint_->count("refresh_token"), 1u) << "the second login reuses the token";
   std::this_thread::sleep_for(3500ms);  // due (3 s before expiry), not expired
   ASSERT_TRUE(startsWith(poll(), "+OK"));
-  std::this_thread::sleep_for(500ms);  // the background refresh
+  // The background refresh, waited for (bounded): it runs after the login it was due in.
+  for (const auto deadline = std::chrono::steady_clock::now() + 10s;
+       endpoint_->count("refresh_token") < 2 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(20ms);
+  }
   EXPECT_EQ(endpoint_->count("refresh_token"), 2u) << popbridge->log();
   std::this_thread::sleep_for(6500ms);  // the refreshed token has expired too
   ASSERT_TRUE(startsWith(poll(), "+OK"));

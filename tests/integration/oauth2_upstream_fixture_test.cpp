@@ -152,7 +152,9 @@ class TokenEndpointTest : public ::testing::Test {
  protected:
   static TokenEndpoint::Options options() {
     TokenEndpoint::Options options;
-    options.slowDownIncrement = 1s;
+    // After a slow_down the device owes 1 s + 3 s: a poll 1 s later is early by far more than a
+    // loaded machine's curl start-up could make up.
+    options.slowDownIncrement = 3s;
     options.accessTokenLifetime = 600s;
     return options;
   }
@@ -371,7 +373,7 @@ TEST_F(TokenEndpointTest, DevicePlanIsFollowedAndPollPacingIsJudged) {
   EXPECT_EQ(jsonField(pending.body, "error"), "authorization_pending");
   std::this_thread::sleep_for(1050ms);
   EXPECT_EQ(jsonField(poll().body, "error"), "slow_down");
-  // After slow_down the client owes interval + 1 s (the test's increment): this poll is early.
+  // After slow_down the client owes interval + 3 s (the test's increment): this poll is early.
   std::this_thread::sleep_for(1050ms);
   const CurlResult granted = poll();
   ASSERT_EQ(granted.status, 200) << granted.body;
@@ -379,14 +381,14 @@ TEST_F(TokenEndpointTest, DevicePlanIsFollowedAndPollPacingIsJudged) {
   EXPECT_EQ(jsonField(granted.body, "scope"), "mail");
   const std::string refresh = jsonField(granted.body, "refresh_token");
   EXPECT_EQ(endpoint_.currentRefreshToken("bob"), refresh);
-  std::this_thread::sleep_for(2050ms);
+  std::this_thread::sleep_for(4050ms);
   EXPECT_EQ(poll().status, 200);  // past the plan: its last answer again
 
   const auto polls = endpoint_.devicePolls();
   ASSERT_EQ(polls.size(), 4u);
   const std::vector<std::string> answers = {"authorization_pending", "slow_down", "ok", "ok"};
   const std::vector<bool> early = {false, false, true, false};
-  const std::vector<long long> required = {1000, 1000, 2000, 2000};
+  const std::vector<long long> required = {1000, 1000, 4000, 4000};
   for (std::size_t i = 0; i < polls.size(); ++i) {
     EXPECT_EQ(polls[i].deviceCode, code);
     EXPECT_EQ(polls[i].answer, answers[i]) << i;

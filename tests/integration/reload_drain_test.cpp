@@ -401,7 +401,8 @@ TEST_F(ReloadDrainTest, DrainDeadlineAppliesNothing) {
   makeUser("drain-deadline", 3);
   PopbridgeProcess::Options options;
   options.onDelete = "expunge";
-  options.server = "shutdown_timeout = \"2s\"\n";
+  // Long enough that the STAT below is answered inside it on a loaded machine.
+  options.server = "shutdown_timeout = \"4s\"\n";
   PopbridgeProcess proxy(dovecot(), options);
   proxy.addSecret(user_.password);
   Pop3TestClient pop(proxy.port());

@@ -37,7 +37,9 @@ class SharedStateTest : public ::testing::Test {
     PopbridgeProcess::Options o;
     // Refused logins ([IN-USE]) are retried below; no throttle may slow them.
     o.server = "login_throttle_after = 0\nlogin_throttle_user_after = 0\n";
-    o.extra = "[state]\nredis = \"" + redis.url() + "\"\nredis_timeout = \"500ms\"\n" + state;
+    // A Redis answer later than this fails the command and leaves the client down for a
+    // second: 1s, so that a loaded machine does not make a lease lapse (lease_ttl 4s below).
+    o.extra = "[state]\nredis = \"" + redis.url() + "\"\nredis_timeout = \"1s\"\n" + state;
     return o;
   }
   // USER/PASS for alice; the PASS answer.
@@ -154,12 +156,12 @@ TEST_F(SharedStateTest, WithoutRedisReadsGoOnAndQuitDeletesNothing) {
 
 TEST_F(SharedStateTest, AKilledReplicasLeaseExpires) {
   RedisServer redis;
-  PopbridgeProcess a(dovecot_, options(redis, "lease_ttl = \"2s\"\n"));
-  PopbridgeProcess b(dovecot_, options(redis, "lease_ttl = \"2s\"\n"));
+  PopbridgeProcess a(dovecot_, options(redis, "lease_ttl = \"4s\"\n"));
+  PopbridgeProcess b(dovecot_, options(redis, "lease_ttl = \"4s\"\n"));
   std::unique_ptr<Pop3TestClient> first, second;
   ASSERT_TRUE(startsWith(login(first, a.port()), "+OK"));
   // Renewals keep it held past its ttl while the session lives.
-  std::this_thread::sleep_for(3s);
+  std::this_thread::sleep_for(5s);
   EXPECT_TRUE(startsWith(login(second, b.port()), "-ERR [IN-USE]"));
   a.signal(SIGKILL);
   a.waitForExit(10s);
@@ -171,8 +173,8 @@ TEST_F(SharedStateTest, AKilledReplicasLeaseExpires) {
 
 TEST_F(SharedStateTest, ASessionWhoseLeaseWasTakenOverAppliesNothing) {
   RedisServer redis;
-  PopbridgeProcess a(dovecot_, options(redis, "lease_ttl = \"2s\"\n"));
-  PopbridgeProcess b(dovecot_, options(redis, "lease_ttl = \"2s\"\n"));
+  PopbridgeProcess a(dovecot_, options(redis, "lease_ttl = \"4s\"\n"));
+  PopbridgeProcess b(dovecot_, options(redis, "lease_ttl = \"4s\"\n"));
   std::unique_ptr<Pop3TestClient> first, second;
   ASSERT_TRUE(startsWith(login(first, a.port()), "+OK"));
   EXPECT_TRUE(startsWith(first->command("DELE 1"), "+OK"));

@@ -224,6 +224,8 @@ TEST_F(UpstreamPoolTest, UnsolicitedUpdatesAreDiscardedWhileParked) {
   ASSERT_TRUE(pool.park(key("alice"), p.connection, "* 4 EXISTS\r\n* 1 RECE", limits()));
   p.server->stream->write(
       std::string_view("NT\r\n* 2 EXPUNGE\r\n* 3 FETCH (FLAGS (\\Seen))\r\n* OK still here\r\n"));
+  // Written to the kernel first, so the pool's read sees it.
+  ASSERT_TRUE(runUntil([&] { return p.server->stream->pendingWriteBytes() == 0; }));
   runFor(100ms);
   EXPECT_EQ(pool.size(), 1u);
   EXPECT_TRUE(pool.take(key("alice")));
@@ -234,6 +236,8 @@ TEST_F(UpstreamPoolTest, HalfReadResponseIsNotHandedOver) {
   Parked p = connection();
   ASSERT_TRUE(pool.park(key("alice"), p.connection, "", limits()));
   p.server->stream->write(std::string_view("* 4 EXI"));
+  // Written to the kernel first, so the pool's read sees it.
+  ASSERT_TRUE(runUntil([&] { return p.server->stream->pendingWriteBytes() == 0; }));
   runFor(100ms);
   EXPECT_FALSE(pool.take(key("alice")));
   EXPECT_EQ(pool.size(), 0u);

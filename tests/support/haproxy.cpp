@@ -58,7 +58,9 @@ Haproxy::Haproxy(const std::string& dir, const std::vector<HaproxyBackend>& back
   std::string config =
       "global\n  maxconn 100\n"
       "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
-      "  timeout server 60s\n" +
+      // Without it a health check's whole time is bounded by its `inter`, which a loaded test
+      // machine can exceed while the replica is fine; a killed replica refuses at once anyway.
+      "  timeout server 60s\n  timeout check 5s\n" +
       defaults;
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::uint16_t port = freeLoopbackPort();

@@ -169,5 +169,29 @@ TEST_F(UidValidityCheckTest, TheServedMailboxsStatusCountsNotAnothers) {
   expectStoreThenLogout();
 }
 
+// The untagged OK [UIDVALIDITY] that announces a change outweighs a STATUS answered with the
+// old value (or refused) in the same exchange: nothing is stored.
+TEST_F(UidValidityCheckTest, AChangeAnnouncedWithTheStatusAnswerDeletesNothing) {
+  deleteFirstAndQuit();
+  upstream("* OK [UIDVALIDITY 999] UIDs reset\r\n* STATUS INBOX (UIDVALIDITY 1234)\r\n");
+  tagged("OK Status completed");
+  EXPECT_EQ(sink_.takeClient(),
+            "-ERR [SYS/TEMP] Mailbox changed on the server (UIDVALIDITY); no messages were "
+            "deleted.\r\n");
+  EXPECT_EQ(sink_.upstream.find("UID STORE"), std::string::npos) << sink_.upstream;
+  EXPECT_EQ(sink_.uidValidityChanges, 1);
+  EXPECT_NE(sink_.logs.find("UIDVALIDITY changed during the session; not applying deletions"),
+            std::string::npos)
+      << sink_.logs;
+}
+
+TEST_F(UidValidityCheckTest, AChangeAnnouncedWithARefusedStatusDeletesNothing) {
+  deleteFirstAndQuit();
+  upstream("* OK [UIDVALIDITY 999] UIDs reset\r\n");
+  tagged("NO [CANNOT] STATUS on the selected mailbox");
+  EXPECT_EQ(sink_.takeClient().rfind("-ERR [SYS/TEMP] Mailbox changed on the server", 0), 0u);
+  EXPECT_EQ(sink_.upstream.find("UID STORE"), std::string::npos) << sink_.upstream;
+}
+
 }  // namespace
 }  // namespace popbridge::protocol::session_test
