@@ -62,17 +62,30 @@ Haproxy::Haproxy(const std::string& dir, const std::vector<HaproxyBackend>& back
       // machine can exceed while the replica is fine; a killed replica refuses at once anyway.
       "  timeout server 60s\n  timeout check 5s\n" +
       defaults;
-  for (std::size_t i = 0; i < backends.size(); ++i) {
-    const std::uint16_t port = freeLoopbackPort();
-    ports_.push_back(port);
-    const std::string name = std::to_string(i);
-    config += "frontend f" + name + "\n  bind 127.0.0.1:" + std::to_string(port) +
+  // A port free when picked may be taken by another test's process before haproxy binds it:
+  // then it starts again on other ports.
+  for (int attempt = 1;; ++attempt) {
+    std::string text = config;
+    ports_.clear();
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+      const std::uint16_t port = freeLoopbackPort();
+      ports_.push_back(port);
+      const std::string name = std::to_string(i);
+      text += "frontend f" + name + "\n  bind 127.0.0.1:" + std::to_string(port) +
               "\n  default_backend b" + name + "\nbackend b" + name + "\n" + backends[i].lines;
-    for (std::size_t s = 0; s < backends[i].servers.size(); ++s) {
-      config += "\n  server s" + std::to_string(s) + " " + backends[i].servers[s];
+      for (std::size_t s = 0; s < backends[i].servers.size(); ++s) {
+        text += "\n  server s" + std::to_string(s) + " " + backends[i].servers[s];
+      }
+      text += "\n";
     }
-    config += "\n";
+    if (start(dir, text)) return;
+    if (attempt == 5 || log().find("Address already in use") == std::string::npos) {
+      throw std::runtime_error("haproxy exited: " + log());
+    }
   }
+}
+
+bool Haproxy::start(const std::string& dir, const std::string& config) {
   const std::string path = dir + "/haproxy.cfg";
   std::ofstream(path) << config;
   logPath_ = dir + "/haproxy.log";
@@ -90,11 +103,11 @@ Haproxy::Haproxy(const std::string& dir, const std::vector<HaproxyBackend>& back
   for (int i = 0; i < 200; ++i) {
     bool all = true;
     for (std::uint16_t port : ports_) all = all && portAcceptsFromOtherLoopback(port);
-    if (all) return;
+    if (all) return true;
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("haproxy exited: " + log());
+      return false;
     }
     std::this_thread::sleep_for(50ms);
   }

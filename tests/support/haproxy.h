@@ -41,6 +41,9 @@ class Haproxy {
   std::string log() const;
 
  private:
+  // Runs haproxy on `config` until every frontend accepts; false when it exited first.
+  bool start(const std::string& dir, const std::string& config);
+
   std::vector<std::uint16_t> ports_;
   std::string logPath_;
   pid_t pid_ = -1;

@@ -47,6 +47,7 @@ void killAndReap(pid_t pid) {
 }
 
 constexpr auto kStartupTimeout = std::chrono::seconds(15);
+constexpr int kBindAttempts = 5;
 
 // POPBRIDGE_TEST_FAST_PATHS=off (set by the ASan stage of .ci/test) runs every popbridge these
 // tests start with the upstream session pool, the snapshot cache and RETR read-ahead off, so the
@@ -201,46 +202,69 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
   std::string caFile = options.caFile.empty() ? dovecot.pki().caCert : options.caFile;
   if (caFile == "system") caFile = "";
 
-  std::ostringstream toml;
-  toml << "[server]\nlog_level = \"" << options.logLevel << "\"\nauth_failure_delay = \"200ms\"\n"
-       << options.server << "\n";
-  if (options.server.find("shutdown_timeout") == std::string::npos) {
-    toml << "shutdown_timeout = \"2s\"\n";
-  }
-  for (const Listener& listener : options.listeners) {
-    std::uint16_t port = listener.port ? listener.port : freeLoopbackPort();
-    ports_.push_back(port);
-    std::string host =
-        listener.host.find(':') != std::string::npos ? "[" + listener.host + "]" : listener.host;
-    toml << "[[listener]]\naddress = \"" << host << ":" << port << "\"\ntls = \"" << listener.tls
-         << "\"\nallow_plaintext_auth = " << (listener.allowPlaintextAuth ? "true" : "false")
-         << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n"
-         << listener.extra << "\n";
-    if (listener.tls != "none") {
-      toml << "certificate = \""
-           << (listener.certificate.empty() ? dovecot.pki().serverCert : listener.certificate)
-           << "\"\nprivate_key = \""
-           << (listener.privateKey.empty() ? dovecot.pki().serverKey : listener.privateKey)
-           << "\"\n";
+  // The listeners' ports are picked afresh on every attempt (see below).
+  auto writeConfig = [&] {
+    ports_.clear();
+    std::ostringstream toml;
+    toml << "[server]\nlog_level = \"" << options.logLevel << "\"\nauth_failure_delay = \"200ms\"\n"
+         << options.server << "\n";
+    if (options.server.find("shutdown_timeout") == std::string::npos) {
+      toml << "shutdown_timeout = \"2s\"\n";
     }
-  }
-  toml << "\n[upstream]\nhost = \"127.0.0.1\"\nport = " << upstreamPort << "\ntls = \""
-       << options.upstreamTls << "\"\nserver_name = \"" << options.serverName << "\"\nca_file = \""
-       << caFile << "\"\nverify_certificate = " << (options.verifyCertificate ? "true" : "false")
-       << "\nconnect_timeout = \"3s\"\n"
-       << options.upstream << "\n"
-       << (kFastPathsOff ? fastPathsOffLines(options.upstream, config::kUpstreamKeys) : "")
-       << "\n[mailbox]\non_delete = \"" << options.onDelete << "\"\n"
-       << options.mailbox << "\n"
-       << options.extra << "\n";
-  {
-    std::ofstream out(configPath_);
-    out << toml.str();
-  }
+    for (const Listener& listener : options.listeners) {
+      std::uint16_t port = listener.port ? listener.port : freeLoopbackPort();
+      ports_.push_back(port);
+      std::string host =
+          listener.host.find(':') != std::string::npos ? "[" + listener.host + "]" : listener.host;
+      toml << "[[listener]]\naddress = \"" << host << ":" << port << "\"\ntls = \"" << listener.tls
+           << "\"\nallow_plaintext_auth = " << (listener.allowPlaintextAuth ? "true" : "false")
+           << "\nmin_tls_version = \"" << listener.minTlsVersion << "\"\n"
+           << listener.extra << "\n";
+      if (listener.tls != "none") {
+        toml << "certificate = \""
+             << (listener.certificate.empty() ? dovecot.pki().serverCert : listener.certificate)
+             << "\"\nprivate_key = \""
+             << (listener.privateKey.empty() ? dovecot.pki().serverKey : listener.privateKey)
+             << "\"\n";
+      }
+    }
+    toml << "\n[upstream]\nhost = \"127.0.0.1\"\nport = " << upstreamPort << "\ntls = \""
+         << options.upstreamTls << "\"\nserver_name = \"" << options.serverName
+         << "\"\nca_file = \"" << caFile
+         << "\"\nverify_certificate = " << (options.verifyCertificate ? "true" : "false")
+         << "\nconnect_timeout = \"3s\"\n"
+         << options.upstream << "\n"
+         << (kFastPathsOff ? fastPathsOffLines(options.upstream, config::kUpstreamKeys) : "")
+         << "\n[mailbox]\non_delete = \"" << options.onDelete << "\"\n"
+         << options.mailbox << "\n"
+         << options.extra << "\n";
+    {
+      std::ofstream out(configPath_);
+      out << toml.str();
+    }
+    return toml.str();
+  };
   for (const auto& user : dovecot.users()) secrets_.push_back(user.password);
 
   notify_ = std::make_unique<NotifySocket>(options.notifySocket.empty() ? dir_ + "/notify.sock"
                                                                         : options.notifySocket);
+  // A port that was free when picked can be taken by another test's process before popbridge
+  // binds it (ctest runs tests side by side): then popbridge starts again on other ports.
+  bool picked = false;
+  for (const Listener& listener : options.listeners) picked = picked || listener.port == 0;
+  for (int attempt = 1;; ++attempt) {
+    const std::string config = writeConfig();
+    if (start(config)) return;
+    const std::string text = log();
+    if (!picked || attempt == kBindAttempts ||
+        text.find("Address already in use") == std::string::npos) {
+      throw std::runtime_error("popbridge exited during startup:\n" + text + "\nconfig:\n" +
+                               config);
+    }
+  }
+}
+
+bool PopbridgeProcess::start(const std::string& config) {
   pid_ = spawnPopbridge(configPath_, logPath_, {"NOTIFY_SOCKET=" + notify_->name()});
   // Ready means READY=1 on NOTIFY_SOCKET, which popbridge sends once all its listeners accept
   // and SIGTERM gets a clean shutdown. An open port alone means neither.
@@ -248,14 +272,13 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
   for (;;) {
     if (auto datagram = notify_->receive(std::chrono::milliseconds(20))) {
       notifications_.push_back(*datagram);
-      if (hasAssignment(*datagram, "READY=1")) break;
+      if (hasAssignment(*datagram, "READY=1")) return true;
       continue;
     }
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("popbridge exited during startup:\n" + log() + "\nconfig:\n" +
-                               toml.str());
+      return false;
     }
     if (std::chrono::steady_clock::now() > deadline) {
       killAndReap(pid_);
@@ -267,7 +290,7 @@ PopbridgeProcess::PopbridgeProcess(const DovecotFixture& dovecot, Options option
       }
       throw std::runtime_error("popbridge sent no READY=1 to NOTIFY_SOCKET " + notify_->name() +
                                " within " + std::to_string(kStartupTimeout.count()) + " s" + hint +
-                               ":\n" + log());
+                               ":\n" + log() + "\nconfig:\n" + config);
     }
   }
 }

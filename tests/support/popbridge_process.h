@@ -121,6 +121,10 @@ class PopbridgeProcess {
   void addSecret(std::string secret) { secrets_.push_back(std::move(secret)); }
 
  private:
+  // Spawns popbridge on the written config and waits for READY=1; false when it exited first.
+  // Throws when it neither exits nor gets ready in time.
+  bool start(const std::string& config);
+
   std::string dir_;
   std::string configPath_;
   std::string logPath_;

@@ -70,8 +70,18 @@ RedisServer::RedisServer(Options options) : options_(std::move(options)) {
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = pattern;
   if (options_.tls) pki_ = makeTestPki(dir_ + "/pki");
-  port_ = freeLoopbackPort();
-  start();
+  // A port free when picked may be taken by another test's process before Redis binds it.
+  for (int attempt = 1;; ++attempt) {
+    port_ = freeLoopbackPort();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& error) {
+      if (attempt == 5 || std::string(error.what()).find("already in use") == std::string::npos) {
+        throw;
+      }
+    }
+  }
 }
 
 RedisServer::~RedisServer() {
