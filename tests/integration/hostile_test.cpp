@@ -328,7 +328,9 @@ TEST_F(HostileTest, NulInACredentialDoesNotLogInWithItsPrefix) {
   // Nothing of the three reached Dovecot: its only login for the user is the clean one. Dovecot's
   // log process writes a login's line some time after the login: wait for the clean one's, which
   // comes after any the refused attempts would have caused.
-  dovecot().loginRips(kUser, loginsBefore + 1);
+  ASSERT_GE(dovecot().loginRips(kUser, loginsBefore + 1).size(), loginsBefore + 1)
+      << "Dovecot never logged the clean login\n"
+      << dovecot().logTail();
   std::string line;
   int logins = 0;
   while (std::getline(dovecotLog, line)) {
