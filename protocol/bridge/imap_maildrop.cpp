@@ -1247,8 +1247,12 @@ void ImapMaildrop::statusChecked(const ImapEvent& event) {
 // STATUS answered: go on when UIDVALIDITY is the session's, stop when it changed. A server that
 // refuses STATUS on the selected mailbox (RFC 3501 discourages asking) or leaves the item out
 // cannot say; the UIDs are still scoped to this UIDVALIDITY on a server that announces a change
-// with the untagged OK [UIDVALIDITY] checked above, so the deletions go on.
+// with the untagged OK [UIDVALIDITY] checked above, so the deletions go on. Such an announcement
+// that came with STATUS's answer outweighs the answer: nothing has been changed yet.
 void ImapMaildrop::uidValidityChecked(const ImapEvent& tagged) {
+  if (uidValidityChanged_) {
+    return refuseUidValidityChanged("UIDVALIDITY changed during the session");
+  }
   if (tagged.status != ImapStatus::Ok || !statusUidValidity_) {
     sink_.log(LogSeverity::Warn,
               "QUIT: STATUS did not confirm UIDVALIDITY (" +
@@ -1297,12 +1301,6 @@ void ImapMaildrop::nextUpdateStep() {
     if (count > 0) forgetExpunged();
     events_->onUpdated(count);
     return;
-  }
-  // An untagged OK [UIDVALIDITY] that arrived with STATUS's answer outweighs it: nothing has
-  // been changed yet, and nothing will be.
-  if (uidValidityChanged_ && updateStep_ > 0 &&
-      updateSteps_[updateStep_ - 1] == UpdateStep::CheckUidValidity) {
-    return refuseUidValidityChanged("UIDVALIDITY changed during the session");
   }
   ImapCommandBuilder& builder = client_.builder();
   switch (updateSteps_[updateStep_++]) {
